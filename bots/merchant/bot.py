@@ -1,0 +1,171 @@
+"""Routing for the merchant bot: login, sync, invites, and messages to commands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import signal
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    LoginResponse,
+    MatrixRoom,
+    MegolmEvent,
+    RoomMessageText,
+    SyncResponse,
+    WhoamiResponse,
+)
+
+from bots.merchant.commands import CommandContext, commands
+from bots.merchant.config import MerchantBotConfig
+from bots.merchant.storage import BotStorage
+
+logger = logging.getLogger(__name__)
+
+WELCOME = "Hi! I'm the Wangxin merchant bot. Send “help” to see what I can do."
+ENCRYPTED_NOTICE = (
+    "This chat is end-to-end encrypted and I can't read it (I have no encryption keys). "
+    "Start a direct chat with me with encryption off: Element does that by default for me."
+)
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class MerchantBot:
+    def __init__(self, config: MerchantBotConfig):
+        self.config = config
+        self.storage = BotStorage(config.store_dir)
+        self.client = AsyncClient(
+            config.homeserver_url,
+            config.user_id,
+            config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+        )
+
+    async def login(self) -> None:
+        """Reuse the saved session if the server still accepts it, else log in with the password."""
+        session = self.storage.load_session()
+        if session and session.get("user_id") == self.config.user_id:
+            self.client.restore_login(session["user_id"], session["device_id"], session["access_token"])
+            if isinstance(await self.client.whoami(), WhoamiResponse):
+                logger.info("Restored session of %s (device %s)", session["user_id"], session["device_id"])
+                return
+            logger.info("Saved session was refused; logging in again")
+        response = await self.client.login(self.config.password, device_name=self.config.device_name)
+        if not isinstance(response, LoginResponse):
+            raise LoginFailed(f"login as {self.config.user_id} failed: {response}")
+        self.storage.save_session(response.user_id, response.device_id, response.access_token)
+        logger.info("Logged in as %s (device %s)", response.user_id, response.device_id)
+
+    async def run(self) -> None:
+        self.storage.clear_ready()
+        await self.login()
+        since = self.storage.load_sync_token()
+        # The first sync only positions us: old messages are history, not commands to answer now.
+        # (With a saved token, messages that arrived while the bot was down are answered.)
+        first = await self.client.sync(timeout=0, since=since, full_state=since is None)
+        if isinstance(first, SyncResponse):
+            if since is not None:
+                await self._handle_sync_timeline(first)
+            self.storage.save_sync_token(first.next_batch)
+        for room_id in list(self.client.invited_rooms):
+            await self._join(room_id)
+        self.client.add_event_callback(self._on_invite, InviteMemberEvent)
+        self.client.add_event_callback(self._on_text, RoomMessageText)
+        self.client.add_event_callback(self._on_encrypted, MegolmEvent)
+        self.client.add_response_callback(self._on_sync, SyncResponse)
+        self.storage.mark_ready(self.config.user_id)
+        logger.info("Merchant bot ready")
+        await self.client.sync_forever(timeout=30000, since=self.client.next_batch)
+
+    async def _handle_sync_timeline(self, response: SyncResponse) -> None:
+        for room_id, info in response.rooms.join.items():
+            room = self.client.rooms.get(room_id)
+            if room is None:
+                continue
+            for event in info.timeline.events:
+                if isinstance(event, RoomMessageText):
+                    await self._on_text(room, event)
+
+    async def _on_sync(self, response: SyncResponse) -> None:
+        self.storage.save_sync_token(response.next_batch)
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key == self.client.user_id and event.membership == "invite":
+            await self._join(room.room_id)
+
+    async def _join(self, room_id: str) -> None:
+        response = await self.client.join(room_id)
+        logger.info("Joined %s: %s", room_id, type(response).__name__)
+        await self._send(room_id, WELCOME, txn_seed=f"welcome:{room_id}")
+
+    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if event.sender == self.client.user_id:
+            return
+        parsed = commands.parse(event.body)
+        if parsed is None:
+            return
+        ctx = CommandContext(self, room.room_id, event.sender, event.event_id)
+        try:
+            if parsed.command is None:
+                await ctx.reply(commands.unknown_text(parsed.name))
+            else:
+                await parsed.command.handler(ctx, parsed.args)
+        except Exception:
+            logger.exception("Command %r failed", parsed.name)
+            await ctx.reply("Something went wrong on my side; please try again in a minute.")
+
+    async def _on_encrypted(self, room: MatrixRoom, event: MegolmEvent) -> None:
+        if event.sender != self.client.user_id:
+            await self.reply(room.room_id, event.event_id, ENCRYPTED_NOTICE)
+
+    async def reply(self, room_id: str, event_id: str, text: str) -> None:
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": text,
+            "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+        }
+        await self._send(room_id, text, txn_seed=f"reply:{event_id}:{text[:64]}", content=content)
+
+    async def _send(self, room_id: str, text: str, *, txn_seed: str, content: dict[str, Any] | None = None) -> None:
+        body = content or {"msgtype": "m.notice", "body": text}
+        tx_id = "mb-" + hashlib.sha256(txn_seed.encode()).hexdigest()[:32]
+        await self.client.room_send(room_id, "m.room.message", body, tx_id=tx_id)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def run_bot(config: MerchantBotConfig) -> None:
+    bot = MerchantBot(config)
+    try:
+        await bot.run()
+    finally:
+        await bot.close()
+
+
+async def _run_until_signalled(config: MerchantBotConfig) -> None:
+    # SIGTERM from the stack launcher (or Ctrl-C) ends the bot cleanly, closing its HTTP session.
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await run_bot(config)
+    except asyncio.CancelledError:
+        logger.info("Merchant bot stopped")
+
+
+def main_loop(config: MerchantBotConfig) -> int:
+    try:
+        asyncio.run(_run_until_signalled(config))
+    except LoginFailed as e:
+        logger.error("%s", e)
+        return 1
+    return 0

@@ -1,0 +1,105 @@
+"""Assembles the bridge: database, homeserver client, bot, HTTP surface; starts and stops them."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.error import CannotListenError
+from twisted.web import server
+
+from bridges.appservice import AppserviceApi
+from bridges.config import BridgeConfig
+from bridges.database import Database
+from bridges.http import Router
+from bridges.inbox import InboxProcessor
+from bridges.management import BridgeBot
+from bridges.matrix_client import MatrixClient, MatrixRequestError
+from bridges.store import BridgeStore
+
+logger = logging.getLogger(__name__)
+
+# Transaction ids and handled events are kept this long, far beyond Synapse's retry back-off.
+KEEP_HISTORY_MS = 7 * 24 * 3600 * 1000
+
+
+class StartupError(Exception):
+    """The bridge cannot start; the message says why in one sentence."""
+
+
+class Bridge:
+    def __init__(self, config: BridgeConfig, base_dir: str = "."):
+        self.config = config
+        self.db = Database(config.database, base_dir)
+        self.store = BridgeStore(self.db)
+        self.client = MatrixClient(config.homeserver.url, config.appservice.as_token)
+        self.bot = BridgeBot(config, self.store, self.client)
+        self.inbox = InboxProcessor(self.store, self.bot.handle_event)
+        self.api = AppserviceApi(config, self.store, self.inbox.wake, self.resolve_ghost)
+        self.router = Router()
+        self.router.add("GET", "/health", self._health)
+        self.api.install(self.router)
+        self._port: Any = None
+        self._pruner: task.LoopingCall | None = None
+
+    async def start(self) -> None:
+        try:
+            await self.db.migrate()
+        except Exception as e:
+            raise StartupError(f"cannot open the bridge database ({self.db.description}): {e}") from e
+        site = server.Site(self.router)
+        site.noisy = False
+        a = self.config.appservice
+        try:
+            self._port = reactor.listenTCP(a.port, site, interface=a.bind_address)
+        except CannotListenError as e:
+            raise StartupError(
+                f"cannot listen on {a.bind_address}:{a.port}: the port is already in use"
+                if "Address already in use" in str(e)
+                else f"cannot listen on {a.bind_address}:{a.port}: {e.socketError}"
+            ) from e
+        logger.info("Bridge listening on http://%s:%d", a.bind_address, a.port)
+        await self._ensure_bot()
+        # Events that were stored but not handled before a crash or stop are handled now.
+        self.inbox.wake()
+        self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self.store.prune_old(KEEP_HISTORY_MS)))
+        self._pruner.start(3600, now=True)
+        # A successful ping makes Synapse retry its stored transactions at once (field guide B §2).
+        try:
+            ms = await self.client.ping_appservice(a.id)
+            logger.info("Homeserver ping round trip: %d ms", ms)
+        except MatrixRequestError as e:
+            logger.warning("Homeserver could not ping the bridge: %s", e)
+
+    async def _ensure_bot(self) -> None:
+        try:
+            created = await self.client.register_user(self.config.appservice.bot_localpart)
+        except MatrixRequestError as e:
+            raise StartupError(
+                f"the homeserver at {self.config.homeserver.url} refused to register the bridge bot: {e}. "
+                "Is the appservice registration loaded by Synapse (app_service_config_files) and are the "
+                "tokens the same in both files?"
+            ) from e
+        if created:
+            await self.client.set_displayname(self.config.bot_user_id, self.config.appservice.bot_displayname)
+
+    async def resolve_ghost(self, user_id: str) -> bool:
+        """Whether a ghost exists; later features create ghosts on demand here."""
+        return await self.store.is_ghost_registered(user_id)
+
+    async def _health(self, request: Any) -> tuple[int, Any]:
+        return 200, {"status": "ok", "transactions": self.api.transactions_received, "processed": self.inbox.processed}
+
+    async def stop(self) -> None:
+        if self._pruner and self._pruner.running:
+            self._pruner.stop()
+        if self._port is not None:
+            await self._port.stopListening()
+        await self.client.close()
+        self.db.close()
+
+
+def base_dir_of(config_path: str) -> str:
+    return os.path.dirname(os.path.abspath(config_path))

@@ -1,0 +1,131 @@
+"""One connection pool for SQLite or PostgreSQL, with numbered schema migrations.
+
+SQL in this package is written once with ``?`` placeholders and ``{serial}``/``{bigint}``
+type markers; :class:`Database` adapts it to the engine in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from twisted.enterprise import adbapi
+
+from bridges.config import DatabaseConfig
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Txn:
+    """A cursor that speaks the portable dialect above."""
+
+    def __init__(self, cursor: Any, engine: str):
+        self._cursor = cursor
+        self.engine = engine
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Txn:
+        self._cursor.execute(adapt_sql(sql, self.engine), tuple(params))
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+
+def adapt_sql(sql: str, engine: str) -> str:
+    if engine == "postgres":
+        sql = sql.replace("?", "%s")
+        return sql.format(serial="BIGSERIAL PRIMARY KEY", bigint="BIGINT")
+    return sql.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", bigint="INTEGER")
+
+
+# Append only: a deployed database records the number of the last migration it ran.
+MIGRATIONS: list[list[str]] = [
+    [
+        # Transaction ids Synapse has delivered; a retried id is acknowledged without work.
+        "CREATE TABLE appservice_txns (txn_id TEXT PRIMARY KEY, received_ts {bigint} NOT NULL)",
+        # Events accepted from Synapse and not yet fully handled; processed in seq order.
+        """CREATE TABLE inbox (
+            seq {serial},
+            event_id TEXT NOT NULL UNIQUE,
+            room_id TEXT NOT NULL,
+            event_json TEXT NOT NULL,
+            received_ts {bigint} NOT NULL,
+            processed_ts {bigint},
+            error TEXT
+        )""",
+        "CREATE INDEX inbox_pending ON inbox (processed_ts, seq)",
+        # DMs between a user and the bridge bot, where the user gives commands.
+        """CREATE TABLE management_rooms (
+            room_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            created_ts {bigint} NOT NULL
+        )""",
+        "CREATE INDEX management_rooms_user ON management_rooms (user_id)",
+        # Ghost users of the bridge's namespace that have been registered with Synapse.
+        "CREATE TABLE ghosts (user_id TEXT PRIMARY KEY, kind TEXT NOT NULL, registered_ts {bigint} NOT NULL)",
+    ],
+]
+
+
+class Database:
+    def __init__(self, config: DatabaseConfig, base_dir: str = "."):
+        self.engine = config.kind
+        if config.kind == "sqlite":
+            assert config.path is not None
+            path = config.path if os.path.isabs(config.path) else os.path.join(base_dir, config.path)
+            self.description = f"SQLite at {path}"
+            # One connection: SQLite serialises writers anyway, and this avoids "database is locked".
+            self._pool = adbapi.ConnectionPool(
+                "sqlite3", path, check_same_thread=False, cp_min=1, cp_max=1, cp_openfun=_sqlite_setup
+            )
+        else:
+            assert config.dsn is not None
+            self.description = "PostgreSQL"
+            self._pool = adbapi.ConnectionPool("psycopg2", config.dsn, cp_min=1, cp_max=5, cp_reconnect=True)
+
+    async def run(self, desc: str, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(txn, *args)`` in one database transaction on the pool's thread."""
+
+        def interaction(cursor: Any) -> T:
+            return func(Txn(cursor, self.engine), *args)
+
+        return await self._pool.runInteraction(interaction)
+
+    async def migrate(self) -> int:
+        return await self.run("migrate", _migrate_txn)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _sqlite_setup(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate_txn(txn: Txn) -> int:
+    txn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = txn.execute("SELECT version FROM schema_version").fetchone()
+    current = row[0] if row else 0
+    if row is None:
+        txn.execute("INSERT INTO schema_version (version) VALUES (0)")
+    for number, statements in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        logger.info("Applying bridge schema migration %d", number)
+        for statement in statements:
+            txn.execute(statement)
+        txn.execute("UPDATE schema_version SET version = ?", (number,))
+    return len(MIGRATIONS)

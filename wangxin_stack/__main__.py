@@ -1,0 +1,97 @@
+"""``python -m wangxin_stack up``: run a Wangxin stack in a directory of its own.
+
+    python -m wangxin_stack up [--dir .stack] [--port 8008] [--server-name localhost]
+                               [--postgres DSN [--bridge-postgres DSN]] [--workers --redis HOST:PORT]
+                               [--stock] [--relaxed-rate-limits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from wangxin_stack.options import OptionError, PostgresDsn, RedisAddress, StackOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wangxin-stack", description="Run a Wangxin dev stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Synapse with the modules, the bridge and the merchant bot")
+    up.add_argument("--dir", default=".stack", help="stack directory: configs, data, logs (default .stack)")
+    up.add_argument("--port", type=int, default=8008,
+                    help="homeserver port; the stack also uses the next five ports (default 8008)")
+    up.add_argument("--server-name", help="Matrix server name (default: the stack's saved one, else localhost)")
+    up.add_argument("--postgres", metavar="DSN", help="use this PostgreSQL database instead of SQLite")
+    up.add_argument("--bridge-postgres", metavar="DSN", help="PostgreSQL database for the bridge")
+    up.add_argument("--workers", action="store_true",
+                    help="run Synapse as main process + event persister + generic worker (needs --postgres, --redis)")
+    up.add_argument("--redis", metavar="HOST:PORT", help="Redis for worker replication")
+    up.add_argument("--stock", action="store_true",
+                    help="stock Synapse only: no Wangxin modules, bridge or bot (for side-by-side benchmarks)")
+    up.add_argument("--no-bot", action="store_true", help="do not start the merchant bot")
+    up.add_argument("--relaxed-rate-limits", action="store_true",
+                    help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
+    up.add_argument("--startup-timeout", type=float, default=240.0)
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> StackOptions:
+    directory = os.path.abspath(args.dir)
+    os.makedirs(directory, exist_ok=True)
+    saved_name = _saved_server_name(directory)
+    server_name = args.server_name or saved_name or "localhost"
+    if saved_name and server_name != saved_name:
+        raise OptionError(
+            f"--server-name: this stack directory belongs to server {saved_name!r}; a server name cannot change "
+            f"once users exist. Use another --dir for {server_name!r}."
+        )
+    options = StackOptions(
+        dir=directory,
+        port=args.port,
+        server_name=server_name,
+        postgres=PostgresDsn.parse(args.postgres, "--postgres") if args.postgres else None,
+        bridge_postgres=PostgresDsn.parse(args.bridge_postgres, "--bridge-postgres") if args.bridge_postgres else None,
+        redis=RedisAddress.parse(args.redis) if args.redis else None,
+        workers=args.workers,
+        modules=not args.stock,
+        bridge=not args.stock,
+        bot=not args.stock and not args.no_bot,
+        relaxed_rate_limits=args.relaxed_rate_limits,
+        startup_timeout=args.startup_timeout,
+    )
+    options.validate()
+    _save_server_name(directory, server_name)
+    return options
+
+
+def _saved_server_name(directory: str) -> str | None:
+    try:
+        with open(os.path.join(directory, "server_name"), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _save_server_name(directory: str, name: str) -> None:
+    with open(os.path.join(directory, "server_name"), "w", encoding="utf-8") as f:
+        f.write(name + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from wangxin_stack.launcher import check_ports_free, run
+
+    try:
+        options = options_from_args(args)
+        check_ports_free(options)
+    except OptionError as e:
+        print(f"wangxin-stack: {e}", file=sys.stderr)
+        return 2
+    return run(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Brings a stack up in order, reports it in ``stack.json``, supervises it, and takes it down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from twisted.internet import defer, reactor
+
+from wangxin_stack import homeserver_admin as hs
+from wangxin_stack.options import OptionError, StackOptions
+from wangxin_stack.render import (
+    APPSERVICE_ID,
+    BRIDGE_BOT_LOCALPART,
+    MERCHANT_BOT_LOCALPART,
+    RenderedStack,
+    render_stack,
+)
+from wangxin_stack.router import listen_router
+from wangxin_stack.state import StackState
+from wangxin_stack.supervisor import Child, python_argv, tail
+
+logger = logging.getLogger(__name__)
+
+STACK_FILE = "stack.json"
+
+
+class StartupFailed(Exception):
+    """The stack could not start; the message says which part and why."""
+
+
+def check_ports_free(options: StackOptions) -> None:
+    for what, port in options.ports.in_use(options.workers).items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise OptionError(
+                    f"port {port} ({what}) is already in use on 127.0.0.1; stop what uses it or pick another "
+                    f"base port with --port (the stack uses {options.port}..{options.port + 5})"
+                ) from None
+
+
+class Launcher:
+    def __init__(self, options: StackOptions):
+        self.options = options
+        self.dir = os.path.abspath(options.dir)
+        self.state = StackState.load_or_create(self.dir)
+        self.rendered: RenderedStack | None = None
+        self.children: list[Child] = []
+        self.router_port: Any = None
+        self.ready = False
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # Synapse's workers and the bridge find the project's packages from the source tree too.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        o = self.options
+        started = time.monotonic()
+        self.rendered = render_stack(o, self.state)
+        await self._generate_signing_key()
+        main = self._child("synapse", python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config))
+        main.start()
+        await self._wait_healthy(main, f"http://127.0.0.1:{o.ports.main_client}/health")
+        for w in self.rendered.workers:
+            worker = self._child(
+                f"synapse-{w.name}",
+                python_argv("-m", "synapse.app.generic_worker", "-c", self.rendered.homeserver_config,
+                            "-c", self.rendered.worker_configs[w.name]),
+            )
+            worker.start()
+            port = w.client_port or w.replication_port
+            await self._wait_healthy(worker, f"http://127.0.0.1:{port}/health")
+        if o.workers:
+            self.router_port = listen_router(o.ports.public, o.ports.main_client, o.ports.worker_client)
+        await self._wait_client_api()
+        await self._ensure_users()
+        if self.rendered.bridge_config:
+            bridge = self._child("bridge", python_argv("-m", "bridges", "run", "-c", self.rendered.bridge_config))
+            bridge.start()
+            await self._wait_bridge(bridge)
+        if self.rendered.bot_config:
+            bot = self._child("merchant-bot", python_argv("-m", "bots.merchant", "-c", self.rendered.bot_config))
+            ready_file = os.path.join(self.dir, "merchant-bot", "ready.json")
+            _remove(ready_file)
+            bot.start()
+            await self._wait_file(bot, ready_file)
+        info = self._stack_info(time.monotonic() - started)
+        self._write_stack_file(info)
+        self.ready = True
+        for child in self.children:
+            child.supervise = True
+            child.on_restart = lambda _c: self._write_stack_file(self._stack_info(info["startup_seconds"]))
+        return info
+
+    def _child(self, name: str, argv: list[str]) -> Child:
+        child = Child(name, argv, os.path.join(self.dir, "logs", f"{name}.log"), self.env, self.dir)
+        self.children.append(child)
+        return child
+
+    async def _generate_signing_key(self) -> None:
+        assert self.rendered is not None
+        # Writes the signing key if missing, then exits (field guide, Part B §5).
+        argv = python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config, "--generate-keys")
+        child = Child("synapse-keygen", argv, os.path.join(self.dir, "logs", "synapse.log"), self.env, self.dir)
+        child.start()
+        code = await child.wait_exit()
+        if code != 0:
+            raise StartupFailed(
+                f"Synapse rejected its configuration ({self.rendered.homeserver_config}):\n{tail(child.log_path)}"
+            )
+
+    async def _wait_healthy(self, child: Child, url: str) -> None:
+        try:
+            await hs.wait_until_healthy(url, self.options.startup_timeout, lambda: child.pid is not None)
+        except hs.HomeserverError as e:
+            raise StartupFailed(f"{child.name} did not start: {e}. Last lines of {child.log_path}:\n"
+                                f"{tail(child.log_path)}") from e
+
+    async def _wait_client_api(self) -> None:
+        await hs.wait_until_healthy(f"{self.public_url}/_matrix/client/versions", self.options.startup_timeout)
+
+    async def _wait_bridge(self, bridge: Child) -> None:
+        deadline = time.monotonic() + self.options.startup_timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if bridge.pid is None:
+                raise StartupFailed(f"the bridge exited during startup. Last lines of {bridge.log_path}:\n"
+                                    f"{tail(bridge.log_path)}")
+            code, body = await hs.ping_appservice(self.public_url, APPSERVICE_ID, self.state.secrets["as_token"])
+            if code == 200:
+                return
+            last = (code, body)
+            await hs.sleep(0.3)
+        raise StartupFailed(f"Synapse could not ping the bridge: {last}. See {bridge.log_path}")
+
+    async def _wait_file(self, child: Child, path: str) -> None:
+        deadline = time.monotonic() + self.options.startup_timeout
+        while time.monotonic() < deadline:
+            if child.pid is None:
+                raise StartupFailed(f"{child.name} exited during startup. Last lines of {child.log_path}:\n"
+                                    f"{tail(child.log_path)}")
+            if os.path.exists(path):
+                return
+            await hs.sleep(0.2)
+        raise StartupFailed(f"{child.name} was not ready within {self.options.startup_timeout:.0f}s; "
+                            f"see {child.log_path}")
+
+    async def _ensure_users(self) -> None:
+        """Create the admin, the demo user and the merchant bot's account once; reuse them later."""
+        s = self.state.secrets
+        main_url = f"http://127.0.0.1:{self.options.ports.main_client}"  # nonces live in the main process
+        wanted = [("admin", "admin", s["admin_password"], True), ("demo", "demo", s["demo_password"], False)]
+        if self.options.bot:
+            wanted.append(("merchant_bot", MERCHANT_BOT_LOCALPART, s["merchant_bot_password"], False))
+        for role, localpart, password, admin in wanted:
+            known = self.state.user(role)
+            if known and await hs.whoami(self.public_url, known["access_token"]):
+                continue
+            created = await hs.register_with_shared_secret(
+                main_url, s["registration_shared_secret"], localpart, password, admin
+            )
+            if created is None:  # exists, but our saved token is gone: log in again
+                created = await hs.login(self.public_url, f"@{localpart}:{self.options.server_name}", password)
+            self.state.set_user(
+                role, {"user_id": created["user_id"], "access_token": created["access_token"], "password": password}
+            )
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.ports.public}"
+
+    def _stack_info(self, startup_seconds: float) -> dict[str, Any]:
+        o = self.options
+        s = self.state.secrets
+        admin = self.state.user("admin") or {}
+        demo = self.state.user("demo") or {}
+        info: dict[str, Any] = {
+            "homeserver_url": self.public_url,
+            "server_name": o.server_name,
+            "registration_shared_secret": s["registration_shared_secret"],
+            "admin": {"user_id": admin.get("user_id"), "access_token": admin.get("access_token"),
+                      "password": admin.get("password")},
+            "demo": {"user_id": demo.get("user_id"), "password": demo.get("password")},
+            "database": "postgres" if o.postgres else "sqlite",
+            "workers": [w.name for w in self.rendered.workers] if self.rendered else [],
+            "modules": o.modules,
+            "dir": self.dir,
+            "logs_dir": os.path.join(self.dir, "logs"),
+            "homeserver_config": self.rendered.homeserver_config if self.rendered else None,
+            "main_process_url": f"http://127.0.0.1:{o.ports.main_client}",
+            "launcher_pid": os.getpid(),
+            "processes": {c.name: c.pid for c in self.children if c.pid},
+            "startup_seconds": round(startup_seconds, 2),
+            "bot_user_ids": [],
+        }
+        if o.bridge:
+            info["appservice_id"] = APPSERVICE_ID
+            info["bridge"] = {
+                "url": f"http://127.0.0.1:{o.ports.bridge}",
+                "appservice_id": APPSERVICE_ID,
+                "bot_user_id": f"@{BRIDGE_BOT_LOCALPART}:{o.server_name}",
+                "as_token": s["as_token"],
+                "hs_token": s["hs_token"],
+                "config": self.rendered.bridge_config if self.rendered else None,
+            }
+            info["bot_user_ids"].append(info["bridge"]["bot_user_id"])
+        if o.bot:
+            mb = self.state.user("merchant_bot") or {}
+            info["merchant_bot"] = {"user_id": mb.get("user_id")}
+            info["bot_user_ids"].append(mb.get("user_id"))
+        return info
+
+    def _write_stack_file(self, info: dict[str, Any]) -> None:
+        info["processes"] = {c.name: c.pid for c in self.children if c.pid}
+        path = os.path.join(self.dir, STACK_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    # -- stop ------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        for child in self.children:
+            child.stopping = True
+        if self.router_port is not None:
+            await self.router_port.stopListening()
+        # Clients first, the homeserver last, so nothing talks to a homeserver that is gone.
+        for child in reversed(self.children):
+            await child.stop()
+        _remove(os.path.join(self.dir, STACK_FILE))
+
+
+def banner(info: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "Wangxin is running.",
+        "",
+        f"  Homeserver:   {info['homeserver_url']}   (server name: {info['server_name']})",
+        f"  Demo user:    {info['demo']['user_id']}   password: {info['demo']['password']}",
+        f"  Admin user:   {info['admin']['user_id']}   password: {info['admin']['password']}",
+        f"  Admin token:  {info['admin']['access_token']}",
+    ]
+    if "bridge" in info:
+        lines.append(f"  Bridge bot:   {info['bridge']['bot_user_id']}   (DM it and send “help”)")
+    if "merchant_bot" in info:
+        lines.append(f"  Merchant bot: {info['merchant_bot']['user_id']}")
+    lines += [
+        "",
+        "  Sign in from Element: open Element (desktop, or app.element.io in a browser on this machine),",
+        f"  choose “Sign in”, edit the homeserver to {info['homeserver_url']}, then use the demo user above.",
+        "",
+        f"  Everything is in {info['dir']} (stack.json, logs/). Ctrl-C stops the whole stack.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(options: StackOptions) -> int:
+    """Start the stack and serve until SIGINT/SIGTERM; returns the process exit code."""
+    launcher = Launcher(options)
+    exit_code = [0]
+
+    async def start() -> None:
+        try:
+            info = await launcher.start()
+        except (StartupFailed, hs.HomeserverError, OptionError) as e:
+            print(f"\nwangxin-stack: {e}", file=sys.stderr)
+            exit_code[0] = 1
+            if not stopping[0]:
+                stopping[0] = True
+                reactor.stop()
+            return
+        print(banner(info), flush=True)
+
+    stopping = [False]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        # Ctrl-C in a terminal signals the whole process group, so the children are stopping
+        # too: stop supervising at once, before their exits are noticed as crashes.
+        for child in launcher.children:
+            child.stopping = True
+        if stopping[0]:
+            return
+        stopping[0] = True
+        print("\nwangxin-stack: stopping…", file=sys.stderr, flush=True)
+        reactor.callFromThread(reactor.stop)
+
+    def install_signal_handlers() -> None:
+        # Replace Twisted's SIGINT/SIGTERM handlers (its SIGCHLD handling, which reaps the
+        # children, stays in place).
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(launcher.stop()))
+    reactor.callWhenRunning(install_signal_handlers)
+    reactor.callWhenRunning(lambda: defer.ensureDeferred(start()))
+    reactor.run()
+    return exit_code[0]
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,121 @@
+"""Command-line options of a stack, validated before anything starts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+
+class OptionError(Exception):
+    """An option is wrong; the message names it."""
+
+
+@attrs.frozen
+class PostgresDsn:
+    dbname: str
+    user: str
+    host: str
+    port: int
+    password: str | None
+    raw: str
+
+    @staticmethod
+    def parse(dsn: str, option: str) -> PostgresDsn:
+        from psycopg2.extensions import parse_dsn
+
+        try:
+            parts: dict[str, Any] = parse_dsn(dsn)
+        except Exception as e:
+            raise OptionError(f"{option}: not a PostgreSQL DSN ({e}); e.g. 'postgresql://user@127.0.0.1:5432/db'")
+        if "dbname" not in parts:
+            raise OptionError(f"{option}: the DSN names no database (dbname)")
+        return PostgresDsn(
+            dbname=parts["dbname"],
+            user=parts.get("user", os.environ.get("USER", "postgres")),
+            host=parts.get("host", "127.0.0.1"),
+            port=int(parts.get("port", 5432)),
+            password=parts.get("password"),
+            raw=dsn,
+        )
+
+
+@attrs.frozen
+class RedisAddress:
+    host: str
+    port: int
+
+    @staticmethod
+    def parse(value: str) -> RedisAddress:
+        value = value.removeprefix("redis://").rstrip("/")
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise OptionError(f"--redis: expected HOST:PORT (e.g. 127.0.0.1:6379), found {value!r}")
+        return RedisAddress(host, int(port))
+
+
+@attrs.frozen
+class Ports:
+    """Every port a stack listens on, all on 127.0.0.1; derived from the one ``--port``."""
+
+    public: int  # what clients use: Synapse's client listener, or the router in front of workers
+    bridge: int
+    main_client: int
+    main_replication: int
+    persister_replication: int
+    worker_client: int
+
+    @staticmethod
+    def from_base(base: int, workers: bool) -> Ports:
+        return Ports(
+            public=base,
+            bridge=base + 1,
+            main_client=base + 2 if workers else base,
+            main_replication=base + 3,
+            persister_replication=base + 4,
+            worker_client=base + 5,
+        )
+
+    def in_use(self, workers: bool) -> dict[str, int]:
+        named = {"the homeserver's client port": self.public, "the bridge": self.bridge}
+        if workers:
+            named.update(
+                {
+                    "Synapse main process (client)": self.main_client,
+                    "Synapse main process (replication)": self.main_replication,
+                    "the event persister worker": self.persister_replication,
+                    "the generic worker": self.worker_client,
+                }
+            )
+        return named
+
+
+@attrs.frozen
+class StackOptions:
+    dir: str
+    port: int
+    server_name: str
+    postgres: PostgresDsn | None = None
+    bridge_postgres: PostgresDsn | None = None
+    redis: RedisAddress | None = None
+    workers: bool = False
+    modules: bool = True
+    bridge: bool = True
+    bot: bool = True
+    relaxed_rate_limits: bool = False
+    startup_timeout: float = 240.0
+
+    @property
+    def ports(self) -> Ports:
+        return Ports.from_base(self.port, self.workers)
+
+    def validate(self) -> None:
+        if not 1024 <= self.port <= 65535 - 6:
+            raise OptionError(f"--port: expected a port between 1024 and 65529, found {self.port}")
+        if self.workers and self.postgres is None:
+            raise OptionError("--workers needs --postgres: Synapse workers share one PostgreSQL database")
+        if self.workers and self.redis is None:
+            raise OptionError("--workers needs --redis: workers replicate through Redis")
+        if not self.modules and (self.bridge or self.bot):
+            raise OptionError("--stock runs Synapse alone: it cannot be combined with the bridge or the bot")
