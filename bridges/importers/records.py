@@ -71,6 +71,22 @@ def clean_text(value: object) -> str:
     return _SPACES_RE.sub(" ", text).strip()
 
 
+def clean_note(value: object) -> str | None:
+    """Normalise a multi-line note: like ``clean_text`` but keeping line breaks.
+
+    Args:
+        value: Anything read from the source; non-strings give None.
+
+    Returns:
+        The note, or None when empty.
+    """
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFC", _INVISIBLE_RE.sub("", value))
+    lines = [_SPACES_RE.sub(" ", line).strip() for line in re.split(r"\r\n|\r|\n", text)]
+    return "\n".join(lines).strip() or None
+
+
 def _is_cjk(text: str) -> bool:
     return bool(text) and all(
         "\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uf900" <= ch <= "\ufaff"

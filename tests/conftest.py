@@ -1,0 +1,58 @@
+"""Session-wide fixtures: one real stack per backend, shared by every end-to-end test.
+
+Tests that use ``stack`` run once per enabled backend (SQLite; PostgreSQL with
+``WANGXIN_TEST_PG``; workers with ``WANGXIN_TEST_REDIS`` too). pytest groups tests by backend,
+so each stack starts once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness import services
+from tests.harness.stack import RunningStack, stack_args_for
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        services.check_ci_services()
+    except services.ServiceMissing as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", services.enabled_backends(), scope="session")
+
+
+@pytest.fixture(scope="session")
+def stack(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    databases = []
+    if backend in ("postgres", "workers"):
+        databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
+    directory = str(tmp_path_factory.mktemp(f"stack-{backend}"))
+    # A unique server name per stack also keeps workers of parallel runs apart on a shared Redis.
+    server_name = f"wx{secrets.token_hex(3)}.test"
+    running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases))
+    running.start()
+    try:
+        yield running
+    finally:
+        code = running.stop()
+        for db in databases:
+            services.drop_database(db)
+        assert code == 0, f"the stack exited with {code}:\n{running.output()}"
+
+
+@pytest.fixture
+def user(stack: RunningStack) -> dict:
+    return stack.register_user()
+
+
+@pytest.fixture
+def repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
