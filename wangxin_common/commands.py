@@ -41,7 +41,9 @@ class CommandRegistry(Generic[Ctx]):
         self.intro = intro
         self._commands: dict[str, Command] = {}
 
-    def command(self, name: str, *, help: str, args: str = "", section: str = "General") -> Callable[[Handler], Handler]:
+    def command(
+        self, name: str, *, help: str, args: str = "", section: str = "General"
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if name in self._commands:
                 raise ValueError(f"command {name!r} declared twice")

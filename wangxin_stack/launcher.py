@@ -38,6 +38,8 @@ class StartupFailed(Exception):
 def check_ports_free(options: StackOptions) -> None:
     for what, port in options.ports.in_use(options.workers).items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As servers do: a closed listener's lingering TIME_WAIT connections must not count.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -68,7 +70,9 @@ class Launcher:
         started = time.monotonic()
         self.rendered = render_stack(o, self.state)
         await self._generate_signing_key()
-        main = self._child("synapse", python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config))
+        main = self._child(
+            "synapse", python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config)
+        )
         main.start()
         await self._wait_healthy(main, f"http://127.0.0.1:{o.ports.main_client}/health")
         for w in self.rendered.workers:

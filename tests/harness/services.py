@@ -119,6 +119,8 @@ def free_port_block(size: int = 6, start: int = 20000, end: int = 60000) -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers do: a closed listener's lingering TIME_WAIT connections must not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

@@ -1,0 +1,1 @@
+"""Benchmarks that compare Wangxin with stock Synapse side by side, in one run, as ratios."""

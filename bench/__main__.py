@@ -1,0 +1,40 @@
+"""``python3 run.py bench [core] [--messages N] [--postgres DSN]``: print benchmark figures as JSON.
+
+Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
+absolute figures plus the ratio against stock. Results are also written to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("which", nargs="?", default="core", choices=["core"])
+    parser.add_argument("--messages", type=int, default=300, help="messages per side (core)")
+    parser.add_argument("--postgres", metavar="DSN",
+                        help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
+    args = parser.parse_args(argv)
+    if args.postgres:
+        os.environ["WANGXIN_TEST_PG"] = args.postgres
+    if args.which == "core":
+        from bench import core
+
+        result = core.run(messages=args.messages, postgres=bool(args.postgres))
+    result = {"benchmark": args.which, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
+    text = json.dumps(result, indent=2)
+    print(text)
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"{args.which}-{result['database']}.json"), "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

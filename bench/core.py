@@ -1,0 +1,122 @@
+"""Stack cold start, and message-send latency with all Wangxin modules vs stock Synapse.
+
+Both stacks run at the same time on the same machine; sends alternate between them in small
+batches, so drift in machine load hits both sides alike. Reported as ratios (wangxin / stock).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from typing import Any
+
+import requests
+
+from bench.stats import ratio, summary_ms
+from wangxin_stack.running import RunningStack
+
+
+def free_base_port() -> int:
+    from tests.harness.services import free_port_block
+
+    return free_port_block()
+
+
+class BenchStack:
+    """A stack on SQLite, or on fresh PostgreSQL databases when ``postgres`` is true."""
+
+    def __init__(self, directory: str, extra: list[str], postgres: bool):
+        from tests.harness import services
+
+        self.databases = []
+        args = ["--port", str(free_base_port()), "--server-name", f"bench{secrets.token_hex(3)}.test",
+                "--relaxed-rate-limits", *extra]
+        if postgres:
+            self.databases = [services.create_database("wx_bench")]
+            args += ["--postgres", self.databases[0].dsn]
+            if "--stock" not in extra:
+                self.databases.append(services.create_database("wx_bench_bridge"))
+                args += ["--bridge-postgres", self.databases[1].dsn]
+        started = time.monotonic()
+        self.stack = RunningStack(directory, args).start()
+        self.startup_s = time.monotonic() - started
+
+    def stop(self) -> None:
+        from tests.harness import services
+
+        try:
+            self.stack.stop()
+        finally:
+            for db in self.databases:
+                services.drop_database(db)
+
+
+class Sender:
+    """One user sending into one room over a kept-alive HTTP connection."""
+
+    def __init__(self, stack: RunningStack, room_members: int = 2):
+        self.stack = stack
+        self.http = requests.Session()
+        self.user = stack.register_user()
+        self.http.headers["Authorization"] = f"Bearer {self.user['access_token']}"
+        r = self.http.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, timeout=60)
+        r.raise_for_status()
+        self.room_id = r.json()["room_id"]
+        for _ in range(room_members - 1):
+            other = stack.register_user()
+            self.http.post(
+                f"{stack.url}/_matrix/client/v3/rooms/{self.room_id}/join",
+                headers={"Authorization": f"Bearer {other['access_token']}"},
+                json={},
+                timeout=60,
+            ).raise_for_status()
+        self.n = 0
+
+    def send_once(self) -> float:
+        self.n += 1
+        started = time.perf_counter()
+        r = self.http.put(
+            f"{self.stack.url}/_matrix/client/v3/rooms/{self.room_id}/send/m.room.message/b{self.n}",
+            json={"msgtype": "m.text", "body": f"benchmark message {self.n}"},
+            timeout=60,
+        )
+        elapsed = time.perf_counter() - started
+        r.raise_for_status()
+        return elapsed
+
+
+def interleaved(a: Sender, b: Sender, total: int, batch: int = 10, warmup: int = 20) -> tuple[list[float], list[float]]:
+    for _ in range(warmup):
+        a.send_once()
+        b.send_once()
+    sa: list[float] = []
+    sb: list[float] = []
+    while len(sa) < total:
+        sa += [a.send_once() for _ in range(batch)]
+        sb += [b.send_once() for _ in range(batch)]
+    return sa, sb
+
+
+def run(messages: int = 300, postgres: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="wx-bench-") as tmp:
+        stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
+        try:
+            wangxin = BenchStack(os.path.join(tmp, "wangxin"), [], postgres)
+            try:
+                a, b = Sender(wangxin.stack), Sender(stock.stack)
+                wx_samples, stock_samples = interleaved(a, b, messages)
+            finally:
+                wangxin.stop()
+        finally:
+            stock.stop()
+        stock_start, wangxin_start = stock.startup_s, wangxin.startup_s
+    wx, st = summary_ms(wx_samples), summary_ms(stock_samples)
+    return {
+        "database": "postgres" if postgres else "sqlite",
+        "cold_start_s": {"wangxin_full_stack": round(wangxin_start, 2), "stock_synapse": round(stock_start, 2),
+                         "ratio": ratio(wangxin_start, stock_start)},
+        "message_send": {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+                         "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])},
+    }

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Set-up and entry point on a machine that has only Python 3.11 and pip.
+
+    python3 run.py up      # create .venv, install, start the dev stack (SQLite) in .stack/
+    python3 run.py test    # create .venv, install, run the test suite
+
+Anything after the command goes to the stack launcher or to pytest, e.g.
+``python3 run.py up --port 8448`` or ``python3 run.py test -k appservice``.
+This file uses the standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(ROOT, ".venv")
+PYTHON = os.path.join(VENV, "bin", "python")
+STAMP = os.path.join(VENV, ".wangxin-installed")
+
+
+def _install_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("setup.cfg", "pyproject.toml"):
+        with open(os.path.join(ROOT, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+def ensure_installed() -> None:
+    """Create the virtualenv and install the project (editable) if setup.cfg changed since."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Wangxin needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if not os.path.exists(PYTHON):
+        print(f"Creating a virtualenv in {VENV} …", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = _install_fingerprint()
+    try:
+        with open(STAMP, encoding="utf-8") as f:
+            if f.read().strip() == fingerprint:
+                return
+    except FileNotFoundError:
+        pass
+    print("Installing Wangxin and its dependencies (first run takes a minute) …", flush=True)
+    pip = [PYTHON, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip", "setuptools", "wheel"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,dev]"], check=True)
+    with open(STAMP, "w", encoding="utf-8") as f:
+        f.write(fingerprint)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("up", "test", "bench"):
+        print(__doc__.strip())
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_installed()
+    os.chdir(ROOT)
+    if command == "up":
+        argv_out = [PYTHON, "-m", "wangxin_stack", "up", *rest]
+    elif command == "test":
+        argv_out = [PYTHON, "-m", "pytest", *rest]
+    else:
+        argv_out = [PYTHON, "-m", "bench", *rest]
+    # Replace this process, so Ctrl-C and SIGTERM reach the launcher or pytest directly.
+    os.execv(PYTHON, argv_out)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
