@@ -53,7 +53,7 @@ class Bridge:
         site.noisy = False
         a = self.config.appservice
         try:
-            self._port = reactor.listenTCP(a.port, site, interface=a.bind_address)
+            self._port = reactor.listenTCP(a.port, site, interface=a.bind_address)  # type: ignore[arg-type]
         except CannotListenError as e:
             raise StartupError(
                 f"cannot listen on {a.bind_address}:{a.port}: the port is already in use"

@@ -39,7 +39,10 @@ class MatrixClient:
 
     def __init__(self, base_url: str, as_token: str, *, max_retries: int = 5):
         self.base_url = base_url.rstrip("/")
-        self._token = as_token
+        self._headers: dict[bytes | str, bytes | str] = {
+            "Authorization": f"Bearer {as_token}",
+            "Content-Type": "application/json",
+        }
         self._max_retries = max_retries
         self._pool = HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 10
@@ -66,7 +69,7 @@ class MatrixClient:
                     method,
                     url,
                     params=query or None,
-                    headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+                    headers=self._headers,
                     data=json.dumps(body).encode() if body is not None else None,
                     pool=self._pool,
                     timeout=60,

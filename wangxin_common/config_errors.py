@@ -59,7 +59,7 @@ class Section:
             raise self._error(
                 key, f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, found {type(value).__name__} {value!r}"
             )
-        if kind is str and not allow_empty and not value.strip():
+        if isinstance(value, str) and not allow_empty and not value.strip():
             raise self._error(key, "must not be empty")
         return value
 

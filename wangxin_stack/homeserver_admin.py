@@ -28,7 +28,7 @@ def registration_mac(secret: str, nonce: str, username: str, password: str, admi
 
 
 async def _json(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
+    headers: dict[bytes | str, bytes | str] = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     response = await treq.request(

@@ -299,7 +299,7 @@ def run(options: StackOptions) -> int:
             return
         stopping[0] = True
         print("\nwangxin-stack: stopping…", file=sys.stderr, flush=True)
-        reactor.callFromThread(reactor.stop)
+        reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
 
     def install_signal_handlers() -> None:
         # Replace Twisted's SIGINT/SIGTERM handlers (its SIGCHLD handling, which reaps the

@@ -28,7 +28,8 @@ class PostgresDsn:
         try:
             parts: dict[str, Any] = parse_dsn(dsn)
         except Exception as e:
-            raise OptionError(f"{option}: not a PostgreSQL DSN ({e}); e.g. 'postgresql://user@127.0.0.1:5432/db'") from None
+            example = "postgresql://user@127.0.0.1:5432/db"
+            raise OptionError(f"{option}: not a PostgreSQL DSN ({e}); e.g. '{example}'") from None
         if "dbname" not in parts:
             raise OptionError(f"{option}: the DSN names no database (dbname)")
         return PostgresDsn(

@@ -56,4 +56,4 @@ class WorkerRouter(resource.Resource):
 def listen_router(port: int, main_port: int, worker_port: int) -> Any:
     site = server.Site(WorkerRouter(main_port, worker_port))
     site.noisy = False
-    return reactor.listenTCP(port, site, interface="127.0.0.1")
+    return reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from bridges.management import commands as bridge_commands
 from bots.merchant.commands import commands as merchant_commands
+from bridges.management import commands as bridge_commands
 from wangxin_common.commands import CommandRegistry
 
 
