@@ -55,7 +55,7 @@ def workers_for(options: StackOptions) -> tuple[Worker, ...]:
     )
 
 
-def module_configs(options: StackOptions) -> list[dict[str, Any]]:
+def module_configs(options: StackOptions, state: StackState) -> list[dict[str, Any]]:
     """The ``modules:`` list: every Wangxin module, configured for this stack."""
     if not options.modules:
         return []
@@ -67,6 +67,10 @@ def module_configs(options: StackOptions) -> list[dict[str, Any]]:
                 "bridge_bot": f"@{BRIDGE_BOT_LOCALPART}:{server}",
                 "merchant_bot": f"@{MERCHANT_BOT_LOCALPART}:{server}",
             },
+        },
+        {
+            "module": "synapse_modules.mute_exemptions.MuteExemptions",
+            "config": {"service_secret": state.secrets["module_service_secret"]},
         },
     ]
 
@@ -115,7 +119,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "relaxed_rate_limits": options.relaxed_rate_limits,
         "workers": [attrs.asdict(w) for w in workers],
         "redis": attrs.asdict(options.redis) if options.redis else None,
-        "modules": module_configs(options),
+        "modules": module_configs(options, state),
     }
     homeserver_path = os.path.join(d, "homeserver.yaml")
     _write(homeserver_path, _env.get_template("homeserver.yaml.j2").render(**context))

@@ -22,6 +22,7 @@ SECRET_NAMES = (
     "demo_password",
     "merchant_bot_password",
     "admin_password",
+    "module_service_secret",
 )
 
 

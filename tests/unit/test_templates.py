@@ -56,5 +56,8 @@ def test_dev_stack_configures_every_module_the_example_does(tmp_path) -> None:
 
     with open(os.path.join(ROOT, "homeserver.yaml.example"), encoding="utf-8") as f:
         example = {m["module"] for m in yaml.safe_load(f)["modules"]}
+    from wangxin_stack.state import StackState
+
     options = StackOptions(dir=str(tmp_path), port=18008, server_name="dev.test")
-    assert {m["module"] for m in module_configs(options)} == example
+    state = StackState.load_or_create(str(tmp_path))
+    assert {m["module"] for m in module_configs(options, state)} == example

@@ -1,0 +1,239 @@
+"""The one place where Wangxin reaches into Synapse internals.
+
+The module API cannot create, move or delete push rules (only edit the actions of an existing
+one; see ``../shared/docs/synapse-field-guide.md``, Part A §4), and the features need all three.
+Everything below calls private Synapse code and is pinned to the versions it was checked
+against: on any other version the adapter refuses to start, and ``tests/unit/test_internals.py``
+fails, so an upgrade cannot silently change behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+logger = logging.getLogger(__name__)
+
+# Checked against these Synapse releases (the field guide's version).
+SUPPORTED_SYNAPSE_SERIES = ("1.163.",)
+
+# synapse/push/rulekinds.py:PRIORITY_CLASS_MAP
+PRIORITY_CLASS = {"underride": 1, "sender": 2, "room": 3, "content": 4, "override": 5}
+
+
+class UnsupportedSynapseVersion(RuntimeError):
+    pass
+
+
+def check_synapse_version(version: str | None = None) -> str:
+    if version is None:
+        import synapse
+
+        version = synapse.__version__
+    if not version.startswith(SUPPORTED_SYNAPSE_SERIES):
+        raise UnsupportedSynapseVersion(
+            f"Wangxin's Synapse adapter (synapse_modules/_internals.py) was verified against Synapse "
+            f"{', '.join(s + 'x' for s in SUPPORTED_SYNAPSE_SERIES)}, but this is Synapse {version}. "
+            "Re-check the push-rule internals it uses against the new version before running it."
+        )
+    return version
+
+
+@attrs.frozen
+class StoredPushRule:
+    kind: str
+    rule_id: str  # without the "global/<kind>/" prefix
+    priority: int
+    conditions: list[dict[str, Any]]
+    actions: list[Any]
+    enabled: bool
+
+
+class SynapseInternals:
+    """Push-rule writes for modules, as the client API's ``PUT /pushrules`` does them."""
+
+    def __init__(self, api: Any):
+        check_synapse_version()
+        hs = api._hs  # the private homeserver object: used only in this adapter
+        self._api = api
+        self._store = hs.get_datastores().main
+        self._push_rules_handler = hs.get_push_rules_handler()
+
+    @property
+    def is_push_rules_writer(self) -> bool:
+        """Push rules can be written only on the process named in ``stream_writers.push_rules``."""
+        return bool(self._store._is_push_writer)
+
+    async def put_push_rule(
+        self,
+        user_id: str,
+        kind: str,
+        rule_id: str,
+        conditions: Sequence[Mapping[str, Any]],
+        actions: Sequence[Any],
+        *,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> None:
+        """Create or replace a rule; without ``before``/``after`` it moves to the top of its kind."""
+        self._api.check_push_rule_actions(list(actions))
+        await self._store.add_push_rule(
+            user_id=user_id,
+            rule_id=f"global/{kind}/{rule_id}",
+            priority_class=PRIORITY_CLASS[kind],
+            conditions=list(conditions),
+            actions=list(actions),
+            before=f"global/{kind}/{before}" if before else None,
+            after=f"global/{kind}/{after}" if after else None,
+        )
+        self._push_rules_handler.notify_user(user_id)
+
+    async def delete_push_rule(self, user_id: str, kind: str, rule_id: str) -> bool:
+        from synapse.storage.push_rule import RuleNotFoundException
+
+        try:
+            await self._store.delete_push_rule(user_id, f"global/{kind}/{rule_id}")
+        except RuleNotFoundException:
+            return False
+        self._push_rules_handler.notify_user(user_id)
+        return True
+
+    async def set_push_rule_enabled(self, user_id: str, kind: str, rule_id: str, enabled: bool) -> None:
+        await self._store.set_push_rule_enabled(user_id, f"global/{kind}/{rule_id}", enabled, False)
+        self._push_rules_handler.notify_user(user_id)
+
+    async def list_push_rules(self, user_id: str, kind: str) -> list[StoredPushRule]:
+        """The user's own rules of one kind, highest priority (evaluated first) first."""
+        return await self._api.run_db_interaction("wangxin_list_push_rules", _list_rules_txn, user_id, kind)
+
+    async def push_rule_changes_since(self, stream_id: int, limit: int = 1000) -> tuple[int, list[tuple[str, str]]]:
+        """``(user_id, full rule_id)`` of push-rule changes after ``stream_id``, and the new position."""
+        return await self._api.run_db_interaction("wangxin_push_rule_changes", _changes_txn, stream_id, limit)
+
+    def current_push_rules_stream_id(self) -> int:
+        return int(self._store.get_max_push_rules_stream_id())
+
+
+def _list_rules_txn(txn: Any, user_id: str, kind: str) -> list[StoredPushRule]:
+    prefix = f"global/{kind}/"
+    txn.execute(
+        "SELECT r.rule_id, r.priority, r.conditions, r.actions, e.enabled FROM push_rules AS r"
+        " LEFT JOIN push_rules_enable AS e ON e.user_name = r.user_name AND e.rule_id = r.rule_id"
+        " WHERE r.user_name = ? AND r.priority_class = ? ORDER BY r.priority DESC",
+        (user_id, PRIORITY_CLASS[kind]),
+    )
+    rules = []
+    for rule_id, priority, conditions, actions, enabled in txn.fetchall():
+        if not rule_id.startswith(prefix):
+            continue
+        rules.append(
+            StoredPushRule(
+                kind=kind,
+                rule_id=rule_id[len(prefix):],
+                priority=int(priority),
+                conditions=json.loads(conditions),
+                actions=json.loads(actions),
+                enabled=enabled is None or bool(enabled),
+            )
+        )
+    return rules
+
+
+def _changes_txn(txn: Any, stream_id: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    txn.execute(
+        "SELECT stream_id, user_id, rule_id FROM push_rules_stream WHERE stream_id > ? ORDER BY stream_id LIMIT ?",
+        (stream_id, limit),
+    )
+    rows = txn.fetchall()
+    position = max([stream_id] + [int(r[0]) for r in rows])
+    return position, [(r[1], r[2]) for r in rows]
+
+
+# -- membership changes (for cleaning up after a user leaves a room) -------------------------
+
+
+async def membership_changes_since(api: Any, stream_id: int, limit: int = 1000) -> tuple[int, list[tuple[str, str]]]:
+    """``(user_id, room_id)`` of membership changes after ``stream_id`` in the current-state
+    delta stream (``current_state_delta_stream``, written by the event persisters), and the new
+    position. Reading it is how a module learns of leaves without ``on_new_event``, which would
+    load the whole room state for every event (field guide, Part A §2a)."""
+    return await api.run_db_interaction("wangxin_membership_changes", _membership_txn, stream_id, limit)
+
+
+async def current_membership_stream_id(api: Any) -> int:
+    return await api.run_db_interaction("wangxin_membership_max", _membership_max_txn)
+
+
+def _membership_txn(txn: Any, stream_id: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    txn.execute(
+        "SELECT stream_id, state_key, room_id FROM current_state_delta_stream"
+        " WHERE stream_id > ? AND type = 'm.room.member' ORDER BY stream_id LIMIT ?",
+        (stream_id, limit),
+    )
+    rows = txn.fetchall()
+    position = max([stream_id] + [int(r[0]) for r in rows])
+    return position, [(r[1], r[2]) for r in rows]
+
+
+def _membership_max_txn(txn: Any) -> int:
+    txn.execute("SELECT COALESCE(MAX(stream_id), 0) FROM current_state_delta_stream")
+    return int(txn.fetchone()[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Merchant circle (synapse_modules/merchant_circle.py): memberships without rate limits.
+#
+# The module API's ``update_room_membership`` applies the client rate limits, and every join
+# (ours included) fills the room's ``rc_joins_per_room`` bucket, so bulk follows would both be
+# throttled and make real users of a circle get 429s (field guide, Part B §1). These calls do
+# what the admin join API does (``synapse/rest/admin/rooms.py:JoinRoomAliasServlet``), and
+# refund the per-room join bucket for circle rooms. Covered by the same version check above.
+# ---------------------------------------------------------------------------------------------
+
+
+class MembershipInternals:
+    """Membership changes as the admin API makes them, and the circle-room join-limit refund."""
+
+    def __init__(self, api: Any):
+        check_synapse_version()
+        hs = api._hs  # the private homeserver object: used only in this adapter
+        self._hs = hs
+        self._store = hs.get_datastores().main
+
+    async def set_membership(self, user_id: str, room_id: str, membership: str) -> str:
+        """``user_id`` joins or leaves ``room_id`` itself, with no rate limit; returns the event id."""
+        from synapse.types import UserID, create_requester
+
+        requester = create_requester(user_id)
+        event_id, _ = await self._hs.get_room_member_handler().update_membership(
+            requester, UserID.from_string(user_id), room_id, membership, ratelimit=False
+        )
+        return event_id
+
+    async def local_membership(self, user_id: str, room_id: str) -> str | None:
+        """The local user's current membership in the room (cached by Synapse), or ``None``."""
+        membership, _ = await self._store.get_local_current_membership_for_user_in_room(user_id, room_id)
+        return membership
+
+    async def joined_member_count(self, room_id: str) -> int:
+        return int(await self._store.get_number_joined_users_in_room(room_id))
+
+    def refund_per_room_joins(self, is_exempt_room: Any) -> None:
+        """Every process: joins into rooms for which ``is_exempt_room(room_id)`` is true do not
+        count against ``rc_joins_per_room``.
+
+        Synapse records each join on the room's bucket through the notifier's join callbacks
+        (``synapse/handlers/room_member.py:RoomMemberHandler._on_user_joined_room``), in every
+        process; this callback sits on the same list and takes the join back out again.
+        """
+        limiter = self._hs.get_room_member_handler()._join_rate_per_room_limiter
+
+        def refund(event_id: str, room_id: str) -> None:
+            if is_exempt_room(room_id):
+                limiter.record_action(requester=None, key=room_id, n_actions=-1)
+
+        self._hs.get_notifier().add_new_join_in_room_callback(refund)

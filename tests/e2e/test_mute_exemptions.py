@@ -1,0 +1,212 @@
+"""Group mute with per-member exemptions, checked as Synapse itself evaluates push rules:
+``GET /notifications`` and a real HTTP pusher delivering to a local push gateway."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import attrs
+import pytest
+
+from synapse_modules.mute_rules import MUTE_RULE_PREFIX, VIP_RULE_PREFIX
+from tests.harness.http import HttpUser, eventually, q
+from tests.harness.push_gateway import PushGateway
+from tests.harness.stack import RunningStack
+
+MUTE = "/_synapse/client/wangxin/v1/rooms/{}/mute"
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[PushGateway]:
+    gw = PushGateway()
+    yield gw
+    gw.close()
+
+
+@attrs.define
+class Group:
+    room_id: str
+    alice: HttpUser  # mutes the group
+    boss: HttpUser
+    bob: HttpUser
+    mod: HttpUser
+
+
+def make_group(stack: RunningStack, encrypted: bool = False) -> Group:
+    alice, boss, bob, mod = (HttpUser(stack) for _ in range(4))
+    room_id = boss.create_room(encrypted=encrypted, invite=[alice.user_id, bob.user_id, mod.user_id])
+    for member in (alice, bob, mod):
+        member.join(room_id)
+    boss.set_power_level(room_id, mod.user_id, 50)
+    return Group(room_id, alice, boss, bob, mod)
+
+
+def mute(user: HttpUser, room_id: str, expect: int = 200, **settings: object) -> dict:
+    return user.call("PUT", MUTE.format(q(room_id)), settings, expect=expect)
+
+
+def message(sender: HttpUser, room_id: str, encrypted: bool, text: str = "hello") -> str:
+    return sender.send_encrypted(room_id) if encrypted else sender.say(room_id, text)
+
+
+def assert_notified_only(user: HttpUser, wanted: list[str], unwanted: list[str]) -> None:
+    """Unwanted events were sent *before* the wanted ones: once the wanted notify, Synapse has
+    evaluated the unwanted ones too (events are evaluated in order), so no sleep is needed."""
+    eventually(lambda: set(wanted) <= user.notified_event_ids())
+    assert not set(unwanted) & user.notified_event_ids()
+
+
+def wangxin_rules_above_mute(user: HttpUser, room_id: str) -> bool:
+    ids = [r["rule_id"] for r in user.override_rules() if r["enabled"]]
+    ours = [i for i, rid in enumerate(ids) if rid.startswith((MUTE_RULE_PREFIX, VIP_RULE_PREFIX))]
+    return room_id in ids and bool(ours) and max(ours) < ids.index(room_id)
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_exempted_member_notifies_with_sound_others_do_not(
+    stack: RunningStack, gateway: PushGateway, encrypted: bool
+) -> None:
+    g = make_group(stack, encrypted)
+    answer = mute(g.alice, g.room_id, exempt_users=[g.boss.user_id])
+    assert answer["encrypted"] is encrypted and answer["active"] is True
+    assert ("note" in answer) is encrypted
+    g.alice.set_pusher(gateway.url)
+    quiet = message(g.bob, g.room_id, encrypted)
+    loud = message(g.boss, g.room_id, encrypted)
+    assert_notified_only(g.alice, [loud], [quiet])
+    pushed = eventually(lambda: gateway.for_event(loud))
+    assert pushed[0]["devices"][0]["tweaks"].get("sound") == "default"
+    assert not gateway.for_event(quiet)
+    # Stock behaviour for everyone else: bob, who muted nothing, is notified of the boss too.
+    assert loud in eventually(lambda: g.bob.notified_event_ids())
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_moderators_break_through(stack: RunningStack, encrypted: bool) -> None:
+    g = make_group(stack, encrypted)
+    mute(g.alice, g.room_id, exempt_moderators=True)
+    quiet = message(g.bob, g.room_id, encrypted)
+    loud = message(g.mod, g.room_id, encrypted)
+    assert_notified_only(g.alice, [loud], [quiet])
+
+
+def test_mentions_and_replies_break_through_in_a_plain_room(stack: RunningStack) -> None:
+    g = make_group(stack)
+    mute(g.alice, g.room_id, exempt_mentions=True)
+    quiet = g.bob.say(g.room_id, "nothing for alice")
+    mention = g.bob.say(g.room_id, "alice, look", **{"m.mentions": {"user_ids": [g.alice.user_id]}})
+    assert_notified_only(g.alice, [mention], [quiet])
+
+    h = make_group(stack)
+    mute(h.alice, h.room_id, exempt_replies=True)
+    original = h.alice.say(h.room_id, "my question")
+    plain_mention = h.bob.say(h.room_id, "not a reply", **{"m.mentions": {"user_ids": [h.alice.user_id]}})
+    reply = h.bob.say(
+        h.room_id, "> my question\n\nanswer",
+        **{"m.mentions": {"user_ids": [h.alice.user_id]}, "m.relates_to": {"m.in_reply_to": {"event_id": original}}},
+    )
+    assert_notified_only(h.alice, [reply], [plain_mention])
+
+
+def test_element_remute_is_repaired_and_unmute_makes_exemptions_dormant(stack: RunningStack) -> None:
+    g = make_group(stack)
+    mute(g.alice, g.room_id, exempt_users=[g.boss.user_id])
+    assert wangxin_rules_above_mute(g.alice, g.room_id)
+
+    # Element's "Mute room" again: the mute rule jumps above the exemptions...
+    g.alice.element_mute(g.room_id)
+    started = time.monotonic()
+    eventually(lambda: wangxin_rules_above_mute(g.alice, g.room_id), timeout=10, interval=0.05)
+    assert time.monotonic() - started < 2.0 + 1.0  # the 2 s promise, with slack for polling here
+    quiet = g.bob.say(g.room_id, "chatter")
+    loud = g.boss.say(g.room_id, "from the boss")
+    assert_notified_only(g.alice, [loud], [quiet])
+
+    # Element's "Match default setting": exemptions sleep, nothing re-mutes the room.
+    g.alice.element_unmute(g.room_id)
+    eventually(lambda: g.alice.call("GET", MUTE.format(q(g.room_id)))["active"] is False)
+    ours = [r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)]
+    assert ours and not any(r["enabled"] for r in ours)
+    assert g.room_id not in [r["rule_id"] for r in g.alice.override_rules()]
+    normal = g.bob.say(g.room_id, "unmuted now")
+    eventually(lambda: normal in g.alice.notified_event_ids())
+
+    # Muting again in Element wakes the exemptions up, above the new mute rule.
+    g.alice.element_mute(g.room_id)
+    eventually(lambda: g.alice.call("GET", MUTE.format(q(g.room_id)))["active"] is True)
+    eventually(lambda: wangxin_rules_above_mute(g.alice, g.room_id))
+    quiet = g.bob.say(g.room_id, "chatter again")
+    loud = g.boss.say(g.room_id, "boss again")
+    assert_notified_only(g.alice, [loud], [quiet])
+
+
+def test_exemptions_added_after_a_client_mute(stack: RunningStack) -> None:
+    g = make_group(stack)
+    g.alice.element_mute(g.room_id)
+    mute(g.alice, g.room_id, exempt_users=[g.boss.user_id])
+    quiet = g.bob.say(g.room_id, "chatter")
+    loud = g.boss.say(g.room_id, "boss")
+    assert_notified_only(g.alice, [loud], [quiet])
+
+
+def test_vips_break_through_every_muted_room(stack: RunningStack) -> None:
+    g = make_group(stack)
+    second = g.boss.create_room(invite=[g.alice.user_id, g.bob.user_id])
+    g.alice.join(second)
+    g.bob.join(second)
+    g.alice.call("PUT", "/_synapse/client/wangxin/v1/vips", {"users": [g.boss.user_id]})
+    assert g.alice.call("GET", "/_synapse/client/wangxin/v1/vips") == {"users": [g.boss.user_id]}
+    g.alice.element_mute(g.room_id)  # muted in the client only
+    mute(g.alice, second)             # muted through Wangxin, no exemptions
+    eventually(lambda: wangxin_rules_above_mute(g.alice, g.room_id))
+    quiet = [g.bob.say(g.room_id, "x"), g.bob.say(second, "y")]
+    loud = [g.boss.say(g.room_id, "vip 1"), g.boss.say(second, "vip 2")]
+    assert_notified_only(g.alice, loud, quiet)
+    g.alice.call("PUT", "/_synapse/client/wangxin/v1/vips", {"users": []})
+    assert not [r for r in g.alice.override_rules() if r["rule_id"].startswith(VIP_RULE_PREFIX)]
+
+
+def test_delete_and_list_changes_leave_no_orphan_rules(stack: RunningStack) -> None:
+    g = make_group(stack)
+    mute(g.alice, g.room_id, exempt_users=[g.boss.user_id, g.bob.user_id], exempt_moderators=True)
+    assert len([r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)]) == 6
+    mute(g.alice, g.room_id, exempt_users=[g.boss.user_id])  # bob removed from the list
+    ours = [r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)]
+    assert len(ours) == 2 and all(g.boss.user_id in str(r["conditions"]) for r in ours)
+    g.alice.call("DELETE", MUTE.format(q(g.room_id)))
+    ids = [r["rule_id"] for r in g.alice.override_rules()]
+    assert g.room_id not in ids and not [i for i in ids if i.startswith(MUTE_RULE_PREFIX)]
+    g.alice.call("GET", MUTE.format(q(g.room_id)), expect=404)
+    normal = g.bob.say(g.room_id, "unmuted")
+    eventually(lambda: normal in g.alice.notified_event_ids())
+
+
+def test_leaving_the_room_removes_its_rules(stack: RunningStack) -> None:
+    g = make_group(stack)
+    mute(g.alice, g.room_id, exempt_users=[g.boss.user_id])
+    g.alice.leave(g.room_id)
+    eventually(lambda: not [r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)])
+    assert g.alice.call("GET", "/_synapse/client/wangxin/v1/mutes") == {"mutes": []}
+
+
+def test_bad_input_is_refused_with_a_reason(stack: RunningStack) -> None:
+    g = make_group(stack)
+    outsider = HttpUser(stack)
+    r = outsider.raw("PUT", MUTE.format(q(g.room_id)), {})
+    assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN"
+    r = g.alice.raw("PUT", MUTE.format(q("!nosuchroom")), {})
+    assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+    r = g.alice.raw("PUT", MUTE.format(q(g.room_id)), {"exempt_users": ["@ok:x", "boss"]})
+    assert r.status_code == 400 and "exempt_users[1]" in r.json()["error"]
+    r = g.alice.raw("PUT", MUTE.format(q(g.room_id)), {"exempt_users": [f"@u{i}:x" for i in range(51)]})
+    assert r.status_code == 400 and "at most 50" in r.json()["error"]
+    r = g.alice.raw("PUT", MUTE.format(q(g.room_id)), {"exempt_moderators": "yes"})
+    assert r.status_code == 400 and "exempt_moderators" in r.json()["error"]
+    r = g.alice.raw("PUT", "/_synapse/client/wangxin/v1/vips", {"users": "@a:x"})
+    assert r.status_code == 400
+    # A user not (yet) in the room may be exempted: they may join later.
+    mute(g.alice, g.room_id, exempt_users=["@later:elsewhere.test"])
+    # Nothing half-done: refusals left no rules behind.
+    ours = [r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)]
+    assert len(ours) == 2
