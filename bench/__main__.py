@@ -15,8 +15,9 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("which", nargs="?", default="core", choices=["core"])
-    parser.add_argument("--messages", type=int, default=300, help="messages per side (core)")
+    parser.add_argument("which", nargs="?", default="core", choices=["core", "mute"])
+    parser.add_argument("--messages", type=int, default=300, help="messages per side")
+    parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     args = parser.parse_args(argv)
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import core
 
         result = core.run(messages=args.messages, postgres=bool(args.postgres))
+    elif args.which == "mute":
+        from bench import mute
+
+        result = mute.run(members=args.members, messages=args.messages, postgres=bool(args.postgres))
     result = {"benchmark": args.which, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
     text = json.dumps(result, indent=2)
     print(text)

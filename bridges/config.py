@@ -15,6 +15,8 @@ LOCALPART_RE = re.compile(r"^[a-z0-9._=\-/]+$")
 class HomeserverConfig:
     url: str
     server_name: str
+    # The Synapse modules' service secret: lets the bridge bot act for the user who sent a command.
+    service_secret: str | None = None
 
 
 @attrs.frozen
@@ -63,11 +65,15 @@ def parse_config(root: Section) -> BridgeConfig:
     """Build a :class:`BridgeConfig` from a parsed YAML mapping, or raise ConfigError naming the key."""
     root.reject_unknown(("homeserver", "appservice", "database"))
     hs = root.section("homeserver")
-    hs.reject_unknown(("url", "server_name"))
+    hs.reject_unknown(("url", "server_name", "service_secret"))
     url = hs.get("url", str)
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"expected an http(s) URL, found {url!r}", ("homeserver", "url"), root.source)
-    homeserver = HomeserverConfig(url=url.rstrip("/"), server_name=hs.get("server_name", str))
+    homeserver = HomeserverConfig(
+        url=url.rstrip("/"),
+        server_name=hs.get("server_name", str),
+        service_secret=hs.get("service_secret", str, None),
+    )
 
     a = root.section("appservice")
     a.reject_unknown(

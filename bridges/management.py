@@ -14,6 +14,7 @@ import attrs
 from bridges.config import BridgeConfig
 from bridges.matrix_client import MatrixClient, MatrixRequestError, txn_id_for
 from bridges.store import BridgeStore
+from bridges.wangxin_api import WangxinApi
 from wangxin_common import WANGXIN_VERSION
 from wangxin_common.commands import CommandRegistry
 
@@ -42,6 +43,7 @@ class CommandContext:
     room_id: str
     sender: str
     event_id: str
+    content: dict[str, Any] = attrs.Factory(dict)
 
     async def reply(self, text: str, **extra: Any) -> None:
         await self.bot.reply(self.room_id, self.event_id, text, **extra)
@@ -63,6 +65,7 @@ class BridgeBot:
         self.store = store
         self.client = client
         self.user_id = config.bot_user_id
+        self.wangxin = WangxinApi(client, config.homeserver.service_secret)
 
     async def handle_event(self, event: dict[str, Any]) -> None:
         event_type = event.get("type")
@@ -127,7 +130,7 @@ class BridgeBot:
         parsed = commands.parse(body)
         if parsed is None:
             return
-        ctx = CommandContext(self, room_id, sender, str(event["event_id"]))
+        ctx = CommandContext(self, room_id, sender, str(event["event_id"]), content)
         if parsed.command is None:
             await ctx.reply(commands.unknown_text(parsed.name))
             return
@@ -139,3 +142,7 @@ class BridgeBot:
         content_extra: dict[str, Any] = {"m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}
         content_extra.update(extra)
         await self.client.send_notice(room_id, text, txn_id_for("reply", event_id, text[:64]), extra=content_extra)
+
+
+# Feature commands register themselves on `commands` when imported.
+from bridges import mute_commands  # noqa: E402,F401

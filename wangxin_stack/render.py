@@ -72,6 +72,14 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             "module": "synapse_modules.mute_exemptions.MuteExemptions",
             "config": {"service_secret": state.secrets["module_service_secret"]},
         },
+        {
+            "module": "synapse_modules.merchant_circle.MerchantCircle",
+            "config": {
+                "platform_secret": state.secrets["platform_secret"],
+                "merchant_bot": f"@{MERCHANT_BOT_LOCALPART}:{server}",
+                **({"posts_per_day": options.circle_posts_per_day} if options.circle_posts_per_day else {}),
+            },
+        },
     ]
 
 
@@ -163,7 +171,11 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         _write_yaml(
             bridge_path,
             {
-                "homeserver": {"url": f"http://127.0.0.1:{ports.public}", "server_name": options.server_name},
+                "homeserver": {
+                    "url": f"http://127.0.0.1:{ports.public}",
+                    "server_name": options.server_name,
+                    "service_secret": s["module_service_secret"],
+                },
                 "appservice": {
                     "id": APPSERVICE_ID,
                     "as_token": s["as_token"],

@@ -210,3 +210,38 @@ def test_bad_input_is_refused_with_a_reason(stack: RunningStack) -> None:
     # Nothing half-done: refusals left no rules behind.
     ours = [r for r in g.alice.override_rules() if r["rule_id"].startswith(MUTE_RULE_PREFIX)]
     assert len(ours) == 2
+
+
+def test_chat_commands_for_people_on_element(stack: RunningStack) -> None:
+    from tests.harness.http import ask, open_dm
+
+    bot = stack.info["bridge"]["bot_user_id"]
+    g = make_group(stack)
+    secret = make_group(stack, encrypted=True)
+    secret.alice = g.alice
+    secret.boss.call("POST", f"/_matrix/client/v3/rooms/{q(secret.room_id)}/invite", {"user_id": g.alice.user_id})
+    g.alice.join(secret.room_id)
+    dm = open_dm(g.alice, bot)
+
+    assert "Which room?" in ask(g.alice, dm, bot, "mute")
+    answer = ask(g.alice, dm, bot, f"mute {g.room_id} except {g.boss.user_id} moderators")
+    assert answer.startswith("Muted.") and g.boss.user_id in answer and "moderators" in answer
+    setting = g.alice.call("GET", MUTE.format(q(g.room_id)))
+    assert setting["exempt_users"] == [g.boss.user_id] and setting["exempt_moderators"] is True
+
+    # An Element user pill: the body shows a display name, the link carries the user id.
+    pill = f'<a href="https://matrix.to/#/{secret.boss.user_id}">Boss</a>'
+    answer = ask(g.alice, dm, bot, f"mute https://matrix.to/#/{secret.room_id} except Boss mentions",
+                 format="org.matrix.custom.html", formatted_body=f"mute {secret.room_id} except {pill} mentions")
+    assert "end-to-end encrypted" in answer and "Mentions and replies" in answer
+    assert g.alice.call("GET", MUTE.format(q(secret.room_id)))["exempt_users"] == [secret.boss.user_id]
+
+    assert "can't find" in ask(g.alice, dm, bot, "mute #nowhere:" + stack.server_name)
+    assert "not a member" in ask(g.alice, dm, bot, f"mute {HttpUser(stack).create_room()}")
+    listing = ask(g.alice, dm, bot, "mutes")
+    assert g.room_id in listing and secret.room_id in listing
+    assert g.bob.user_id in ask(g.alice, dm, bot, f"vips add {g.bob.user_id}")
+    assert g.alice.call("GET", "/_synapse/client/wangxin/v1/vips") == {"users": [g.bob.user_id]}
+    assert "none" in ask(g.alice, dm, bot, f"vips remove {g.bob.user_id}")
+    assert "Unmuted" in ask(g.alice, dm, bot, f"unmute {g.room_id}")
+    g.alice.call("GET", MUTE.format(q(g.room_id)), expect=404)

@@ -124,3 +124,31 @@ def eventually(check: Callable[[], Any], timeout: float = 10, interval: float = 
     if last:
         raise last
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def open_dm(user: HttpUser, bot: str) -> str:
+    """A DM as Element creates one with a user who has no device keys: plain, ``is_direct``."""
+    room_id = str(
+        user.call("POST", "/_matrix/client/v3/createRoom",
+                  {"preset": "trusted_private_chat", "is_direct": True, "invite": [bot]})["room_id"]
+    )
+    eventually(lambda: any(e["sender"] == bot for e in timeline(user, room_id)), timeout=30)
+    return room_id
+
+
+def timeline(user: HttpUser, room_id: str) -> list[dict[str, Any]]:
+    return list(user.call("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/messages", dir="b", limit="100")["chunk"])
+
+
+def ask(user: HttpUser, room_id: str, bot: str, text: str, timeout: float = 30, **extra: Any) -> str:
+    """Send a command and return the bot's reply to it."""
+    event_id = user.say(room_id, text, **extra)
+
+    def reply() -> str | None:
+        for e in timeline(user, room_id):
+            relates = e.get("content", {}).get("m.relates_to", {})
+            if e["sender"] == bot and relates.get("m.in_reply_to", {}).get("event_id") == event_id:
+                return str(e["content"]["body"])
+        return None
+
+    return str(eventually(reply, timeout=timeout, interval=0.2))

@@ -1,0 +1,55 @@
+"""The Synapse-internals adapter fails loudly on a Synapse it was not checked against, and the
+private names it uses still exist in the installed Synapse."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from synapse_modules._internals import UnsupportedSynapseVersion, check_synapse_version
+
+
+def test_installed_synapse_is_a_supported_one() -> None:
+    import synapse
+
+    assert check_synapse_version() == synapse.__version__
+
+
+@pytest.mark.parametrize("version", ["1.164.0", "1.162.9", "2.0.0"])
+def test_other_versions_are_refused(version: str) -> None:
+    with pytest.raises(UnsupportedSynapseVersion, match="Re-check"):
+        check_synapse_version(version)
+
+
+def test_the_private_push_rule_api_has_the_shape_the_adapter_calls() -> None:
+    from synapse.handlers.push_rules import PushRulesHandler
+    from synapse.server import HomeServer
+    from synapse.storage.databases.main.push_rule import PushRulesWorkerStore as PushRuleStore
+    from synapse.storage.push_rule import RuleNotFoundException  # noqa: F401
+
+    params = inspect.signature(PushRuleStore.add_push_rule).parameters
+    assert list(params)[1:] == ["user_id", "rule_id", "priority_class", "conditions", "actions", "before", "after"]
+    assert list(inspect.signature(PushRuleStore.delete_push_rule).parameters)[1:] == ["user_id", "rule_id"]
+    assert list(inspect.signature(PushRuleStore.set_push_rule_enabled).parameters)[1:] == [
+        "user_id", "rule_id", "enabled", "is_default_rule"
+    ]
+    assert hasattr(PushRuleStore, "get_max_push_rules_stream_id")
+    assert hasattr(PushRulesHandler, "notify_user")
+    assert hasattr(HomeServer, "get_push_rules_handler")
+
+
+def test_the_tables_the_adapter_reads_exist_in_the_schema() -> None:
+    import os
+
+    import synapse
+
+    schema_dir = os.path.join(os.path.dirname(synapse.__file__), "storage", "schema", "main", "full_schemas")
+    text = ""
+    for root, _, files in os.walk(schema_dir):
+        for name in files:
+            if name.endswith(".sqlite"):
+                with open(os.path.join(root, name)) as f:
+                    text += f.read()
+    for table in ("push_rules", "push_rules_enable", "push_rules_stream", "current_state_delta_stream"):
+        assert f"CREATE TABLE {table}" in text or f"CREATE TABLE IF NOT EXISTS {table}" in text, table
