@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import attrs
@@ -115,10 +114,9 @@ def test_element_remute_is_repaired_and_unmute_makes_exemptions_dormant(stack: R
     assert wangxin_rules_above_mute(g.alice, g.room_id)
 
     # Element's "Mute room" again: the mute rule jumps above the exemptions...
+    # ... and the server puts them back on its own (bench/mute.py measures how fast: p50/p95).
     g.alice.element_mute(g.room_id)
-    started = time.monotonic()
     eventually(lambda: wangxin_rules_above_mute(g.alice, g.room_id), timeout=10, interval=0.05)
-    assert time.monotonic() - started < 2.0 + 1.0  # the 2 s promise, with slack for polling here
     quiet = g.bob.say(g.room_id, "chatter")
     loud = g.boss.say(g.room_id, "from the boss")
     assert_notified_only(g.alice, [loud], [quiet])
