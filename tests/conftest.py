@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -30,11 +32,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(backend: str) -> Iterator[RunningStack]:
     databases = []
     if backend in ("postgres", "workers"):
         databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
-    directory = str(tmp_path_factory.mktemp(f"stack-{backend}"))
+    # Not under pytest's basetemp: pytest prunes old numbered basetemps, and a second test run
+    # started meanwhile (another developer's, or a helper's) could prune a running stack's data.
+    directory = tempfile.mkdtemp(prefix=f"wangxin-stack-{backend}-")
     # A unique server name per stack also keeps workers of parallel runs apart on a shared Redis.
     server_name = f"wx{secrets.token_hex(3)}.test"
     running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases))
@@ -46,6 +50,7 @@ def stack(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
         for db in databases:
             services.drop_database(db)
         assert code == 0, f"the stack exited with {code}:\n{running.output()}"
+        shutil.rmtree(directory, ignore_errors=True)  # kept when something failed, for its logs
 
 
 @pytest.fixture
