@@ -101,6 +101,7 @@ def iter_rows(text: str, limits: ImportLimits) -> tuple[list[str], Iterator[CsvR
                 continue
             record += 1
             check_row_count(record, limits, line=start)
-            yield CsvRow(start, record, dict(zip(names, cells)))
+            # Short rows leave trailing columns empty; extra cells are dropped.
+            yield CsvRow(start, record, dict(zip(names, cells, strict=False)))
 
     return names, rows()

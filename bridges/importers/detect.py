@@ -37,7 +37,10 @@ SUPPORTED = (
     "WeChat contacts from WeChatMsg/MemoTrace (contacts.csv) or PyWxDump (JSON), "
     "and WhatsApp chat exports (.txt)"
 )
-_VCARD_RE = re.compile(r"^[ \t]*BEGIN:VCARD[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_VCARD_RE = re.compile(r"(?:^|[\r\n])[ \t]*BEGIN:VCARD[ \t]*(?:[\r\n]|$)", re.IGNORECASE)
+# An object, or an array of objects: exports never have a top-level array of
+# scalars, and "[8/15/23, 9:12:33 AM]" is an iOS WhatsApp line.
+_JSON_START_RE = re.compile(r"^[\ufeff\s]*(?:\{|\[\s*[\[{\]])")
 _HTML_RE = re.compile(r"^\s*<(?:!DOCTYPE html|html)", re.IGNORECASE)
 _TELEGRAM_HTML_HINT = (
     " This looks like a Telegram HTML export; in Telegram Desktop export again and choose "
@@ -58,8 +61,7 @@ def _first_line(text: str) -> str:
 
 def _sniff(head: str) -> str | None:
     """Format name from content alone; "json" when the document must be loaded to tell."""
-    stripped = head.lstrip("\ufeff \t\r\n")
-    if stripped.startswith(("{", "[")):
+    if _JSON_START_RE.match(head):
         return "json"
     if _VCARD_RE.search(head):
         return "vcard"

@@ -57,6 +57,22 @@ def check_size(data: bytes, limits: ImportLimits) -> None:
         )
 
 
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on CR LF, CR or LF only (``str.splitlines`` also splits on U+2028 and
+    form feeds, which would shift line numbers against what editors show).
+
+    Args:
+        text: Decoded file content.
+
+    Returns:
+        The physical lines without their line breaks.
+    """
+    return _LINE_BREAK_RE.split(text)
+
+
 def check_line_lengths(text: str, limits: ImportLimits) -> None:
     """Reject text containing a physical line longer than ``max_line_length`` characters.
 
@@ -67,7 +83,7 @@ def check_line_lengths(text: str, limits: ImportLimits) -> None:
     Returns:
         None.
     """
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not lines or max(map(len, lines)) <= limits.max_line_length:
         return
     for number, line in enumerate(lines, start=1):
@@ -171,7 +187,8 @@ def load_json(text: str, limits: ImportLimits) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        # "Unterminated string" means the text ended inside a string.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
             reason = "The JSON ends too early; the file looks cut off. Export it again."
         else:
             reason = f"The file is not valid JSON ({exc.msg}, column {exc.colno})."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 FORMATS: tuple[str, ...] = (
@@ -14,10 +16,23 @@ FORMATS: tuple[str, ...] = (
 )
 
 
-def _strings(value: object) -> tuple[str, ...]:
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    # A bare string is iterable too; turning "+86..." into characters would be a silent bug.
     if isinstance(value, str):
         raise TypeError("expected a sequence of strings, not a single string")
-    return tuple(value)  # type: ignore[call-overload]
+    return tuple(value)
+
+
+def _members(value: Iterable[Member]) -> tuple[Member, ...]:
+    return tuple(value)
+
+
+def _contacts(value: Iterable[Contact]) -> tuple[Contact, ...]:
+    return tuple(value)
+
+
+def _groups(value: Iterable[Group]) -> tuple[Group, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -64,7 +79,7 @@ class Group:
 
     source_id: str
     name: str
-    members: tuple[Member, ...] = attrs.field(default=(), converter=tuple)
+    members: tuple[Member, ...] = attrs.field(default=(), converter=_members)
     owner_source_id: str | None = None
 
 
@@ -84,8 +99,8 @@ class ImportedExport:
 
     format: str = attrs.field(validator=attrs.validators.in_(FORMATS))
     format_label: str
-    contacts: tuple[Contact, ...] = attrs.field(default=(), converter=tuple)
-    groups: tuple[Group, ...] = attrs.field(default=(), converter=tuple)
+    contacts: tuple[Contact, ...] = attrs.field(default=(), converter=_contacts)
+    groups: tuple[Group, ...] = attrs.field(default=(), converter=_groups)
     self_source_id: str | None = None
     warnings: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     encoding: str = "utf-8"

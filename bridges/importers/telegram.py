@@ -73,7 +73,7 @@ def looks_like_telegram(doc: Any) -> bool:
         section = doc.get(key)
         if isinstance(section, dict) and isinstance(section.get("list"), list):
             return True
-    return isinstance(doc.get("messages"), list) and doc.get("type") in CHAT_TYPES
+    return isinstance(doc.get("messages"), list) and _kind(doc, "type") in CHAT_TYPES
 
 
 def user_id(value: Any) -> str | None:
@@ -98,6 +98,12 @@ def user_id(value: Any) -> str | None:
     return None
 
 
+def _kind(record: dict[str, Any], key: str) -> str | None:
+    """A string-valued tag such as ``type`` or ``action``; None for anything else."""
+    value = record.get(key)
+    return value if isinstance(value, str) else None
+
+
 def _chat_id(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
@@ -114,7 +120,10 @@ class _Builder:
     limits: ImportLimits
     warnings: WarningLog = attrs.field(factory=WarningLog)
     ids: UniqueIds = attrs.field(factory=UniqueIds)
+    # Contacts by a slot key that never changes (so merging keeps file order),
+    # plus the Telegram user id -> slot index.
     contacts: dict[str, Contact] = attrs.field(factory=dict)
+    slot_of_user: dict[str, str] = attrs.field(factory=dict)
     unkeyed_by_name: dict[str, list[str]] = attrs.field(factory=dict)
     groups: list[Group] = attrs.field(factory=list)
     records: int = 0
@@ -125,8 +134,9 @@ class _Builder:
         check_row_count(self.records, self.limits)
         return self.records
 
-    def add_listed_contact(self, entry: Any) -> None:
-        record = self.count()
+    def add_listed_contact(self, position: int, entry: Any) -> None:
+        self.count()
+        record = position
         if not isinstance(entry, dict):
             return
         name = " ".join(
@@ -138,22 +148,26 @@ class _Builder:
         if not name:
             return
         uid = user_id(entry.get("user_id"))
+        if uid is not None and uid in self.slot_of_user:
+            return
         source_id = self.ids.claim(uid or stable_id(name, *phones.phones))
         if uid is None:
             self.unkeyed_by_name.setdefault(name, []).append(source_id)
+        else:
+            self.slot_of_user[uid] = source_id
         self.contacts[source_id] = Contact(
             source_id=source_id, name=name, phones=phones.phones, raw_phones=phones.raw_phones
         )
 
     def phones_of(self, uid: str) -> tuple[str, ...]:
-        contact = self.contacts.get(uid)
-        return contact.phones if contact else ()
+        slot = self.slot_of_user.get(uid)
+        return self.contacts[slot].phones if slot is not None else ()
 
     def add_chat(self, chat: Any, *, single: bool) -> None:
         if not isinstance(chat, dict):
             self.count()
             return
-        chat_type = chat.get("type")
+        chat_type = _kind(chat, "type")
         name = clean_text(chat.get("name"))
         if chat_type in GROUP_TYPES:
             self.add_group(chat, name)
@@ -163,10 +177,10 @@ class _Builder:
             self.count_messages(chat)
             logger.debug("skipping Telegram chat of type %s", chat_type)
         else:
-            record = self.count()
+            self.count_messages(chat)
             label = f"'{name}'" if name else "without a name"
             kind = f"unknown type '{clean_text(str(chat_type))[:40]}'" if chat_type else "no type"
-            self.warnings.add(f"chat {label} has {kind}; skipped", record=record)
+            self.warnings.add(f"chat {label} has {kind}; skipped")
 
     def count_messages(self, chat: dict[str, Any]) -> list[dict[str, Any]]:
         messages = chat.get("messages")
@@ -187,16 +201,20 @@ class _Builder:
             others = senders - {uid}
             if uid in senders and len(others) == 1:
                 self.self_id = others.pop()
-        if uid in self.contacts or uid == self.self_id:
+        if uid in self.slot_of_user or uid == self.self_id:
             return
         name = name or DELETED_ACCOUNT
         same_name = self.unkeyed_by_name.get(name, [])
-        if len(same_name) == 1 and same_name[0] in self.contacts:
-            listed = self.contacts.pop(same_name[0])
+        if len(same_name) == 1:
+            # The contact list had no ids: this chat is that person, now with an id.
+            slot = same_name[0]
             self.unkeyed_by_name.pop(name)
-            self.contacts[uid] = attrs.evolve(listed, source_id=self.ids.claim(uid))
+            self.contacts[slot] = attrs.evolve(self.contacts[slot], source_id=self.ids.claim(uid))
+            self.slot_of_user[uid] = slot
             return
-        self.contacts[uid] = Contact(source_id=self.ids.claim(uid), name=name)
+        source_id = self.ids.claim(uid)
+        self.contacts[source_id] = Contact(source_id=source_id, name=name)
+        self.slot_of_user[uid] = source_id
 
     def add_group(self, chat: dict[str, Any], name: str) -> None:
         messages = self.count_messages(chat)
@@ -235,7 +253,7 @@ class _Builder:
             actor = user_id(message.get("actor_id"))
             if actor:
                 add(actor, clean_text(message.get("actor")))
-            action = message.get("action")
+            action = _kind(message, "action")
             if action in CREATOR_ACTIONS and actor and owner is None:
                 owner = actor
             if action in NAMED_MEMBER_ACTIONS and isinstance(message.get("members"), list):
@@ -246,7 +264,7 @@ class _Builder:
                         removed += action == "remove_members"
 
         title = name or next(
-            (clean_text(m.get("title")) for m in messages if m.get("action") in CREATOR_ACTIONS
+            (clean_text(m.get("title")) for m in messages if _kind(m, "action") in CREATOR_ACTIONS
              and clean_text(m.get("title"))),
             "",
         ) or "Telegram group"
@@ -291,7 +309,7 @@ def telegram_from_document(
             "in \"Machine-readable JSON\" format."
         )
     builder = _Builder(region=region, limits=limits)
-    single = "messages" in doc and doc.get("type") in CHAT_TYPES
+    single = "messages" in doc and _kind(doc, "type") in CHAT_TYPES
     if single:
         builder.add_chat(doc, single=True)
         label = "Telegram chat export (JSON)"
@@ -301,12 +319,18 @@ def telegram_from_document(
             builder.self_id = user_id(info.get("user_id"))
         contacts = doc.get("contacts")
         if isinstance(contacts, dict) and isinstance(contacts.get("list"), list):
-            for entry in contacts["list"]:
-                builder.add_listed_contact(entry)
+            for position, entry in enumerate(contacts["list"], start=1):
+                builder.add_listed_contact(position, entry)
         chats = doc.get("chats")
         if isinstance(chats, dict) and isinstance(chats.get("list"), list):
-            for chat in chats["list"]:
+            # Personal chats first, so group members already know the ids they merge with.
+            personal = [chat for chat in chats["list"]
+                        if isinstance(chat, dict) and _kind(chat, "type") in PERSONAL_TYPES]
+            for chat in personal:
                 builder.add_chat(chat, single=False)
+            for chat in chats["list"]:
+                if not (isinstance(chat, dict) and _kind(chat, "type") in PERSONAL_TYPES):
+                    builder.add_chat(chat, single=False)
         label = "Telegram full export (JSON)"
     logger.info("parsed %s: %d contacts, %d groups", label, len(builder.contacts), len(builder.groups))
     return ImportedExport(

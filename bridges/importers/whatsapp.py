@@ -44,6 +44,7 @@ from bridges.importers.limits import (
     check_line_lengths,
     check_row_count,
     check_size,
+    split_lines,
 )
 from bridges.importers.model import Group, ImportedExport, Member
 from bridges.importers.phones import check_region, normalise_phone
@@ -101,9 +102,13 @@ def _patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(source) for source in sources)
 
 
-# Actors never contain ": " so that a message "Ann: I added Bob" is not an event.
-_ACTOR = r"(?P<actor>[^:]+?)"
-_QUOTED_NAME = r"[\"“”](?P<name>.*)[\"“”]"
+# Actors never contain ":" so that a message "Ann: I added Bob" is not an
+# event. Their length is bounded and quoted names exclude quotes so that a
+# hostile line cannot make these patterns backtrack for long.
+_ACTOR = r"(?P<actor>[^:]{1,100}?)"
+_QUOTED_NAME = r"[\"“”](?P<name>[^\"“”]*)[\"“”]"
+# System lines are short; longer text is never matched against events.
+_MAX_EVENT_LENGTH = 4096
 
 ENGLISH = SystemPhrases(
     language="en",
@@ -112,7 +117,7 @@ ENGLISH = SystemPhrases(
     created=_patterns(rf"^{_ACTOR} created (?:the )?group {_QUOTED_NAME}$"),
     renamed=_patterns(
         rf"^{_ACTOR} changed (?:the subject|the group name|this group's name|the group's name)"
-        rf"(?: from [\"“].*[\"”])? to {_QUOTED_NAME}$"
+        rf"(?: from [\"“][^\"“”]*[\"”])? to {_QUOTED_NAME}$"
     ),
     added=_patterns(rf"^{_ACTOR} added (?P<targets>.+)$"),
     joined=_patterns(
@@ -145,6 +150,8 @@ class _Event:
 
 
 def _match_event(text: str) -> _Event | None:
+    if len(text) > _MAX_EVENT_LENGTH:
+        return None
     for phrases in LANGUAGES:
         for kind in ("created", "renamed", "joined", "left", "added", "removed", "other"):
             for pattern in getattr(phrases, kind):
@@ -260,7 +267,7 @@ def parse_whatsapp(
     removed = 0
     ios = android = 0
 
-    for number, raw_line in enumerate(text.splitlines(), start=1):
+    for number, raw_line in enumerate(split_lines(text), start=1):
         line = raw_line.lstrip(_MARKS)
         match = IOS_LINE_RE.match(line)
         if match:
