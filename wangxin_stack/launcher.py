@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -282,6 +283,12 @@ def run(options: StackOptions) -> int:
         except (StartupFailed, hs.HomeserverError, OptionError) as e:
             print(f"\nwangxin-stack: {e}", file=sys.stderr)
             exit_code[0] = 1
+        except Exception:
+            # A bug, not a config problem: say so and stop, rather than wait forever.
+            traceback.print_exc()
+            print("\nwangxin-stack: internal error while starting (see above); stopping", file=sys.stderr)
+            exit_code[0] = 1
+        if exit_code[0]:
             if not stopping[0]:
                 stopping[0] = True
                 reactor.stop()
