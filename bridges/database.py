@@ -75,6 +75,12 @@ MIGRATIONS: list[list[str]] = [
         # Ghost users of the bridge's namespace that have been registered with Synapse.
         "CREATE TABLE ghosts (user_id TEXT PRIMARY KEY, kind TEXT NOT NULL, registered_ts {bigint} NOT NULL)",
     ],
+    [
+        # Synapse on SQLite numbers transactions from its own table, which it empties after
+        # delivery: after a Synapse restart, ids repeat. A replay is the same id with the same
+        # events, so the event ids are remembered with the id.
+        "ALTER TABLE appservice_txns ADD COLUMN event_ids_hash TEXT",
+    ],
 ]
 
 

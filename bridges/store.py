@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -64,13 +65,29 @@ class BridgeStore:
         await self.db.run("add_ghost", _add_ghost_txn, user_id, kind)
 
 
+def event_ids_hash(events: list[dict[str, Any]]) -> str:
+    ids = sorted(str(e.get("event_id")) for e in events)
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
 def _accept_transaction_txn(txn: Txn, txn_id: str, events: list[dict[str, Any]]) -> bool:
-    txn.execute(
-        "INSERT INTO appservice_txns (txn_id, received_ts) VALUES (?, ?) ON CONFLICT (txn_id) DO NOTHING",
-        (txn_id, now_ms()),
-    )
-    if txn.rowcount == 0:
+    # Synapse retries a transaction with the same id and the same events (their JSON may differ,
+    # e.g. unsigned.age, so the event ids are compared). The same id with other events is a new
+    # transaction: Synapse on SQLite reuses ids after a restart.
+    digest = event_ids_hash(events)
+    row = txn.execute("SELECT event_ids_hash FROM appservice_txns WHERE txn_id = ?", (txn_id,)).fetchone()
+    if row is not None and (row[0] is None or row[0] == digest):
         return False
+    if row is None:
+        txn.execute(
+            "INSERT INTO appservice_txns (txn_id, received_ts, event_ids_hash) VALUES (?, ?, ?)",
+            (txn_id, now_ms(), digest),
+        )
+    else:
+        txn.execute(
+            "UPDATE appservice_txns SET received_ts = ?, event_ids_hash = ? WHERE txn_id = ?",
+            (now_ms(), digest, txn_id),
+        )
     for event in events:
         event_id = event.get("event_id")
         room_id = event.get("room_id")

@@ -26,7 +26,7 @@ def test_a_transaction_is_accepted_once_and_its_events_queued_once() -> None:
     e1 = {"event_id": "$1", "room_id": "!r", "type": "m.room.message"}
     e2 = {"event_id": "$2", "room_id": "!r", "type": "m.room.message"}
     assert _accept_transaction_txn(txn, "t1", [e1]) is True
-    assert _accept_transaction_txn(txn, "t1", [e1, e2]) is False
+    assert _accept_transaction_txn(txn, "t1", [dict(e1, unsigned={"age": 5})]) is False  # a retry
     # The same event in a new transaction is not queued twice.
     assert _accept_transaction_txn(txn, "t2", [e1, e2, {"no": "ids"}]) is True
     pending = _pending_events_txn(txn, 10)
@@ -39,3 +39,13 @@ def test_sql_is_adapted_per_engine() -> None:
     sql = "CREATE TABLE x (id {serial}, ts {bigint}); SELECT * FROM x WHERE a = ? AND b = ?"
     assert "%s" in adapt_sql(sql, "postgres") and "BIGSERIAL" in adapt_sql(sql, "postgres")
     assert "?" in adapt_sql(sql, "sqlite") and "AUTOINCREMENT" in adapt_sql(sql, "sqlite")
+
+
+def test_a_reused_transaction_id_with_other_events_is_a_new_transaction() -> None:
+    """Synapse on SQLite numbers transactions from 1 again after a restart."""
+    txn = _txn()
+    _migrate_txn(txn)
+    assert _accept_transaction_txn(txn, "1", [{"event_id": "$a", "room_id": "!r"}]) is True
+    assert _accept_transaction_txn(txn, "1", [{"event_id": "$b", "room_id": "!r"}]) is True
+    assert _accept_transaction_txn(txn, "1", [{"event_id": "$b", "room_id": "!r"}]) is False
+    assert [p.event["event_id"] for p in _pending_events_txn(txn, 10)] == ["$a", "$b"]
