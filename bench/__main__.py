@@ -1,4 +1,4 @@
-"""``python3 run.py bench [core] [--messages N] [--postgres DSN]``: print benchmark figures as JSON.
+"""``python3 run.py bench [core|mute|merchant_circle] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -15,9 +15,12 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("which", nargs="?", default="core", choices=["core", "mute"])
+    parser.add_argument("which", nargs="?", default="core",
+                        choices=["core", "mute", "merchant_circle"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
+    parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle)")
+    parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     args = parser.parse_args(argv)
@@ -27,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import core
 
         result = core.run(messages=args.messages, postgres=bool(args.postgres))
+    elif args.which == "merchant_circle":
+        from bench import merchant_circle
+
+        result = merchant_circle.run(followers=args.followers, messages=args.messages,
+                                     concurrency=args.concurrency, postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 

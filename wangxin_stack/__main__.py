@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-bot", action="store_true", help="do not start the merchant bot")
     up.add_argument("--relaxed-rate-limits", action="store_true",
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
+    up.add_argument("--circle-posts-per-day", type=int, metavar="N",
+                    help="merchant circle post quota per merchant and day (default: the module's, 3)")
     up.add_argument("--startup-timeout", type=float, default=240.0)
     return parser
 
@@ -59,6 +61,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         bridge=not args.stock,
         bot=not args.stock and not args.no_bot,
         relaxed_rate_limits=args.relaxed_rate_limits,
+        circle_posts_per_day=args.circle_posts_per_day,
         startup_timeout=args.startup_timeout,
     )
     options.validate()

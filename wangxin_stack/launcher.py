@@ -208,6 +208,9 @@ class Launcher:
             "startup_seconds": round(startup_seconds, 2),
             "bot_user_ids": [],
         }
+        if o.modules:
+            # For the shopping platform (and tests): POST /_synapse/client/wangxin/v1/purchases.
+            info["merchant_circle"] = {"platform_secret": s["platform_secret"]}
         if o.bridge:
             info["appservice_id"] = APPSERVICE_ID
             info["bridge"] = {

@@ -105,6 +105,7 @@ class StackOptions:
     bridge: bool = True
     bot: bool = True
     relaxed_rate_limits: bool = False
+    circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
     startup_timeout: float = 240.0
 
     @property

@@ -72,6 +72,14 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             "module": "synapse_modules.mute_exemptions.MuteExemptions",
             "config": {"service_secret": state.secrets["module_service_secret"]},
         },
+        {
+            "module": "synapse_modules.merchant_circle.MerchantCircle",
+            "config": {
+                "platform_secret": state.secrets["platform_secret"],
+                "merchant_bot": f"@{MERCHANT_BOT_LOCALPART}:{server}",
+                **({"posts_per_day": options.circle_posts_per_day} if options.circle_posts_per_day else {}),
+            },
+        },
     ]
 
 

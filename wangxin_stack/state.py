@@ -23,6 +23,7 @@ SECRET_NAMES = (
     "merchant_bot_password",
     "admin_password",
     "module_service_secret",
+    "platform_secret",  # the purchases webhook of synapse_modules.merchant_circle
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import signal
 from typing import Any
@@ -15,12 +16,16 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    RoomMessageImage,
     RoomMessageText,
+    RoomSendResponse,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
 
-from bots.merchant.commands import CommandContext, commands
+from bots.merchant.circle_api import CircleApi, MerchantInfo, caption, post_image
+from bots.merchant.commands import CommandContext, commands, in_how_long
 from bots.merchant.config import MerchantBotConfig
 from bots.merchant.storage import BotStorage
 
@@ -44,8 +49,11 @@ class MerchantBot:
         self.client = AsyncClient(
             config.homeserver_url,
             config.user_id,
-            config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False),
+            # max_limit_exceeded=0: a refused circle post (429 until tomorrow) must come back to
+            # us as an answer for the merchant, not be retried for a day.
+            config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False, max_limit_exceeded=0),
         )
+        self.circle = CircleApi(config.homeserver_url, "")
 
     async def login(self) -> None:
         """Reuse the saved session if the server still accepts it, else log in with the password."""
@@ -53,6 +61,7 @@ class MerchantBot:
         if session and session.get("user_id") == self.config.user_id:
             self.client.restore_login(session["user_id"], session["device_id"], session["access_token"])
             if isinstance(await self.client.whoami(), WhoamiResponse):
+                self.circle = CircleApi(self.config.homeserver_url, session["access_token"])
                 logger.info("Restored session of %s (device %s)", session["user_id"], session["device_id"])
                 return
             logger.info("Saved session was refused; logging in again")
@@ -60,6 +69,7 @@ class MerchantBot:
         if not isinstance(response, LoginResponse):
             raise LoginFailed(f"login as {self.config.user_id} failed: {response}")
         self.storage.save_session(response.user_id, response.device_id, response.access_token)
+        self.circle = CircleApi(self.config.homeserver_url, response.access_token)
         logger.info("Logged in as %s (device %s)", response.user_id, response.device_id)
 
     async def run(self) -> None:
@@ -78,6 +88,7 @@ class MerchantBot:
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
         self.client.add_event_callback(self._on_text, RoomMessageText)
         self.client.add_event_callback(self._on_encrypted, MegolmEvent)
+        self.client.add_event_callback(self._on_image, RoomMessageImage)
         self.client.add_response_callback(self._on_sync, SyncResponse)
         self.storage.mark_ready(self.config.user_id)
         logger.info("Merchant bot ready")
@@ -104,8 +115,18 @@ class MerchantBot:
         logger.info("Joined %s: %s", room_id, type(response).__name__)
         await self._send(room_id, WELCOME, txn_seed=f"welcome:{room_id}")
 
+    @staticmethod
+    def _is_dm(room: MatrixRoom) -> bool:
+        # Commands come only from one-to-one chats; in a merchant circle (where the bot may post)
+        # every message is a post, never a command.
+        return room.member_count <= 2
+
+    async def _on_image(self, room: MatrixRoom, event: RoomMessageImage) -> None:
+        if event.sender != self.client.user_id and self._is_dm(room):
+            self.storage.save_last_image(event.sender, event.url)
+
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
-        if event.sender == self.client.user_id:
+        if event.sender == self.client.user_id or not self._is_dm(room):
             return
         parsed = commands.parse(event.body)
         if parsed is None:
@@ -121,8 +142,41 @@ class MerchantBot:
             await ctx.reply("Something went wrong on my side; please try again in a minute.")
 
     async def _on_encrypted(self, room: MatrixRoom, event: MegolmEvent) -> None:
-        if event.sender != self.client.user_id:
+        if event.sender != self.client.user_id and self._is_dm(room):
             await self.reply(room.room_id, event.event_id, ENCRYPTED_NOTICE)
+
+    async def publish(self, ctx: CommandContext, merchant: MerchantInfo, product: dict[str, Any],
+                      photo_mxc: str | None, *, image: str | None = None) -> None:
+        """Post ``product`` to the merchant's circle as an image (photo + QR code) with a caption."""
+        size, width, height = 0, 0, 0
+        if image is None:
+            photo = await self.circle.download(photo_mxc) if photo_mxc else None
+            png, width, height = post_image(product["url"], photo)
+            uploaded, _ = await self.client.upload(io.BytesIO(png), content_type="image/png",
+                                                   filename=f"{product['id']}.png", filesize=len(png))
+            if not isinstance(uploaded, UploadResponse):
+                await ctx.reply("I could not upload the post's image; please try again in a minute.")
+                return
+            image, size = uploaded.content_uri, len(png)
+        product = {**product, "image": image}
+        content: dict[str, Any] = {
+            "msgtype": "m.image",
+            "body": caption(product),
+            "filename": f"{product['id']}.png",
+            "url": image,
+            "info": {"mimetype": "image/png", **({"size": size, "w": width, "h": height} if size else {})},
+            "org.wangxin.product": product,
+        }
+        response = await self.client.room_send(merchant.circle_room_id, "m.room.message", content)
+        if isinstance(response, RoomSendResponse):
+            await ctx.reply(f"Posted “{product['title']}” (product {product['id']}) to your circle "
+                            f"({merchant.followers} followers).")
+            return
+        if getattr(response, "status_code", None) == "M_LIMIT_EXCEEDED" and response.retry_after_ms:
+            await ctx.reply(f"Not posted: your circle's limits (a few posts a day, one product at most once "
+                            f"a week) allow your next post of this product {in_how_long(response.retry_after_ms)}.")
+            return
+        await ctx.reply(f"Not posted: the server said “{getattr(response, 'message', response)}”.")
 
     async def reply(self, room_id: str, event_id: str, text: str) -> None:
         content: dict[str, Any] = {

@@ -43,6 +43,16 @@ class BotStorage:
     def save_sync_token(self, token: str) -> None:
         self._write("sync.json", {"next_batch": token})
 
+    def last_image(self, user_id: str) -> str | None:
+        data = self._read("last_images.json") or {}
+        value = data.get(user_id)
+        return value if isinstance(value, str) else None
+
+    def save_last_image(self, user_id: str, mxc: str) -> None:
+        data = self._read("last_images.json") or {}
+        data[user_id] = mxc
+        self._write("last_images.json", data)
+
     def mark_ready(self, user_id: str) -> None:
         """Tell whoever started the bot (the dev stack) that it has logged in and synced."""
         self._write("ready.json", {"user_id": user_id, "pid": os.getpid(), "ts": int(time.time() * 1000)})

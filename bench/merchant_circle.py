@@ -1,0 +1,183 @@
+"""Merchant circle at scale: follow throughput, and posting into a big circle vs stock Synapse.
+
+Two stacks side by side (stock Synapse, and Wangxin with every module), each with one room of
+``followers`` members:
+
+- **follows**: on Wangxin, ``followers`` purchase webhooks (sent ``concurrency`` at a time) until
+  the circle has that many joined followers; on stock, the same number of admin-API joins
+  (``POST /_synapse/admin/v1/join``, no rate limit) into its room, same concurrency. Ratio of
+  rates: Wangxin / stock (the target is >= 0.8).
+- **real user**: right after the bulk follows, a new user joins the circle through the client
+  API; with stock's ``rc_joins_per_room`` (1/s, burst 10) a room that just took thousands of
+  joins would answer 429.
+- **message send**: the merchant posts into the circle, a member posts into the stock room,
+  alternating in batches; p50/p95 ratio (the target p50 ratio is <= 1.05).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from bench.core import BenchStack
+from bench.stats import ratio, summary_ms
+
+API = "/_synapse/client/wangxin/v1"
+
+
+def _session(token: str) -> requests.Session:
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
+    s.mount("http://", adapter)
+    return s
+
+
+def create_users(stack: Any, n: int, concurrency: int) -> list[str]:
+    """Users without a password (no bcrypt): ``PUT /_synapse/admin/v2/users``."""
+    admin = _session(stack.info["admin"]["access_token"])
+    base = stack.info["main_process_url"]
+    prefix = f"f{secrets.token_hex(3)}"
+    ids = [f"@{prefix}_{i}:{stack.server_name}" for i in range(n)]
+
+    def make(user_id: str) -> None:
+        admin.put(f"{base}/_synapse/admin/v2/users/{quote(user_id)}", json={"displayname": user_id},
+                  timeout=120).raise_for_status()
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(make, ids))
+    return ids
+
+
+def _run_all(fn: Any, items: list[Any], concurrency: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(fn, items))
+    return time.perf_counter() - started
+
+
+def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int) -> float:
+    admin = _session(stack.info["admin"]["access_token"])
+    base = stack.info["main_process_url"]
+
+    def join(user_id: str) -> None:
+        admin.post(f"{base}/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id},
+                   timeout=300).raise_for_status()
+
+    return _run_all(join, users, concurrency)
+
+
+def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int) -> tuple[float, float]:
+    """Seconds until every webhook was answered, and until every buyer follows."""
+    platform = _session(stack.info["merchant_circle"]["platform_secret"])
+    admin = _session(stack.info["admin"]["access_token"])
+    started = time.perf_counter()
+
+    def buy(user_id: str) -> None:
+        platform.post(f"{stack.url}{API}/purchases",
+                      json={"order_id": f"bench-{user_id}", "buyer": user_id, "merchant": merchant,
+                            "items": [{"sku": "tea", "qty": 1}]}, timeout=300).raise_for_status()
+
+    _run_all(buy, users, concurrency)
+    answered = time.perf_counter() - started
+    while True:
+        followers = admin.get(f"{stack.url}{API}/merchants/{quote(merchant)}", timeout=60).json()["followers"]
+        if followers >= len(users):
+            return answered, time.perf_counter() - started
+        time.sleep(0.2)
+
+
+def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
+        stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
+        try:
+            # A quota high enough for the benchmark's posts; the quota check itself still runs.
+            wangxin = BenchStack(os.path.join(tmp, "wangxin"),
+                                 ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
+            try:
+                return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres)
+            finally:
+                wangxin.stop()
+        finally:
+            stock.stop()
+
+
+def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
+             postgres: bool) -> dict[str, Any]:
+    # Stock: a public room, a poster, N members joined by the admin API.
+    poster = stock.register_user()
+    poster_http = _session(poster["access_token"])
+    r = poster_http.post(f"{stock.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, timeout=60)
+    r.raise_for_status()
+    stock_room = r.json()["room_id"]
+    stock_users = create_users(stock, followers, concurrency)
+    stock_join_s = stock_admin_joins(stock, stock_room, stock_users, concurrency)
+
+    # Wangxin: a merchant, N buyers whose purchases make them follow.
+    merchant = wangxin.register_user()
+    merchant_http = _session(merchant["access_token"])
+    r = requests.put(f"{wangxin.url}{API}/merchants/{quote(merchant['user_id'])}", json={"name": "Bench"},
+                     headers=wangxin.admin_headers(), timeout=60)
+    r.raise_for_status()
+    circle = r.json()["circle_room_id"]
+    buyers = create_users(wangxin, followers, concurrency)
+    answered_s, follow_s = wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency)
+
+    newcomer = wangxin.register_user()
+    real_join = requests.post(f"{wangxin.url}/_matrix/client/v3/join/{quote(circle)}", json={},
+                              headers={"Authorization": f"Bearer {newcomer['access_token']}"}, timeout=60)
+
+    def sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:
+        counter = [0]
+
+        def send_once() -> float:
+            counter[0] += 1
+            n = counter[0]
+            content: dict[str, Any] = {"msgtype": "m.text", "body": f"benchmark post {n}"}
+            if product:
+                content["org.wangxin.product"] = {"id": f"bench-{n}", "title": f"Item {n}", "price": "1.00",
+                                                  "currency": "CNY", "url": f"https://shop.example/{n}"}
+            started = time.perf_counter()
+            r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{n}",
+                         json=content, timeout=120)
+            elapsed = time.perf_counter() - started
+            r.raise_for_status()
+            return elapsed
+
+        return send_once
+
+    wx_send = sender(merchant_http, wangxin.url, circle, True)
+    st_send = sender(poster_http, stock.url, stock_room, False)
+    for _ in range(10):
+        wx_send()
+        st_send()
+    wx_samples: list[float] = []
+    st_samples: list[float] = []
+    while len(wx_samples) < messages:
+        wx_samples += [wx_send() for _ in range(10)]
+        st_samples += [st_send() for _ in range(10)]
+    wx, st = summary_ms(wx_samples), summary_ms(st_samples)
+    stock_rate = followers / stock_join_s
+    follow_rate = followers / follow_s
+    return {
+        "database": "postgres" if postgres else "sqlite",
+        "followers": followers,
+        "concurrency": concurrency,
+        "follows": {
+            "stock_admin_api_joins_per_s": round(stock_rate, 1),
+            "wangxin_purchase_follows_per_s": round(follow_rate, 1),
+            "webhooks_answered_s": round(answered_s, 2),
+            "all_followed_s": round(follow_s, 2),
+            "rate_ratio": ratio(follow_rate, stock_rate),
+        },
+        "real_user_join_after_bulk_follows": real_join.status_code,
+        "message_send_in_circle": {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+                                   "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])},
+    }

@@ -1,0 +1,716 @@
+"""The merchant circle (商家圈): merchants' broadcast feeds, auto-follow, and friends-only moments.
+
+Where each rule is enforced (all without ``check_event_allowed`` / ``on_new_event``, which load
+a room's whole state for every event on the server; field guide, Part A §2a):
+
+- **Who may post in a circle, and that nobody turns encryption on**: the circle room's power
+  levels (stock auth). The room is created by a service user no one can log in as (in room
+  version 12 its creator has unlimited power); merchant and bot sit at 50, posting needs 50,
+  and power levels, encryption and every other state event need 100.
+- **Circle rooms are made only here**: ``user_may_create_room`` refuses the room type to clients.
+- **Post quota and repost cooldown**: ``check_event_for_spam``, which sees only the event. For a
+  room that is not a circle it answers from an in-process cache; for a post it runs one short
+  transaction. Over the limit it raises 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms``.
+- **Moments are friends-only**: ``user_may_invite`` / ``user_may_join_room`` refuse merchants in
+  ``org.wangxin.moments`` rooms; ``user_may_create_room`` / ``user_may_send_state_event`` keep
+  moments rooms from becoming world-readable, so nobody reads them without joining.
+- **Auto-follow**: an invite between a user and a merchant (``user_may_invite``) or a purchase
+  webhook writes a job to a durable queue (``wangxin_circle_jobs``) in the same transaction as
+  its cause. The push-rules writer drains it: mute the circle for the follower (an
+  Element-style override rule), join them without rate limits, then file the circle (and the
+  chat) in the follower's "Merchant Circle / 商家圈" space. Failed jobs stay queued with back-off,
+  across restarts. Circle rooms are exempt from ``rc_joins_per_room`` so bulk follows never
+  make a real user's join fail with 429.
+
+HTTP (``/_synapse/client/wangxin/v1``): ``PUT|GET /merchants/{userId}``,
+``GET /merchants/{userId}/products``, ``POST /purchases``, ``GET /circle``,
+``DELETE /circle/{merchantId}``. See ``docs/merchant-circle.md``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections import OrderedDict
+from typing import Any
+
+import attrs
+
+from synapse_modules._config import (
+    ModuleConfigError,
+    get_int,
+    get_str,
+    get_user_id,
+    reject_unknown,
+    require_mapping,
+    to_synapse_config_error,
+)
+from synapse_modules.merchant_circle_store import DAY_MS, Merchant, MerchantCircleStore
+
+logger = logging.getLogger(__name__)
+
+CIRCLE_ROOM_TYPE = "org.wangxin.merchant_circle"
+MOMENTS_ROOM_TYPE = "org.wangxin.moments"
+PRODUCT_KEY = "org.wangxin.product"
+API_PREFIX = "/_synapse/client/wangxin/v1"
+DEFAULT_SPACE_NAME = "Merchant Circle / 商家圈"
+POSTER_LEVEL = 50
+ADMIN_LEVEL = 100
+MAX_JOB_ATTEMPTS = 40  # with back-off capped at 5 minutes: about three hours of retries
+_LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
+
+
+@attrs.frozen
+class MerchantCircleConfig:
+    platform_secret: str
+    merchant_bot: str | None
+    owner_localpart: str
+    posts_per_day: int
+    repost_cooldown_hours: int
+    space_name: str
+    follow_batch_size: int
+
+    @staticmethod
+    def from_dict(raw: Any) -> MerchantCircleConfig:
+        config = require_mapping(raw)
+        reject_unknown(
+            config,
+            ("platform_secret", "merchant_bot", "owner_localpart", "posts_per_day", "repost_cooldown_hours",
+             "space_name", "follow_batch_size"),
+        )
+        secret = get_str(config, "platform_secret")
+        if len(secret) < 16:
+            raise ModuleConfigError("expected a secret of at least 16 characters", ("platform_secret",))
+        owner = get_str(config, "owner_localpart", "wangxin-circles")
+        if not _LOCALPART_RE.match(owner):
+            raise ModuleConfigError(f"expected a lower-case Matrix localpart, found {owner!r}", ("owner_localpart",))
+        return MerchantCircleConfig(
+            platform_secret=secret,
+            merchant_bot=get_user_id(config, "merchant_bot", None),
+            owner_localpart=owner,
+            posts_per_day=get_int(config, "posts_per_day", 3, minimum=1),
+            repost_cooldown_hours=get_int(config, "repost_cooldown_hours", 7 * 24, minimum=0),
+            space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
+            follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
+        )
+
+
+class _BoundedCache:
+    """A small LRU map for facts that never change once known (a room's type or circle owner)."""
+
+    def __init__(self, size: int = 100_000):
+        self._size = size
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        return ...
+
+    def put(self, key: str, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+
+def _bad_json(message: str) -> Exception:
+    from synapse.module_api import errors
+
+    return errors.SynapseError(400, message, errors.Codes.BAD_JSON)
+
+
+def _validate_user_id(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.startswith("@") or ":" not in value:
+        raise _bad_json(f"'{key}' must be a Matrix user id like @name:server")
+    return value
+
+
+def validate_product(product: Any) -> dict[str, Any]:
+    """The ``org.wangxin.product`` object of a post; raises 400 ``M_BAD_JSON`` naming the field."""
+    if not isinstance(product, dict):
+        raise _bad_json(f"'{PRODUCT_KEY}' must be an object")
+    for field in ("id", "title", "currency", "url"):
+        value = product.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise _bad_json(f"'{PRODUCT_KEY}.{field}' must be a non-empty string")
+    price = product.get("price")
+    if isinstance(price, bool) or not isinstance(price, (str, int, float)) or str(price).strip() == "":
+        raise _bad_json(f"'{PRODUCT_KEY}.price' must be a number or a decimal string")
+    if not product["url"].startswith(("https://", "http://")):
+        raise _bad_json(f"'{PRODUCT_KEY}.url' must be an http(s) URL")
+    return product
+
+
+class MerchantCircle:
+    """Synapse module: ``synapse_modules.merchant_circle.MerchantCircle``."""
+
+    def __init__(self, config: MerchantCircleConfig, api: Any):
+        from synapse_modules._http import RoutedJsonResource
+        from synapse_modules._internals import MembershipInternals, SynapseInternals
+
+        self._config = config
+        self._api = api
+        self._store = MerchantCircleStore(api)
+        self._push = SynapseInternals(api)
+        self._members = MembershipInternals(api)
+        self._owner = f"@{config.owner_localpart}:{api.server_name}"
+        self._cooldown_ms = config.repost_cooldown_hours * 3600 * 1000
+        # room id -> merchant id (circle) or None (any other room); a room's circle-ness is fixed
+        # before anyone but the owner is in it, so a cached answer never goes stale.
+        self._circle_of_room = _BoundedCache()
+        self._room_type = _BoundedCache()
+        self._joining: set[tuple[str, str]] = set()
+        self._processing = False
+        self._rerun = False
+
+        api.register_spam_checker_callbacks(
+            check_event_for_spam=self.check_event_for_spam,
+            user_may_invite=self.user_may_invite,
+            user_may_join_room=self.user_may_join_room,
+            user_may_create_room=self.user_may_create_room,
+            user_may_send_state_event=self.user_may_send_state_event,
+        )
+        self._members.refund_per_room_joins(self._is_known_circle)
+
+        merchants = RoutedJsonResource()
+        merchants.route("PUT", r"/(?P<user_id>[^/]+)", self._put_merchant)
+        merchants.route("GET", r"/(?P<user_id>[^/]+)", self._get_merchant)
+        merchants.route("GET", r"/(?P<user_id>[^/]+)/products", self._get_products)
+        purchases = RoutedJsonResource()
+        purchases.route("POST", r"/", self._post_purchase)
+        circle = RoutedJsonResource()
+        circle.route("GET", r"/", self._get_circle)
+        circle.route("DELETE", r"/(?P<merchant_id>[^/]+)", self._delete_follow)
+        api.register_web_resource(f"{API_PREFIX}/merchants", merchants)
+        api.register_web_resource(f"{API_PREFIX}/purchases", purchases)
+        api.register_web_resource(f"{API_PREFIX}/circle", circle)
+
+        # Every process keeps the set of circle rooms warm: the join-limit refund runs inside
+        # Synapse's (synchronous) join notification and can only consult memory.
+        api.looping_background_call(self._refresh_circles, 10_000, desc="wangxin_circle_rooms",
+                                     run_on_all_instances=True)
+        api.run_as_background_process("wangxin_circle_rooms", self._refresh_circles)
+
+        # The follow queue needs push-rule writes, so it runs where both background tasks and
+        # push rules live (the main process by default); a deployment that splits them is refused.
+        self._runs_queue = api.should_run_background_tasks()
+        if self._runs_queue:
+            if not self._push.is_push_rules_writer:
+                raise RuntimeError(
+                    "synapse_modules.merchant_circle: the instance that runs background tasks "
+                    "(run_background_tasks_on) must also be the push-rules writer (stream_writers.push_rules)"
+                )
+            api.looping_background_call(self._process_queue, 1000, desc="wangxin_circle_follow_queue")
+
+    @staticmethod
+    def parse_config(config: Any) -> MerchantCircleConfig:
+        try:
+            return MerchantCircleConfig.from_dict(config)
+        except ModuleConfigError as e:
+            raise to_synapse_config_error(e) from None
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def _refresh_circles(self) -> None:
+        for merchant_id, room_id in await self._store.all_circles():
+            self._circle_of_room.put(room_id, merchant_id)
+
+    def _is_known_circle(self, room_id: str) -> bool:
+        """Synchronous and cache-only (used inside Synapse's join notification)."""
+        value = self._circle_of_room.get(room_id)
+        return value is not ... and value is not None
+
+    async def _circle_merchant(self, room_id: str) -> str | None:
+        cached = self._circle_of_room.get(room_id)
+        if cached is not ...:
+            return cached
+        merchant = await self._store.get_merchant_by_room(room_id)
+        value = merchant.user_id if merchant else None
+        self._circle_of_room.put(room_id, value)
+        return value
+
+    async def _type_of_room(self, room_id: str) -> str | None:
+        cached = self._room_type.get(room_id)
+        if cached is not ...:
+            return cached
+        state = await self._api.get_room_state(room_id, [("m.room.create", "")])
+        create = state.get(("m.room.create", ""))
+        if create is None:
+            return None  # not known here (yet): do not cache
+        value = create.content.get("type")
+        self._room_type.put(room_id, value if isinstance(value, str) else None)
+        return self._room_type.get(room_id)
+
+    async def _is_merchant(self, user_id: str) -> bool:
+        return bool(await self._store.merchant_ids_among([user_id]))
+
+    def _service_users(self) -> set[str]:
+        return {self._owner} | ({self._config.merchant_bot} if self._config.merchant_bot else set())
+
+    # -- spam-checker callbacks ---------------------------------------------------------------
+
+    async def check_event_for_spam(self, event: Any) -> Any:
+        from synapse.module_api import NOT_SPAM
+
+        if event.type != "m.room.message" or event.is_state() or not self._api.is_mine(event.sender):
+            return NOT_SPAM
+        merchant_id = await self._circle_merchant(event.room_id)
+        if merchant_id is None:
+            return NOT_SPAM
+        if event.sender not in (merchant_id, self._config.merchant_bot):
+            return NOT_SPAM  # the power levels refuse it; it must not use up the merchant's quota
+        content = event.content
+        if not isinstance(content.get("body"), str) or not content["body"].strip():
+            raise _bad_json("a circle post needs a readable 'body'")
+        product = content.get(PRODUCT_KEY)
+        product_id = None
+        if product is not None:
+            product = validate_product(dict(product))
+            product_id = product["id"]
+        decision = await self._store.record_post(
+            merchant_id, event.event_id, event.sender, product_id, product,
+            self._api.get_current_time_msec(), self._config.posts_per_day, self._cooldown_ms,
+        )
+        if decision.retry_after_ms is not None:
+            from synapse.api.errors import LimitExceededError
+
+            logger.info("Refused a post in %s's circle: %s", merchant_id, decision.reason)
+            raise LimitExceededError("wangxin.merchant_circle.posts", retry_after_ms=decision.retry_after_ms)
+        return NOT_SPAM
+
+    async def user_may_create_room(self, user_id: str, room_config: dict[str, Any]) -> Any:
+        from synapse.module_api import NOT_SPAM, errors
+
+        creation = room_config.get("creation_content") or {}
+        room_type = creation.get("type") if isinstance(creation, dict) else None
+        if room_type == CIRCLE_ROOM_TYPE and user_id != self._owner:
+            return errors.Codes.FORBIDDEN, {"error": "Merchant circles are created by the server, not by clients"}
+        if room_type == MOMENTS_ROOM_TYPE:
+            if await self._is_merchant(user_id):
+                return errors.Codes.FORBIDDEN, {"error": "Moments are for friends; merchants have a circle instead"}
+            invited = [u for u in room_config.get("invite") or [] if isinstance(u, str)]
+            if await self._store.merchant_ids_among(invited):
+                return errors.Codes.FORBIDDEN, {"error": "Merchants cannot be invited to moments"}
+            for state in room_config.get("initial_state") or []:
+                if _world_readable(state.get("type"), state.get("content")):
+                    return errors.Codes.FORBIDDEN, {"error": "Moments cannot be world-readable"}
+        return NOT_SPAM
+
+    async def user_may_send_state_event(
+        self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
+    ) -> Any:
+        from synapse.module_api import NOT_SPAM, errors
+
+        if event_type == "m.room.history_visibility" and _world_readable(event_type, content):
+            if await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
+                return errors.Codes.FORBIDDEN, {"error": "Moments cannot be world-readable"}
+        return NOT_SPAM
+
+    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
+        from synapse.module_api import NOT_SPAM, errors
+
+        room_type = await self._type_of_room(room_id)
+        if room_type == MOMENTS_ROOM_TYPE:
+            if await self._is_merchant(invitee):
+                return errors.Codes.FORBIDDEN, {"error": "Merchants cannot be invited to moments"}
+            return NOT_SPAM
+        if room_type == CIRCLE_ROOM_TYPE or room_type == "m.space":
+            return NOT_SPAM
+        await self._follow_on_conversation(inviter, invitee, room_id)
+        return NOT_SPAM
+
+    async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Any:
+        from synapse.module_api import NOT_SPAM, errors
+
+        room_type = await self._type_of_room(room_id)
+        if room_type == MOMENTS_ROOM_TYPE and await self._is_merchant(user_id):
+            return errors.Codes.FORBIDDEN, {"error": "Merchants cannot join moments"}
+        if room_type == CIRCLE_ROOM_TYPE and (user_id, room_id) not in self._joining:
+            merchant_id = await self._circle_merchant(room_id)
+            if merchant_id and user_id != merchant_id and user_id not in self._service_users():
+                # An explicit follow by the user: it undoes an earlier unfollow; file and mute it.
+                now = self._api.get_current_time_msec()
+                await self._store.set_follow_state(merchant_id, user_id, "following", now)
+                await self._store.enqueue_job("file", user_id, merchant_id, room_id, "joined", now)
+        return NOT_SPAM
+
+    async def _follow_on_conversation(self, inviter: str, invitee: str, room_id: str) -> None:
+        service = self._service_users()
+        if inviter in service or invitee in service or inviter == invitee:
+            return
+        local = [u for u in (inviter, invitee) if self._api.is_mine(u)]
+        merchants = await self._store.merchant_ids_among(local)
+        if not merchants:
+            return
+        now = self._api.get_current_time_msec()
+        for merchant_id in merchants:
+            other = invitee if merchant_id == inviter else inviter
+            if not self._api.is_mine(other) or other in merchants:
+                continue
+            await self._store.enqueue_follow(other, merchant_id, f"chat:{room_id}", now)
+            # The chat itself goes in the buyer's merchant space, apart from friends' chats.
+            await self._store.enqueue_job("file", other, merchant_id, room_id, "chat", now)
+        self._kick_queue()
+
+    # -- the follow queue ---------------------------------------------------------------------
+
+    def _kick_queue(self) -> None:
+        if self._runs_queue:
+            self._api.run_as_background_process("wangxin_circle_follow_queue", self._process_queue)
+
+    async def _process_queue(self) -> None:
+        if self._processing:
+            self._rerun = True
+            return
+        self._processing = True
+        try:
+            while True:
+                self._rerun = False
+                now = self._api.get_current_time_msec()
+                # Follows first: a follower is in the circle before the slower filing in spaces.
+                jobs = await self._store.due_jobs("follow", now, self._config.follow_batch_size)
+                if not jobs:
+                    jobs = await self._store.due_jobs("file", now, 20)
+                for job in jobs:
+                    await self._run_job(job)
+                if not jobs and not self._rerun:
+                    return
+        finally:
+            self._processing = False
+
+    async def _run_job(self, job: Any) -> None:
+        try:
+            if job.kind == "follow":
+                await self._do_follow(job)
+            else:
+                await self._do_file(job)
+        except Exception as e:
+            if job.attempts >= MAX_JOB_ATTEMPTS:
+                logger.error("Circle job %s (%s %s) failed %d times; giving up: %s", job.job_id, job.kind,
+                             job.user_id, job.attempts + 1, e)
+                await self._store.finish_job(job.job_id)
+                return
+            delay_s = min(2 ** min(job.attempts, 8), 300)
+            logger.warning("Circle job %s (%s %s) failed, retrying in %ss: %s", job.job_id, job.kind,
+                           job.user_id, delay_s, e)
+            await self._store.retry_job(job.job_id, job.attempts + 1,
+                                        self._api.get_current_time_msec() + delay_s * 1000, repr(e))
+            return
+        await self._store.finish_job(job.job_id)
+
+    async def _do_follow(self, job: Any) -> None:
+        merchant = await self._store.get_merchant(job.merchant_id)
+        if merchant is None:
+            return
+        room_id = merchant.circle_room_id
+        state = await self._store.follow_state(merchant.user_id, job.user_id)
+        membership = await self._members.local_membership(job.user_id, room_id)
+        if state == "unfollowed":
+            return
+        if membership == "join":
+            return
+        if state == "following" and membership in ("leave", "ban"):
+            # They were following and left the circle themselves: that is an unfollow; remember it.
+            await self._store.unfollow(merchant.user_id, job.user_id, self._api.get_current_time_msec())
+            return
+        # Mute first, so not even the first post after the join can notify.
+        await self._mute(job.user_id, room_id)
+        self._joining.add((job.user_id, room_id))
+        try:
+            await self._members.set_membership(job.user_id, room_id, "join")
+        finally:
+            self._joining.discard((job.user_id, room_id))
+        now = self._api.get_current_time_msec()
+        await self._store.set_follow_state(merchant.user_id, job.user_id, "following", now)
+        await self._store.enqueue_job("file", job.user_id, merchant.user_id, room_id, "follow", now)
+
+    async def _mute(self, user_id: str, room_id: str) -> None:
+        # Element's "Mute room": an override rule named after the room (field guide, Part A §4).
+        await self._push.put_push_rule(
+            user_id, "override", room_id, [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
+            ["dont_notify"],
+        )
+
+    async def _do_file(self, job: Any) -> None:
+        """Put ``job.room_id`` (a circle, or a chat with a merchant) into the user's space."""
+        if job.room_id is None or await self._store.is_filed(job.user_id, job.room_id):
+            return
+        merchant = await self._store.get_merchant(job.merchant_id) if job.merchant_id else None
+        is_circle = merchant is not None and merchant.circle_room_id == job.room_id
+        if is_circle:
+            if await self._store.follow_state(job.merchant_id, job.user_id) == "unfollowed":
+                return
+            if job.reason == "joined":
+                await self._mute(job.user_id, job.room_id)
+        space_id = await self._space_for(job.user_id)
+        await self._api.create_and_send_event_into_room(
+            {
+                "type": "m.space.child",
+                "room_id": space_id,
+                "sender": job.user_id,
+                "state_key": job.room_id,
+                "content": {"via": [self._api.server_name], "order": "1" if is_circle else "0"},
+            }
+        )
+        await self._store.set_filed(job.user_id, job.room_id, True)
+
+    async def _space_for(self, user_id: str) -> str:
+        existing = await self._store.get_space(user_id)
+        if existing:
+            return existing
+        room_id, _ = await self._api.create_room(
+            user_id,
+            {
+                "name": self._config.space_name,
+                "topic": "Merchants you follow and your chats with them (muted by default)",
+                "preset": "private_chat",
+                "visibility": "private",
+                "creation_content": {"type": "m.space"},
+                "power_level_content_override": {"events_default": 100, "invite": 100},
+            },
+            ratelimit=False,
+        )
+        return await self._store.set_space(user_id, room_id)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _requester(self, request: Any) -> str:
+        requester = await self._api.get_user_by_req(request)
+        return str(requester.user.to_string())
+
+    async def _require_admin(self, request: Any) -> str:
+        from synapse.module_api import errors
+
+        user_id = await self._requester(request)
+        if not await self._api.is_user_admin(user_id):
+            raise errors.SynapseError(403, "You are not a server admin", errors.Codes.FORBIDDEN)
+        return user_id
+
+    async def _merchant_or_404(self, user_id: str) -> Merchant:
+        from synapse.module_api import errors
+
+        merchant = await self._store.get_merchant(user_id)
+        if merchant is None:
+            raise errors.SynapseError(404, f"{user_id} is not a merchant", errors.Codes.NOT_FOUND)
+        return merchant
+
+    async def _put_merchant(self, request: Any, user_id: str) -> tuple[int, Any]:
+        from synapse.module_api import errors
+
+        await self._require_admin(request)
+        body = _json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _bad_json("'name' must be a non-empty string")
+        avatar_url = body.get("avatar_url")
+        if avatar_url is not None and (not isinstance(avatar_url, str) or not avatar_url.startswith("mxc://")):
+            raise _bad_json("'avatar_url' must be an mxc:// URI")
+        if not self._api.is_mine(user_id) or await self._api.check_user_exists(user_id) is None:
+            raise errors.SynapseError(404, f"No local user {user_id}", errors.Codes.NOT_FOUND)
+        if user_id in self._service_users():
+            raise errors.SynapseError(400, f"{user_id} is a service account", errors.Codes.INVALID_PARAM)
+        merchant = await self._store.get_merchant(user_id)
+        if merchant is None:
+            room_id = await self._create_circle(user_id, name, avatar_url)
+            merchant = await self._store.insert_merchant(
+                Merchant(user_id, name, avatar_url, room_id), self._api.get_current_time_msec()
+            )
+        elif (merchant.name, merchant.avatar_url) != (name, avatar_url):
+            await self._store.update_merchant_profile(user_id, name, avatar_url)
+            await self._owner_state(merchant.circle_room_id, "m.room.name", {"name": _circle_name(name)})
+            if avatar_url:
+                await self._owner_state(merchant.circle_room_id, "m.room.avatar", {"url": avatar_url})
+        self._circle_of_room.put(merchant.circle_room_id, user_id)
+        # (Re-)ensure the posters are in: a crash between the steps is repaired by a retried PUT.
+        for poster in [user_id] + ([self._config.merchant_bot] if self._config.merchant_bot else []):
+            if poster != user_id and await self._api.check_user_exists(poster) is None:
+                continue
+            if await self._members.local_membership(poster, merchant.circle_room_id) != "join":
+                await self._members.set_membership(poster, merchant.circle_room_id, "join")
+        return 200, {"user_id": user_id, "circle_room_id": merchant.circle_room_id}
+
+    async def _create_circle(self, user_id: str, name: str, avatar_url: str | None) -> str:
+        if await self._api.check_user_exists(self._owner) is None:
+            await self._api.register_user(self._config.owner_localpart, "Wangxin merchant circles")
+        users = {user_id: POSTER_LEVEL}
+        if self._config.merchant_bot:
+            users[self._config.merchant_bot] = POSTER_LEVEL
+        initial_state = [
+            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
+            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        ]
+        if avatar_url:
+            initial_state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar_url}})
+        room_id, _ = await self._api.create_room(
+            self._owner,
+            {
+                "name": _circle_name(name),
+                "topic": f"Posts from {name}. Followers read, only the merchant posts.",
+                # Version 12 on purpose: its creator (the owner) outranks every power level, and
+                # the owner is an account nobody can log in as.
+                "room_version": "12",
+                "preset": "public_chat",  # followers join without an invite
+                "visibility": "private",  # but it is not listed in the room directory
+                "creation_content": {"type": CIRCLE_ROOM_TYPE, "org.wangxin.merchant": user_id},
+                "initial_state": initial_state,
+                "power_level_content_override": {
+                    "users": users,
+                    "users_default": 0,
+                    "events_default": POSTER_LEVEL,
+                    "state_default": ADMIN_LEVEL,
+                    "invite": ADMIN_LEVEL,
+                    "kick": ADMIN_LEVEL,
+                    "ban": ADMIN_LEVEL,
+                    "redact": POSTER_LEVEL,
+                    "notifications": {"room": ADMIN_LEVEL},
+                    "events": {
+                        "m.room.encryption": ADMIN_LEVEL,
+                        "m.room.power_levels": ADMIN_LEVEL,
+                        "m.room.name": ADMIN_LEVEL,
+                        "m.room.avatar": ADMIN_LEVEL,
+                        "m.room.topic": ADMIN_LEVEL,
+                        "m.room.history_visibility": ADMIN_LEVEL,
+                        "m.room.join_rules": ADMIN_LEVEL,
+                        "m.room.canonical_alias": ADMIN_LEVEL,
+                        "m.room.tombstone": ADMIN_LEVEL,
+                        "m.room.server_acl": ADMIN_LEVEL,
+                    },
+                },
+            },
+            ratelimit=False,
+        )
+        return str(room_id)
+
+    async def _owner_state(self, room_id: str, event_type: str, content: dict[str, Any]) -> None:
+        await self._api.create_and_send_event_into_room(
+            {"type": event_type, "room_id": room_id, "sender": self._owner, "state_key": "", "content": content}
+        )
+
+    async def _get_merchant(self, request: Any, user_id: str) -> tuple[int, Any]:
+        await self._require_reader(request, user_id)
+        merchant = await self._merchant_or_404(user_id)
+        joined = await self._members.joined_member_count(merchant.circle_room_id)
+        posters = 0  # the owner, the merchant and the bot are not followers
+        for account in {self._owner, user_id} | self._service_users():
+            if await self._members.local_membership(account, merchant.circle_room_id) == "join":
+                posters += 1
+        now = self._api.get_current_time_msec()
+        posts = await self._store.posts_in_window(user_id, now)
+        next_post_ms = 0
+        if len(posts) >= self._config.posts_per_day:
+            next_post_ms = posts[-self._config.posts_per_day] + DAY_MS - now
+        return 200, {
+            "user_id": merchant.user_id,
+            "name": merchant.name,
+            "avatar_url": merchant.avatar_url,
+            "circle_room_id": merchant.circle_room_id,
+            "followers": max(0, joined - posters),
+            "posts_today": len(posts),
+            "posts_per_day": self._config.posts_per_day,
+            "next_post_allowed_in_ms": max(0, next_post_ms),
+        }
+
+    async def _require_reader(self, request: Any, merchant_id: str) -> None:
+        """Merchant details are for server admins, the merchant itself and the merchant bot."""
+        from synapse.module_api import errors
+
+        requester = await self._requester(request)
+        if requester in (merchant_id, self._config.merchant_bot) or await self._api.is_user_admin(requester):
+            return
+        raise errors.SynapseError(403, "Only the merchant, its bot or a server admin may read this",
+                                  errors.Codes.FORBIDDEN)
+
+    async def _get_products(self, request: Any, user_id: str) -> tuple[int, Any]:
+        await self._require_reader(request, user_id)
+        await self._merchant_or_404(user_id)
+        now = self._api.get_current_time_msec()
+        products = []
+        for product, last_ts, count in await self._store.products(user_id):
+            products.append({
+                "product": product,
+                "last_posted_ts": last_ts,
+                "times_posted": count,
+                "repost_allowed_in_ms": max(0, last_ts + self._cooldown_ms - now),
+            })
+        return 200, {"products": products, "repost_cooldown_hours": self._config.repost_cooldown_hours}
+
+    async def _post_purchase(self, request: Any) -> tuple[int, Any]:
+        from synapse.module_api import errors
+
+        auth = (request.getHeader("Authorization") or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(auth.encode(), self._config.platform_secret.encode()):
+            raise errors.SynapseError(403, "Wrong platform secret", errors.Codes.FORBIDDEN)
+        body = _json_body(request)
+        order_id = body.get("order_id")
+        if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 255:
+            raise _bad_json("'order_id' must be a non-empty string of at most 255 characters")
+        buyer = _validate_user_id(body, "buyer")
+        merchant_id = _validate_user_id(body, "merchant")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise _bad_json("'items' must be a list")
+        await self._merchant_or_404(merchant_id)
+        if not self._api.is_mine(buyer) or await self._api.check_user_exists(buyer) is None:
+            raise errors.SynapseError(404, f"No local user {buyer}", errors.Codes.NOT_FOUND)
+        new, follow = await self._store.record_purchase(
+            order_id, buyer, merchant_id, items, self._api.get_current_time_msec()
+        )
+        if follow == "conflict":
+            raise errors.SynapseError(409, f"order {order_id} was already reported for another buyer or merchant",
+                                      errors.Codes.INVALID_PARAM)
+        if new:
+            self._kick_queue()
+        return 200, {"order_id": order_id, "replayed": not new, "follow": follow if new else "unchanged"}
+
+    async def _get_circle(self, request: Any) -> tuple[int, Any]:
+        user_id = await self._requester(request)
+        followed = []
+        for merchant, state in await self._store.follows_of_user(user_id):
+            membership = await self._members.local_membership(user_id, merchant.circle_room_id)
+            if state == "following" and membership == "join":
+                followed.append({"merchant": merchant.user_id, "name": merchant.name,
+                                 "avatar_url": merchant.avatar_url, "circle_room_id": merchant.circle_room_id})
+        return 200, {"merchants": followed, "space_room_id": await self._store.get_space(user_id)}
+
+    async def _delete_follow(self, request: Any, merchant_id: str) -> tuple[int, Any]:
+        user_id = await self._requester(request)
+        merchant = await self._merchant_or_404(merchant_id)
+        await self._store.unfollow(merchant_id, user_id, self._api.get_current_time_msec())
+        if await self._members.local_membership(user_id, merchant.circle_room_id) == "join":
+            await self._members.set_membership(user_id, merchant.circle_room_id, "leave")
+        space_id = await self._store.get_space(user_id)
+        if space_id and await self._store.is_filed(user_id, merchant.circle_room_id):
+            await self._api.create_and_send_event_into_room(
+                {"type": "m.space.child", "room_id": space_id, "sender": user_id,
+                 "state_key": merchant.circle_room_id, "content": {}}
+            )
+            await self._store.set_filed(user_id, merchant.circle_room_id, False)
+        return 200, {"merchant": merchant_id, "following": False}
+
+
+def _circle_name(name: str) -> str:
+    return f"{name} · 商家圈"
+
+
+def _world_readable(event_type: Any, content: Any) -> bool:
+    return (
+        event_type == "m.room.history_visibility"
+        and isinstance(content, dict)
+        and content.get("history_visibility") == "world_readable"
+    )
+
+
+def _json_body(request: Any) -> dict[str, Any]:
+    try:
+        request.content.seek(0)
+        body = json.loads(request.content.read() or b"{}")
+    except ValueError:
+        raise _bad_json("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _bad_json("the body must be a JSON object")
+    return body

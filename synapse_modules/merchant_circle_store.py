@@ -1,0 +1,411 @@
+"""Every SQL statement of the merchant circle module (SQLite and PostgreSQL).
+
+Each ``*_txn`` function runs on Synapse's database pool through ``api.run_db_interaction``;
+Synapse's cursor turns ``?`` into ``%s`` for PostgreSQL. On PostgreSQL a transaction runs at
+REPEATABLE READ and Synapse retries it on a serialization failure, which is what makes the
+post quota exact under concurrent sends (see :func:`record_post_txn`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import attrs
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS wangxin_merchants (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        name TEXT NOT NULL,
+        avatar_url TEXT,
+        circle_room_id TEXT NOT NULL UNIQUE,
+        created_ts BIGINT NOT NULL,
+        last_post_ts BIGINT NOT NULL DEFAULT 0
+    )""",
+    # state: 'following' (we joined them, or they joined) or 'unfollowed' (remembered: chats and
+    # purchases never re-add them).
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_follows (
+        merchant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_ts BIGINT NOT NULL,
+        PRIMARY KEY (merchant_id, user_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS wangxin_purchases (
+        order_id TEXT NOT NULL PRIMARY KEY,
+        buyer TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        items TEXT NOT NULL,
+        received_ts BIGINT NOT NULL
+    )""",
+    # The durable work queue: 'follow' (mute + join) and 'file' (put a room in the user's space).
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_jobs (
+        job_id TEXT NOT NULL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        merchant_id TEXT,
+        room_id TEXT,
+        reason TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        next_try_ts BIGINT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_jobs_due ON wangxin_circle_jobs (next_try_ts)",
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_posts (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        product_id TEXT,
+        product TEXT,
+        ts BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_merchant ON wangxin_circle_posts (merchant_id, ts)",
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_spaces (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        space_room_id TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_space_children (
+        user_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        PRIMARY KEY (user_id, room_id)
+    )""",
+]
+
+
+@attrs.frozen
+class Merchant:
+    user_id: str
+    name: str
+    avatar_url: str | None
+    circle_room_id: str
+
+
+@attrs.frozen
+class Job:
+    job_id: str
+    kind: str
+    user_id: str
+    merchant_id: str | None
+    room_id: str | None
+    reason: str
+    attempts: int
+
+
+@attrs.frozen
+class PostDecision:
+    """``retry_after_ms`` is ``None`` when the post is allowed (and recorded)."""
+
+    retry_after_ms: int | None
+    reason: str | None = None
+
+
+def create_schema_txn(txn: Any) -> None:
+    for statement in SCHEMA:
+        txn.execute(statement)
+
+
+# -- merchants ---------------------------------------------------------------------------------
+
+def _merchant(row: Any) -> Merchant | None:
+    return Merchant(row[0], row[1], row[2], row[3]) if row else None
+
+
+def get_merchant_txn(txn: Any, user_id: str) -> Merchant | None:
+    txn.execute(
+        "SELECT user_id, name, avatar_url, circle_room_id FROM wangxin_merchants WHERE user_id = ?", (user_id,)
+    )
+    return _merchant(txn.fetchone())
+
+
+def get_merchant_by_room_txn(txn: Any, room_id: str) -> Merchant | None:
+    txn.execute(
+        "SELECT user_id, name, avatar_url, circle_room_id FROM wangxin_merchants WHERE circle_room_id = ?",
+        (room_id,),
+    )
+    return _merchant(txn.fetchone())
+
+
+def all_circles_txn(txn: Any) -> list[tuple[str, str]]:
+    txn.execute("SELECT user_id, circle_room_id FROM wangxin_merchants")
+    return [(r[0], r[1]) for r in txn.fetchall()]
+
+
+def insert_merchant_txn(txn: Any, merchant: Merchant, now: int) -> Merchant:
+    """Insert unless the merchant exists already; returns the stored row (the first one wins)."""
+    txn.execute(
+        "INSERT INTO wangxin_merchants (user_id, name, avatar_url, circle_room_id, created_ts)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
+        (merchant.user_id, merchant.name, merchant.avatar_url, merchant.circle_room_id, now),
+    )
+    stored = get_merchant_txn(txn, merchant.user_id)
+    assert stored is not None
+    return stored
+
+
+def update_merchant_profile_txn(txn: Any, user_id: str, name: str, avatar_url: str | None) -> None:
+    txn.execute("UPDATE wangxin_merchants SET name = ?, avatar_url = ? WHERE user_id = ?", (name, avatar_url, user_id))
+
+
+def merchant_ids_among_txn(txn: Any, user_ids: list[str]) -> set[str]:
+    if not user_ids:
+        return set()
+    marks = ", ".join("?" for _ in user_ids)
+    txn.execute(f"SELECT user_id FROM wangxin_merchants WHERE user_id IN ({marks})", tuple(user_ids))
+    return {r[0] for r in txn.fetchall()}
+
+
+# -- follows and the job queue -----------------------------------------------------------------
+
+def follow_state_txn(txn: Any, merchant_id: str, user_id: str) -> str | None:
+    txn.execute(
+        "SELECT state FROM wangxin_circle_follows WHERE merchant_id = ? AND user_id = ?", (merchant_id, user_id)
+    )
+    row = txn.fetchone()
+    return row[0] if row else None
+
+
+def set_follow_state_txn(txn: Any, merchant_id: str, user_id: str, state: str, now: int) -> None:
+    txn.execute(
+        "INSERT INTO wangxin_circle_follows (merchant_id, user_id, state, updated_ts) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (merchant_id, user_id) DO UPDATE SET state = excluded.state, updated_ts = excluded.updated_ts",
+        (merchant_id, user_id, state, now),
+    )
+
+
+def unfollow_txn(txn: Any, merchant_id: str, user_id: str, now: int) -> None:
+    """Remember the unfollow and drop any follow still queued for it."""
+    set_follow_state_txn(txn, merchant_id, user_id, "unfollowed", now)
+    txn.execute(
+        "DELETE FROM wangxin_circle_jobs WHERE kind = 'follow' AND merchant_id = ? AND user_id = ?",
+        (merchant_id, user_id),
+    )
+
+
+def follows_of_user_txn(txn: Any, user_id: str) -> list[tuple[Merchant, str]]:
+    txn.execute(
+        "SELECT m.user_id, m.name, m.avatar_url, m.circle_room_id, f.state FROM wangxin_circle_follows AS f"
+        " JOIN wangxin_merchants AS m ON m.user_id = f.merchant_id WHERE f.user_id = ? ORDER BY m.user_id",
+        (user_id,),
+    )
+    return [(Merchant(r[0], r[1], r[2], r[3]), r[4]) for r in txn.fetchall()]
+
+
+def enqueue_job_txn(
+    txn: Any, kind: str, user_id: str, merchant_id: str | None, room_id: str | None, reason: str, now: int
+) -> str:
+    job_id = uuid.uuid4().hex
+    txn.execute(
+        "INSERT INTO wangxin_circle_jobs (job_id, kind, user_id, merchant_id, room_id, reason, created_ts,"
+        " next_try_ts, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (job_id, kind, user_id, merchant_id, room_id, reason, now, now),
+    )
+    return job_id
+
+
+def enqueue_follow_txn(txn: Any, user_id: str, merchant_id: str, reason: str, now: int) -> str:
+    """Queue a follow unless the user unfollowed this merchant; returns what happened."""
+    state = follow_state_txn(txn, merchant_id, user_id)
+    if state == "unfollowed":
+        return "unfollowed_by_user"
+    enqueue_job_txn(txn, "follow", user_id, merchant_id, None, reason, now)
+    return "queued"
+
+
+def record_purchase_txn(
+    txn: Any, order_id: str, buyer: str, merchant_id: str, items: list[Any], now: int
+) -> tuple[bool, str]:
+    """Store the purchase and queue the follow in one transaction: ``(new, follow)``.
+
+    A replayed ``order_id`` changes nothing; ``new`` is then false.
+    """
+    txn.execute("SELECT buyer, merchant_id FROM wangxin_purchases WHERE order_id = ?", (order_id,))
+    row = txn.fetchone()
+    if row:
+        return False, "replay" if (row[0], row[1]) == (buyer, merchant_id) else "conflict"
+    txn.execute(
+        "INSERT INTO wangxin_purchases (order_id, buyer, merchant_id, items, received_ts) VALUES (?, ?, ?, ?, ?)",
+        (order_id, buyer, merchant_id, json.dumps(items), now),
+    )
+    return True, enqueue_follow_txn(txn, buyer, merchant_id, f"purchase:{order_id}", now)
+
+
+def due_jobs_txn(txn: Any, kind: str, now: int, limit: int) -> list[Job]:
+    txn.execute(
+        "SELECT job_id, kind, user_id, merchant_id, room_id, reason, attempts FROM wangxin_circle_jobs"
+        " WHERE kind = ? AND next_try_ts <= ? ORDER BY created_ts, job_id LIMIT ?",
+        (kind, now, limit),
+    )
+    return [Job(*r) for r in txn.fetchall()]
+
+
+def finish_job_txn(txn: Any, job_id: str) -> None:
+    txn.execute("DELETE FROM wangxin_circle_jobs WHERE job_id = ?", (job_id,))
+
+
+def retry_job_txn(txn: Any, job_id: str, attempts: int, next_try_ts: int, error: str) -> None:
+    txn.execute(
+        "UPDATE wangxin_circle_jobs SET attempts = ?, next_try_ts = ?, last_error = ? WHERE job_id = ?",
+        (attempts, next_try_ts, error[:1000], job_id),
+    )
+
+
+def pending_jobs_txn(txn: Any, user_id: str | None = None) -> int:
+    if user_id is None:
+        txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs")
+    else:
+        txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs WHERE user_id = ?", (user_id,))
+    return int(txn.fetchone()[0])
+
+
+# -- posts: the quota and the repost cooldown ----------------------------------------------------
+
+def record_post_txn(
+    txn: Any,
+    merchant_id: str,
+    event_id: str,
+    sender: str,
+    product_id: str | None,
+    product: dict[str, Any] | None,
+    now: int,
+    posts_per_day: int,
+    cooldown_ms: int,
+) -> PostDecision:
+    """Admit and record a post, or say when the next one is allowed.
+
+    The UPDATE first takes the merchant's row lock, so concurrent posts of one merchant run one
+    after the other (on PostgreSQL the loser is retried by Synapse), and the count stays exact.
+    """
+    txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
+    txn.execute(
+        "SELECT ts FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ? ORDER BY ts DESC LIMIT ?",
+        (merchant_id, now - DAY_MS, posts_per_day),
+    )
+    recent = [int(r[0]) for r in txn.fetchall()]
+    waits: list[tuple[int, str]] = []
+    if len(recent) >= posts_per_day:
+        waits.append((recent[-1] + DAY_MS - now, f"the daily limit of {posts_per_day} posts is reached"))
+    if product_id is not None and cooldown_ms > 0:
+        txn.execute(
+            "SELECT MAX(ts) FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ?",
+            (merchant_id, product_id),
+        )
+        row = txn.fetchone()
+        if row and row[0] is not None and int(row[0]) + cooldown_ms > now:
+            waits.append((int(row[0]) + cooldown_ms - now, f"product {product_id} was posted recently"))
+    if waits:
+        wait, reason = max(waits)
+        return PostDecision(max(1, wait), reason)
+    txn.execute(
+        "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, product_id, product, ts)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        (event_id, merchant_id, sender, product_id, json.dumps(product) if product else None, now),
+    )
+    return PostDecision(None)
+
+
+def products_txn(txn: Any, merchant_id: str) -> list[tuple[dict[str, Any], int, int]]:
+    """``(product, last_posted_ts, times_posted)`` of every product the merchant posted, newest first."""
+    txn.execute(
+        "SELECT product_id, MAX(ts), COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ?"
+        " AND product_id IS NOT NULL GROUP BY product_id ORDER BY MAX(ts) DESC",
+        (merchant_id,),
+    )
+    rows = txn.fetchall()
+    out = []
+    for product_id, last_ts, count in rows:
+        txn.execute(
+            "SELECT product FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ? AND ts = ?",
+            (merchant_id, product_id, last_ts),
+        )
+        product = json.loads(txn.fetchone()[0])
+        out.append((product, int(last_ts), int(count)))
+    return out
+
+
+def posts_in_window_txn(txn: Any, merchant_id: str, now: int) -> list[int]:
+    txn.execute(
+        "SELECT ts FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ? ORDER BY ts",
+        (merchant_id, now - DAY_MS),
+    )
+    return [int(r[0]) for r in txn.fetchall()]
+
+
+# -- the per-user Merchant Circle space ----------------------------------------------------------
+
+def get_space_txn(txn: Any, user_id: str) -> str | None:
+    txn.execute("SELECT space_room_id FROM wangxin_circle_spaces WHERE user_id = ?", (user_id,))
+    row = txn.fetchone()
+    return row[0] if row else None
+
+
+def set_space_txn(txn: Any, user_id: str, space_room_id: str) -> str:
+    txn.execute(
+        "INSERT INTO wangxin_circle_spaces (user_id, space_room_id) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING",
+        (user_id, space_room_id),
+    )
+    stored = get_space_txn(txn, user_id)
+    assert stored is not None
+    return stored
+
+
+def is_filed_txn(txn: Any, user_id: str, room_id: str) -> bool:
+    txn.execute(
+        "SELECT 1 FROM wangxin_circle_space_children WHERE user_id = ? AND room_id = ?", (user_id, room_id)
+    )
+    return txn.fetchone() is not None
+
+
+def set_filed_txn(txn: Any, user_id: str, room_id: str, filed: bool) -> None:
+    if filed:
+        txn.execute(
+            "INSERT INTO wangxin_circle_space_children (user_id, room_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (user_id, room_id),
+        )
+    else:
+        txn.execute(
+            "DELETE FROM wangxin_circle_space_children WHERE user_id = ? AND room_id = ?", (user_id, room_id)
+        )
+
+
+class MerchantCircleStore:
+    """Async wrappers; the schema is created on first use (every process, idempotently)."""
+
+    def __init__(self, api: Any):
+        self._api = api
+        self._ready = False
+
+    async def _run(self, desc: str, func: Any, *args: Any) -> Any:
+        if not self._ready:
+            await self._ensure_schema()
+        return await self._api.run_db_interaction(f"wangxin_circle_{desc}", func, *args)
+
+    async def _ensure_schema(self) -> None:
+        # Several processes may start at once; a concurrent CREATE on PostgreSQL can fail once.
+        for attempt in range(5):
+            try:
+                await self._api.run_db_interaction("wangxin_circle_schema", create_schema_txn)
+                self._ready = True
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                logger.info("Merchant circle schema creation raced another process; retrying")
+                await self._api.sleep(0.2 * (attempt + 1))
+
+    def __getattr__(self, name: str) -> Any:
+        """``store.get_merchant(...)`` runs ``get_merchant_txn`` in a transaction."""
+        func = globals().get(f"{name}_txn")
+        if func is None:
+            raise AttributeError(name)
+
+        async def call(*args: Any) -> Any:
+            return await self._run(name, func, *args)
+
+        return call

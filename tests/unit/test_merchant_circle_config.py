@@ -1,0 +1,46 @@
+"""The merchant circle module's config and post validation, without a homeserver."""
+
+from __future__ import annotations
+
+import pytest
+from synapse.api.errors import SynapseError
+from synapse.config import ConfigError
+
+from synapse_modules.merchant_circle import MerchantCircle, validate_product
+
+SECRET = "s" * 32
+
+
+def test_defaults_follow_wechat_subscription_accounts() -> None:
+    config = MerchantCircle.parse_config({"platform_secret": SECRET})
+    assert config.posts_per_day == 3
+    assert config.repost_cooldown_hours == 7 * 24
+    assert config.space_name == "Merchant Circle / 商家圈"
+    assert config.merchant_bot is None
+
+
+@pytest.mark.parametrize(
+    "config, path",
+    [
+        ({}, ("platform_secret",)),
+        ({"platform_secret": "short"}, ("platform_secret",)),
+        ({"platform_secret": SECRET, "posts_per_day": 0}, ("posts_per_day",)),
+        ({"platform_secret": SECRET, "repost_cooldown_hours": "7d"}, ("repost_cooldown_hours",)),
+        ({"platform_secret": SECRET, "merchant_bot": "merchantbot"}, ("merchant_bot",)),
+        ({"platform_secret": SECRET, "owner_localpart": "Circles Owner"}, ("owner_localpart",)),
+        ({"platform_secret": SECRET, "post_per_day": 3}, ("post_per_day",)),
+    ],
+)
+def test_config_errors_name_the_key(config, path) -> None:
+    with pytest.raises(ConfigError) as e:
+        MerchantCircle.parse_config(config)
+    assert e.value.path == path
+
+
+def test_product_validation_names_the_field() -> None:
+    good = {"id": "p1", "title": "Tea", "price": "9.90", "currency": "CNY", "url": "https://shop.example/p1"}
+    assert validate_product(good) == good
+    for field, value in (("id", ""), ("title", None), ("price", True), ("currency", 3), ("url", "ftp://x")):
+        with pytest.raises(SynapseError) as e:
+            validate_product({**good, field: value})
+        assert e.value.errcode == "M_BAD_JSON" and f"org.wangxin.product.{field}" in e.value.msg
