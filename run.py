@@ -33,7 +33,7 @@ def _install_fingerprint() -> str:
 
 def ensure_installed() -> None:
     """Create the virtualenv and install the project (editable) if setup.cfg changed since."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this file runs before any version is known)
         sys.exit(f"Wangxin needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not os.path.exists(PYTHON):
         print(f"Creating a virtualenv in {VENV} …", flush=True)

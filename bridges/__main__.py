@@ -1,6 +1,7 @@
 """``wangxin-bridge``: run the bridge, or generate an appservice registration.
 
     wangxin-bridge run -c bridge.yaml
+    wangxin-bridge import -c bridge.yaml --user @alice:example.org [--dry-run] contacts.vcf
     wangxin-bridge generate-registration --server-name example.org --url http://127.0.0.1:29330 \\
         --output registration.yaml --bridge-config bridge.yaml
 """
@@ -81,6 +82,63 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    """Import a file for a user through the running bridge, with a progress bar (operator CLI)."""
+    import json
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from bridges.config import load_config
+    from wangxin_common.config_errors import ConfigError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"wangxin-bridge: configuration error: {e}", file=sys.stderr)
+        return 2
+    a = config.appservice
+    host = "127.0.0.1" if a.bind_address in ("0.0.0.0", "::") else a.bind_address
+    base = f"http://{host}:{a.port}/_wangxin/v1/imports"
+    headers = {"Authorization": f"Bearer {a.as_token}"}
+
+    def call(url: str, data: bytes | None = None) -> dict:
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read() or b"{}")
+            raise SystemExit(f"wangxin-bridge import: {body.get('error') or e}") from None
+        except urllib.error.URLError as e:
+            raise SystemExit(f"wangxin-bridge import: the bridge at {base} is not reachable: {e.reason}") from None
+
+    with open(args.file, "rb") as f:
+        data = f.read()
+    query = urllib.parse.urlencode({"user_id": args.user, "filename": os.path.basename(args.file),
+                                    "dry_run": "true" if args.dry_run else "false"})
+    started = call(f"{base}?{query}", data)
+    print(started["preview"])
+    if args.dry_run:
+        return 0
+    job_id = started["job_id"]
+    while True:
+        job = call(f"{base}/{job_id}")
+        progress = job.get("progress") or {}
+        total, done = progress.get("total") or 0, progress.get("done") or 0
+        width = 30
+        filled = int(width * done / total) if total else 0
+        sys.stderr.write(f"\r{progress.get('phase', job['state']):<22} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total}   ")
+        sys.stderr.flush()
+        if job["state"] != "running":
+            sys.stderr.write("\n")
+            print(json.dumps({"state": job["state"], "summary": job["counts"]}, ensure_ascii=False))
+            return 0 if job["state"] == "done" else 1
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wangxin-bridge", description="The Wangxin appservice bridge")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--ghost-prefix", default="wx_")
     gen.add_argument("--output", required=True)
     gen.add_argument("--bridge-config", help="also write a bridge.yaml holding the same tokens")
+    imp = sub.add_parser("import", help="import an export file for a user through the running bridge")
+    imp.add_argument("-c", "--config", required=True, help="path of bridge.yaml")
+    imp.add_argument("--user", required=True, help="the importing user, @name:server")
+    imp.add_argument("--dry-run", action="store_true", help="only show what the import would do")
+    imp.add_argument("file", help="the export file")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "INFO"),
@@ -104,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "run":
         return _run(args)
+    if args.command == "import":
+        return _import(args)
     return _generate(args)
 
 

@@ -12,8 +12,10 @@ from twisted.web import server
 
 from bridges.appservice import AppserviceApi
 from bridges.config import BridgeConfig
+from bridges.contact_import import ContactImporter
 from bridges.database import Database
 from bridges.http import Router
+from bridges.import_store import ImportStore
 from bridges.inbox import InboxProcessor
 from bridges.management import BridgeBot
 from bridges.matrix_client import MatrixClient, MatrixRequestError
@@ -36,11 +38,14 @@ class Bridge:
         self.store = BridgeStore(self.db)
         self.client = MatrixClient(config.homeserver.url, config.appservice.as_token)
         self.bot = BridgeBot(config, self.store, self.client)
+        self.imports = ContactImporter(config, self.store, ImportStore(self.db), self.client, self.bot.wangxin)
+        self.bot.imports = self.imports
         self.inbox = InboxProcessor(self.store, self.bot.handle_event)
         self.api = AppserviceApi(config, self.store, self.inbox.wake, self.resolve_ghost)
         self.router = Router()
         self.router.add("GET", "/health", self._health)
         self.api.install(self.router)
+        self.imports.install(self.router)
         self._port: Any = None
         self._pruner: task.LoopingCall | None = None
 
@@ -64,6 +69,7 @@ class Bridge:
         await self._ensure_bot()
         # Events that were stored but not handled before a crash or stop are handled now.
         self.inbox.wake()
+        await self.imports.start()  # resumes imports interrupted by a crash or stop
         self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self.store.prune_old(KEEP_HISTORY_MS)))
         self._pruner.start(3600, now=True)
         # A successful ping makes Synapse retry its stored transactions at once (field guide B §2).
@@ -93,6 +99,7 @@ class Bridge:
         return 200, {"status": "ok", "transactions": self.api.transactions_received, "processed": self.inbox.processed}
 
     async def stop(self) -> None:
+        await self.imports.stop()
         if self._pruner and self._pruner.running:
             self._pruner.stop()
         if self._port is not None:

@@ -39,11 +39,22 @@ class DatabaseConfig:
 
 
 @attrs.frozen
+class ImportsConfig:
+    """Contact import (``bridges/contact_import.py``): file limits and how hard to drive Synapse."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_rows: int = 200_000
+    default_region: str = "CN"  # for numbers written without a country code
+    concurrency: int = 8  # requests in flight to Synapse during an import
+
+
+@attrs.frozen
 class BridgeConfig:
     homeserver: HomeserverConfig
     appservice: AppserviceConfig
     database: DatabaseConfig
     source: str | None = None
+    imports: ImportsConfig = ImportsConfig()
 
     @property
     def bot_user_id(self) -> str:
@@ -63,7 +74,7 @@ class BridgeConfig:
 
 def parse_config(root: Section) -> BridgeConfig:
     """Build a :class:`BridgeConfig` from a parsed YAML mapping, or raise ConfigError naming the key."""
-    root.reject_unknown(("homeserver", "appservice", "database"))
+    root.reject_unknown(("homeserver", "appservice", "database", "imports"))
     hs = root.section("homeserver")
     hs.reject_unknown(("url", "server_name", "service_secret"))
     url = hs.get("url", str)
@@ -109,7 +120,28 @@ def parse_config(root: Section) -> BridgeConfig:
         database = DatabaseConfig(kind="sqlite", path=d.get("path", str, "bridge.db"))
     else:
         database = DatabaseConfig(kind="postgres", dsn=d.get("dsn", str))
-    return BridgeConfig(homeserver=homeserver, appservice=appservice, database=database, source=root.source)
+    return BridgeConfig(homeserver=homeserver, appservice=appservice, database=database, source=root.source,
+                        imports=_parse_imports(root))
+
+
+def _parse_imports(root: Section) -> ImportsConfig:
+    i = root.section("imports", required=False)
+    i.reject_unknown(("max_bytes", "max_rows", "default_region", "concurrency"))
+    defaults = ImportsConfig()
+    config = ImportsConfig(
+        max_bytes=i.get("max_bytes", int, defaults.max_bytes),
+        max_rows=i.get("max_rows", int, defaults.max_rows),
+        default_region=i.get("default_region", str, defaults.default_region),
+        concurrency=i.get("concurrency", int, defaults.concurrency),
+    )
+    for key in ("max_bytes", "max_rows", "concurrency"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"expected a positive integer, found {getattr(config, key)}", ("imports", key),
+                              root.source)
+    if not re.fullmatch(r"[A-Z]{2}", config.default_region):
+        raise ConfigError(f"expected a two-letter region code like CN, found {config.default_region!r}",
+                          ("imports", "default_region"), root.source)
+    return config
 
 
 def load_config(path: str) -> BridgeConfig:

@@ -45,8 +45,8 @@ class Txn:
 def adapt_sql(sql: str, engine: str) -> str:
     if engine == "postgres":
         sql = sql.replace("?", "%s")
-        return sql.format(serial="BIGSERIAL PRIMARY KEY", bigint="BIGINT")
-    return sql.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", bigint="INTEGER")
+        return sql.format(serial="BIGSERIAL PRIMARY KEY", bigint="BIGINT", blob="BYTEA")
+    return sql.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", bigint="INTEGER", blob="BLOB")
 
 
 # Append only: a deployed database records the number of the last migration it ran.
@@ -80,6 +80,99 @@ MIGRATIONS: list[list[str]] = [
         # delivery: after a Synapse restart, ids repeat. A replay is the same id with the same
         # events, so the event ids are remembered with the id.
         "ALTER TABLE appservice_txns ADD COLUMN event_ids_hash TEXT",
+    ],
+    [
+        # Contact import (bridges/contact_import.py; SQL in bridges/import_store.py).
+        # The last file each user uploaded to their management room.
+        """CREATE TABLE import_uploads (
+            user_id TEXT PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            mxc TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            size {bigint},
+            uploaded_ts {bigint} NOT NULL
+        )""",
+        # One import: previewed, running (resumed at start), or ended. The file is kept here
+        # until the import ends; the plan is recomputed from it, the journal is the tables below.
+        """CREATE TABLE import_jobs (
+            job_id {serial},
+            user_id TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            file_data {blob},
+            matches TEXT,
+            status_event_id TEXT,
+            counts TEXT,
+            error TEXT,
+            created_ts {bigint} NOT NULL,
+            updated_ts {bigint} NOT NULL
+        )""",
+        "CREATE INDEX import_jobs_user ON import_jobs (user_id, state)",
+        # Rooms made from an importer's groups; room_id is NULL while the room is being created.
+        """CREATE TABLE import_rooms (
+            importer TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            room_id TEXT,
+            job_id {bigint} NOT NULL,
+            created_ts {bigint} NOT NULL,
+            PRIMARY KEY (importer, group_key)
+        )""",
+        # Who the bridge put into an import room: real people ('member') and placeholders.
+        """CREATE TABLE import_room_members (
+            room_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            importer TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (room_id, user_id)
+        )""",
+        "CREATE INDEX import_room_members_user ON import_room_members (user_id)",
+        "CREATE INDEX import_room_members_importer ON import_room_members (importer)",
+        # Placeholder ghosts: one per importer and person who is not here yet.
+        """CREATE TABLE import_placeholders (
+            ghost_id TEXT PRIMARY KEY,
+            importer TEXT NOT NULL,
+            person_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            source_key TEXT,
+            source_label TEXT NOT NULL,
+            arrived_user_id TEXT,
+            created_ts {bigint} NOT NULL
+        )""",
+        "CREATE INDEX import_placeholders_importer ON import_placeholders (importer)",
+        "CREATE INDEX import_placeholders_source ON import_placeholders (source_key)",
+        "CREATE TABLE import_placeholder_phones (phone TEXT NOT NULL, ghost_id TEXT NOT NULL,"
+        " PRIMARY KEY (phone, ghost_id))",
+        # Direct chats an import opened from the importer to someone found here.
+        """CREATE TABLE import_dms (
+            importer TEXT NOT NULL,
+            invitee TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            created_ts {bigint} NOT NULL,
+            PRIMARY KEY (importer, invitee)
+        )""",
+        # Contacts with a phone number and no account here: invitable by SMS.
+        """CREATE TABLE import_invitable (
+            importer TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            name TEXT NOT NULL,
+            source_label TEXT NOT NULL,
+            job_id {bigint} NOT NULL,
+            created_ts {bigint} NOT NULL,
+            PRIMARY KEY (importer, phone)
+        )""",
+        "CREATE INDEX import_invitable_phone ON import_invitable (phone)",
+        # People who arrived (a number bound, or their own export imported): handled in order.
+        """CREATE TABLE import_arrivals (
+            seq {serial},
+            user_id TEXT NOT NULL,
+            phone TEXT,
+            source_key TEXT,
+            received_ts {bigint} NOT NULL,
+            processed_ts {bigint}
+        )""",
     ],
 ]
 

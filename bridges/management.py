@@ -66,6 +66,7 @@ class BridgeBot:
         self.client = client
         self.user_id = config.bot_user_id
         self.wangxin = WangxinApi(client, config.homeserver.service_secret)
+        self.imports: Any = None  # bridges.contact_import.ContactImporter, set by bridges.app
 
     async def handle_event(self, event: dict[str, Any]) -> None:
         event_type = event.get("type")
@@ -125,6 +126,11 @@ class BridgeBot:
     async def _on_command_message(self, event: dict[str, Any], room_id: str, sender: str) -> None:
         content = event.get("content") or {}
         body = content.get("body")
+        if content.get("msgtype") == "m.file" and self.imports is not None:
+            # An export file for `import` (bridges/contact_import.py).
+            text = await self.imports.remember_upload(room_id, sender, event)
+            await self.reply(room_id, str(event["event_id"]), text)
+            return
         if content.get("msgtype") not in ("m.text", "m.notice") or not isinstance(body, str):
             return
         parsed = commands.parse(body)
@@ -145,4 +151,4 @@ class BridgeBot:
 
 
 # Feature commands register themselves on `commands` when imported.
-from bridges import mute_commands  # noqa: E402,F401
+from bridges import import_commands, mute_commands  # noqa: E402,F401

@@ -26,6 +26,9 @@ class WangxinApi:
     def available(self) -> bool:
         return bool(self._secret)
 
+    def _headers(self) -> dict[bytes | str, bytes | str]:
+        return {"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"}
+
     async def call(self, method: str, path: str, user_id: str, body: Any = None) -> Any:
         if not self._secret:
             raise MatrixRequestError(0, "WX_NOT_CONFIGURED", "the bridge has no service_secret for the modules")
@@ -33,7 +36,7 @@ class WangxinApi:
             method,
             self._client.base_url + API + path,
             params={"user_id": user_id},
-            headers={"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"},
+            headers=self._headers(),
             data=json.dumps(body).encode() if body is not None else None,
             timeout=60,
         )

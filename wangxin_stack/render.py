@@ -73,6 +73,13 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             "config": {"service_secret": state.secrets["module_service_secret"]},
         },
         {
+            "module": "synapse_modules.contact_import.ContactImport",
+            "config": {
+                "service_secret": state.secrets["module_service_secret"],
+                **({"bridge_url": f"http://127.0.0.1:{options.ports.bridge}"} if options.bridge else {}),
+            },
+        },
+        {
             "module": "synapse_modules.merchant_circle.MerchantCircle",
             "config": {
                 "platform_secret": state.secrets["platform_secret"],

@@ -133,7 +133,7 @@ def open_dm(user: HttpUser, bot: str) -> str:
         user.call("POST", "/_matrix/client/v3/createRoom",
                   {"preset": "trusted_private_chat", "is_direct": True, "invite": [bot]})["room_id"]
     )
-    eventually(lambda: any(e["sender"] == bot for e in timeline(user, room_id)), timeout=30)
+    eventually(lambda: any(e["sender"] == bot for e in timeline(user, room_id)), timeout=90)
     return room_id
 
 
@@ -141,7 +141,7 @@ def timeline(user: HttpUser, room_id: str) -> list[dict[str, Any]]:
     return list(user.call("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/messages", dir="b", limit="100")["chunk"])
 
 
-def ask(user: HttpUser, room_id: str, bot: str, text: str, timeout: float = 30, **extra: Any) -> str:
+def ask(user: HttpUser, room_id: str, bot: str, text: str, timeout: float = 90, **extra: Any) -> str:
     """Send a command and return the bot's reply to it."""
     event_id = user.say(room_id, text, **extra)
 

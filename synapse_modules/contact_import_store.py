@@ -1,0 +1,108 @@
+"""Every SQL statement of the contact-import module, run through ``api.run_db_interaction``.
+
+Synapse's cursor turns ``?`` into the engine's placeholder, so one text serves SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+DISCOVERABLE_TABLE = "wangxin_import_discoverable"
+
+SCHEMA = [
+    # Users who let other people's imports find them by their phone numbers (off by default).
+    f"""CREATE TABLE IF NOT EXISTS {DISCOVERABLE_TABLE} (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        since_ts BIGINT NOT NULL
+    )""",
+    # Numbers looked up per importer per UTC day, for the per-importer lookup limit.
+    """CREATE TABLE IF NOT EXISTS wangxin_import_lookup_quota (
+        user_id TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        used BIGINT NOT NULL,
+        PRIMARY KEY (user_id, day)
+    )""",
+    # Phone numbers bound to accounts, waiting to be told to the bridge (durable outbox).
+    """CREATE TABLE IF NOT EXISTS wangxin_import_arrivals (
+        user_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        PRIMARY KEY (user_id, address)
+    )""",
+]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def create_schema_txn(txn: Any) -> None:
+    for statement in SCHEMA:
+        txn.execute(statement)
+
+
+def is_discoverable_txn(txn: Any, user_id: str) -> bool:
+    txn.execute(f"SELECT 1 FROM {DISCOVERABLE_TABLE} WHERE user_id = ?", (user_id,))
+    return txn.fetchone() is not None
+
+
+def set_discoverable_txn(txn: Any, user_id: str, on: bool) -> None:
+    if on:
+        txn.execute(
+            f"INSERT INTO {DISCOVERABLE_TABLE} (user_id, since_ts) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING",
+            (user_id, now_ms()),
+        )
+    else:
+        txn.execute(f"DELETE FROM {DISCOVERABLE_TABLE} WHERE user_id = ?", (user_id,))
+        txn.execute("DELETE FROM wangxin_import_arrivals WHERE user_id = ?", (user_id,))
+
+
+def take_lookup_quota_txn(txn: Any, user_id: str, count: int, limit: int) -> int:
+    """Reserve ``count`` lookups for today; returns 0 if granted, else ms until the quota resets."""
+    now = now_ms()
+    day = now // DAY_MS
+    txn.execute("SELECT used FROM wangxin_import_lookup_quota WHERE user_id = ? AND day = ?", (user_id, day))
+    row = txn.fetchone()
+    used = int(row[0]) if row else 0
+    if used + count > limit:
+        return int((day + 1) * DAY_MS - now)
+    if row:
+        txn.execute(
+            "UPDATE wangxin_import_lookup_quota SET used = used + ? WHERE user_id = ? AND day = ?",
+            (count, user_id, day),
+        )
+    else:
+        txn.execute(
+            "INSERT INTO wangxin_import_lookup_quota (user_id, day, used) VALUES (?, ?, ?)", (user_id, day, count)
+        )
+    txn.execute("DELETE FROM wangxin_import_lookup_quota WHERE day < ?", (day - 1,))
+    return 0
+
+
+def add_arrivals_txn(txn: Any, user_id: str, addresses: list[str]) -> None:
+    for address in addresses:
+        txn.execute(
+            "INSERT INTO wangxin_import_arrivals (user_id, address, created_ts) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, address) DO NOTHING",
+            (user_id, address, now_ms()),
+        )
+
+
+def pending_arrivals_txn(txn: Any, limit: int) -> list[tuple[str, str]]:
+    """Arrivals of discoverable users; arrivals of users who are not discoverable are dropped
+    (turning ``discoverable on`` queues the user's numbers again)."""
+    txn.execute(
+        f"DELETE FROM wangxin_import_arrivals WHERE user_id NOT IN (SELECT user_id FROM {DISCOVERABLE_TABLE})"
+    )
+    txn.execute(
+        "SELECT user_id, address FROM wangxin_import_arrivals ORDER BY created_ts LIMIT ?", (limit,)
+    )
+    return [(str(r[0]), str(r[1])) for r in txn.fetchall()]
+
+
+def delete_arrivals_txn(txn: Any, arrivals: list[tuple[str, str]]) -> None:
+    for user_id, address in arrivals:
+        txn.execute("DELETE FROM wangxin_import_arrivals WHERE user_id = ? AND address = ?", (user_id, address))

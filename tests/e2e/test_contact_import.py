@@ -1,0 +1,357 @@
+"""Moving contacts and groups over (通讯录转移): a user sends an export to the bridge bot, previews
+it, confirms, and gets rooms, invitations and placeholders; people who arrive later replace
+their placeholders. Real Synapse, real bridge; Bob's side is a matrix-nio client."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import signal
+from typing import Any
+
+import pytest
+import requests
+
+from tests.harness.http import HttpUser, ask, eventually, open_dm, q, timeline
+from tests.harness.matrix import client_for
+from tests.harness.stack import RunningStack
+
+FIXTURES = "/work/shared/fixtures/exports"
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "unit", "importers", "samples")
+PLACEHOLDER = " (not on Wangxin yet)"
+SUMMARY = "org.wangxin.import.summary"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def bot(stack: RunningStack) -> str:
+    return str(stack.info["bridge"]["bot_user_id"])
+
+
+def random_mobile() -> str:
+    """A fresh mainland mobile number (E.164), so tests sharing a stack never collide."""
+    return "+86139" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def send_file(user: HttpUser, room_id: str, data: bytes, filename: str) -> str:
+    r = user.http.post(f"{user.stack.url}/_matrix/media/v3/upload", params={"filename": filename}, data=data,
+                       headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return user.send(room_id, {"msgtype": "m.file", "body": filename, "filename": filename,
+                               "url": r.json()["content_uri"], "info": {"size": len(data)}})
+
+
+def upload_and_preview(user: HttpUser, room_id: str, data: bytes, filename: str, stack: RunningStack) -> str:
+    event_id = send_file(user, room_id, data, filename)
+    eventually(lambda: any(_replies_to(e, event_id, bot(stack)) for e in timeline(user, room_id)), timeout=30)
+    return ask(user, room_id, bot(stack), "import", timeout=60)
+
+
+def _replies_to(event: dict[str, Any], event_id: str, sender: str) -> bool:
+    relates = (event.get("content") or {}).get("m.relates_to") or {}
+    return event.get("sender") == sender and (relates.get("m.in_reply_to") or {}).get("event_id") == event_id
+
+
+def summaries(user: HttpUser, room_id: str, stack: RunningStack) -> list[dict[str, int]]:
+    """Final summaries (not the edits of the status message), oldest first."""
+    found = [e["content"][SUMMARY] for e in timeline(user, room_id)
+             if e["sender"] == bot(stack) and SUMMARY in e.get("content", {})
+             and (e["content"].get("m.relates_to") or {}).get("rel_type") != "m.replace"]
+    return list(reversed(found))
+
+
+def confirm(user: HttpUser, room_id: str, stack: RunningStack, timeout: float = 120) -> dict[str, int]:
+    before = len(summaries(user, room_id, stack))
+    user.say(room_id, "import confirm")
+    return eventually(lambda: summaries(user, room_id, stack)[before:] and summaries(user, room_id, stack)[-1],
+                      timeout=timeout, interval=0.5)
+
+
+def admin(stack: RunningStack, method: str, path: str, body: Any = None) -> Any:
+    r = requests.request(method, stack.info["main_process_url"] + path, json=body, headers=stack.admin_headers(),
+                         timeout=60)
+    assert r.status_code in (200, 201), f"{method} {path} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+def bind_phone(stack: RunningStack, user_id: str, e164: str) -> None:
+    # The admin user API stores addresses verbatim: digits without '+' (field guide, Part B §3).
+    admin(stack, "PUT", f"/_synapse/admin/v2/users/{q(user_id)}",
+          {"threepids": [{"medium": "msisdn", "address": e164.lstrip("+")}]})
+
+
+def set_discoverable(user: HttpUser, on: bool) -> None:
+    user.call("PUT", "/_synapse/client/wangxin/v1/import/discoverable", {"discoverable": on})
+
+
+def invited_rooms(user: HttpUser) -> dict[str, dict[str, Any]]:
+    """room id -> stripped invite state by (type, state_key), from a fresh /sync."""
+    # A filter of its own: Synapse answers an identical /sync from a cache for two minutes.
+    unique = json.dumps({"presence": {"not_types": [f"x.{secrets.token_hex(4)}"]}, "room": {"timeline": {"limit": 1}}})
+    rooms = user.call("GET", "/_matrix/client/v3/sync", timeout="0", filter=unique).get("rooms", {}).get("invite", {})
+    return {rid: {(e["type"], e.get("state_key")): e for e in r["invite_state"]["events"]} for rid, r in rooms.items()}
+
+
+def room_state(stack: RunningStack, room_id: str) -> list[dict[str, Any]]:
+    return list(admin(stack, "GET", f"/_synapse/admin/v1/rooms/{q(room_id)}/state")["state"])
+
+
+def members(stack: RunningStack, room_id: str) -> dict[str, dict[str, Any]]:
+    return {e["state_key"]: e["content"] for e in room_state(stack, room_id) if e["type"] == "m.room.member"}
+
+
+def rooms_named(user: HttpUser) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+    for room_id, state in invited_rooms(user).items():
+        name = state.get(("m.room.name", ""), {}).get("content", {}).get("name")
+        if name:
+            names.setdefault(name, []).append(room_id)
+    return names
+
+
+def wechat_export(me: str, contacts: list[tuple[str, str, str | None]],
+                  groups: list[tuple[str, str, list[str]]]) -> bytes:
+    """A PyWxDump-style WeChat contact dump: contacts (wxid, name, phone) and groups (id, name, wxids)."""
+    return json.dumps({
+        "self_wxid": me,
+        "contacts": [{"wxid": w, "nickname": n, **({"phone": p} if p else {})} for w, n, p in contacts],
+        "chatrooms": [{"chatroom_id": g, "nickname": n, "member_list": [{"wxid": m} for m in ms]}
+                      for g, n, ms in groups],
+    }, ensure_ascii=False).encode()
+
+
+def wxid() -> str:
+    return "wxid_" + secrets.token_hex(6)
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+async def test_import_builds_rooms_invitations_and_placeholders_and_is_idempotent(stack: RunningStack) -> None:
+    alice, bob, carol, dave = (HttpUser(stack) for _ in range(4))
+    phones = {name: random_mobile() for name in ("bob", "carol", "dave", "erin")}
+    for user, name in ((bob, "bob"), (carol, "carol"), (dave, "dave")):
+        bind_phone(stack, user.user_id, phones[name])
+    set_discoverable(bob, True)
+    set_discoverable(carol, True)  # dave stays undiscoverable: the default
+
+    me, w_bob, w_carol, w_dave, w_erin, w_frank = (wxid() for _ in range(6))
+    export = wechat_export(
+        me,
+        [(w_bob, "鲍勃", phones["bob"]), (w_carol, "Carol", phones["carol"]), (w_dave, "Dave", phones["dave"]),
+         (w_erin, "Erin", phones["erin"]), (w_frank, "Frank", None)],
+        [(f"{secrets.token_hex(4)}@chatroom", "家庭群", [me, w_bob, w_carol, w_erin, w_frank]),
+         (f"{secrets.token_hex(4)}@chatroom", "周末羽毛球", [w_bob, w_dave])],
+    )
+
+    dm = open_dm(alice, bot(stack))
+    preview = upload_and_preview(alice, dm, export, "contacts.json", stack)
+    assert "WeChat" in preview and "5 contacts" in preview and "2 groups" in preview, preview
+    assert "2 people are already on Wangxin" in preview, preview
+    assert rooms_named(alice) == {}
+
+    summary = confirm(alice, dm, stack)
+    assert summary == {"contacts": 5, "matched": 2, "groups": 2, "rooms_created": 2, "invited": 5,
+                       "placeholders": 3, "invitable_by_sms": 2, "skipped": 1, "errors": 0}
+
+    # The groups are rooms named as the groups, the importer invited with power level 100.
+    named = rooms_named(alice)
+    assert sorted(named) == ["周末羽毛球", "家庭群"] and all(len(v) == 1 for v in named.values())
+    family, badminton = named["家庭群"][0], named["周末羽毛球"][0]
+    levels = next(e for e in room_state(stack, family) if e["type"] == "m.room.power_levels")["content"]
+    assert levels["users"][alice.user_id] == 100
+
+    # Members who are here are invited; the others are placeholders, joined, named as in the export.
+    fam = members(stack, family)
+    assert fam[alice.user_id]["membership"] == "invite"
+    assert fam[bob.user_id]["membership"] == "invite" and fam[carol.user_id]["membership"] == "invite"
+    ghosts = {c["displayname"]: uid for uid, c in fam.items() if c["membership"] == "join" and uid != bot(stack)}
+    assert set(ghosts) == {"Erin" + PLACEHOLDER, "Frank" + PLACEHOLDER}
+    assert all(uid.startswith("@wx_") for uid in ghosts.values())
+    bad = members(stack, badminton)
+    assert bad[bob.user_id]["membership"] == "invite"
+    # Dave is not discoverable: nothing reveals his account; he is a placeholder like anyone absent.
+    assert dave.user_id not in bad and dave.user_id not in fam
+    assert "Dave" + PLACEHOLDER in {c.get("displayname") for c in bad.values()}
+    assert invited_rooms(dave) == {}
+
+    # Bob (a contact, like Carol) got a direct-chat invitation from Alice, with where they know each other from.
+    bob_client = await client_for(stack.url, bob.info)
+    try:
+        sync = await bob_client.sync(timeout=0)
+        invites = sync.rooms.invite  # type: ignore[union-attr]
+        dms = [rid for rid, r in invites.items()
+               if any(getattr(e, "sender", None) == alice.user_id and getattr(e, "state_key", None) == bob.user_id
+                      for e in r.invite_state)]
+        assert len(dms) == 1
+        invite = next(e for e in invites[dms[0]].invite_state if getattr(e, "state_key", None) == bob.user_id)
+        assert invite.content.get("is_direct") is True and "WeChat" in invite.content.get("reason", "")
+    finally:
+        await bob_client.close()
+
+    # Importing the same file again makes nothing new.
+    upload_and_preview(alice, dm, export, "contacts.json", stack)
+    again = confirm(alice, dm, stack)
+    assert again["rooms_created"] == 0 and again["invited"] == 0 and again["placeholders"] == 0
+    assert again["errors"] == 0
+    assert rooms_named(alice) == named
+    assert len(invited_rooms(bob)) == 3  # one DM, two groups
+    assert members(stack, family) == fam
+
+    # Erin arrives: she binds her number and lets imports find her. Her placeholder leaves the
+    # family group, she is invited in its place and gets Alice's DM invitation.
+    erin = HttpUser(stack)
+    set_discoverable(erin, True)
+    bind_phone(stack, erin.user_id, phones["erin"])
+    erin_ghost = ghosts["Erin" + PLACEHOLDER]
+
+    def replaced() -> bool:
+        now = members(stack, family)
+        return now.get(erin.user_id, {}).get("membership") == "invite" and now[erin_ghost]["membership"] == "leave"
+
+    eventually(replaced, timeout=60, interval=0.5)
+    assert family in invited_rooms(erin)
+
+    def alice_dm_invite() -> bool:  # sent right after the group invitations
+        return any(s.get(("m.room.member", erin.user_id), {}).get("sender") == alice.user_id
+                   and s[("m.room.member", erin.user_id)]["content"].get("is_direct")
+                   for s in invited_rooms(erin).values())
+
+    eventually(alice_dm_invite, timeout=30, interval=0.5)
+    assert "Frank" not in json.dumps(members(stack, family).get(erin.user_id))
+
+    # Status and forget.
+    assert "finished" in ask(alice, dm, bot(stack), "import status")
+    assert "Forgotten" in ask(alice, dm, bot(stack), "forget")
+    assert "not imported anything" in ask(alice, dm, bot(stack), "import status")
+
+
+def test_discoverable_command_and_lookup_is_only_for_the_bridge(stack: RunningStack) -> None:
+    user = HttpUser(stack)
+    dm = open_dm(user, bot(stack))
+    assert "off" in ask(user, dm, bot(stack), "discoverable")
+    assert "Discoverable: on" in ask(user, dm, bot(stack), "discoverable on")
+    assert user.call("GET", "/_synapse/client/wangxin/v1/import/discoverable") == {"discoverable": True}
+    assert "Discoverable: off" in ask(user, dm, bot(stack), "discoverable off")
+    # A client cannot use the lookup to probe numbers; only the bridge (service secret) may.
+    user.call("POST", "/_synapse/client/wangxin/v1/import/lookup", {"msisdns": ["8613912345678"]}, expect=403)
+    r = requests.post(stack.info["bridge"]["url"] + "/_wangxin/v1/arrivals", json={"arrivals": []},
+                      headers={"Authorization": "Bearer forged"}, timeout=10)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize("path", [
+    f"{FIXTURES}/vcard/ical4j_apple_addressbook_multi.vcf",
+    f"{FIXTURES}/google-csv/people_google_contacts_outlookcsv_export.csv",
+    f"{FIXTURES}/telegram/tkonverter_private_group_result.json",
+    f"{FIXTURES}/whatsapp/soda_android_dotdate_24h_crlf.txt",
+    f"{SAMPLES}/wechat_pywxdump_lists.json",
+    f"{SAMPLES}/telegram_full_export.json",
+], ids=lambda p: os.path.basename(p))
+def test_each_sample_format_imports(stack: RunningStack, path: str) -> None:
+    from bridges.import_plan import build_plan
+    from bridges.importers import parse_export
+
+    data = open(path, "rb").read()
+    filename = os.path.basename(path)
+    plan = build_plan(parse_export(data, filename))
+    user = HttpUser(stack)
+    dm = open_dm(user, bot(stack))
+    preview = upload_and_preview(user, dm, data, filename, stack)
+    assert plan.format_label in preview
+    summary = confirm(user, dm, stack)
+    assert summary["contacts"] == len(plan.contacts) and summary["groups"] == len(plan.groups)
+    assert summary["rooms_created"] == len(plan.groups) and summary["errors"] == 0
+    distinct = {p.key for g in plan.groups for p in g.members}
+    assert summary["placeholders"] + summary["matched"] >= len(distinct) >= summary["placeholders"]
+    named = rooms_named(user)
+    assert sorted(n for n, ids in named.items() for _ in ids) == sorted(g.name for g in plan.groups)
+    for group in plan.groups:
+        room_id = named[group.name][0]
+        placeholders = [c for c in members(stack, room_id).values()
+                        if c["membership"] == "join" and c.get("displayname", "").endswith(PLACEHOLDER)]
+        assert 0 < len(placeholders) <= len(group.members)
+
+
+@pytest.mark.parametrize("data, filename, words", [
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "photo.png", "not an export"),
+    (b'{"about": "Here is the data you requested", "chats": {"list": [{"name": "x", "type": "priv',
+     "result.json", "cut off"),
+    (open(f"{FIXTURES}/telegram/langchain_tg_messages.html", "rb").read(), "messages.html", "Machine-readable JSON"),
+    (open(f"{FIXTURES}/other/langchain_facebook_messenger.json", "rb").read(), "message_1.json", "not a format"),
+    ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:张三\r\n".encode("utf-16"), "contacts.vcf", ""),
+], ids=["binary", "truncated", "telegram-html", "unsupported", "utf16-truncated-vcard"])
+def test_bad_files_get_a_clear_message_and_nothing_is_imported(stack: RunningStack, data: bytes, filename: str,
+                                                              words: str) -> None:
+    user = HttpUser(stack)
+    dm = open_dm(user, bot(stack))
+    answer = upload_and_preview(user, dm, data, filename, stack)
+    assert answer.startswith(f"I can't import {filename}:") and answer.endswith("Nothing was imported."), answer
+    assert words in answer
+    assert "nothing to confirm" in ask(user, dm, bot(stack), "import confirm")
+    assert invited_rooms(user) == {}
+
+
+def test_import_killed_midway_finishes_after_restart_without_duplicates(stack: RunningStack) -> None:
+    from tests.e2e.test_appservice import _wait_bridge_restarted
+
+    me = wxid()
+    people = [(wxid(), f"人{i}", random_mobile() if i % 2 else None) for i in range(120)]
+    groups = [(f"{secrets.token_hex(4)}@chatroom", f"群{i:02d}", [me] + [people[(i * 7 + k) % 120][0]
+                                                                       for k in range(12)])
+              for i in range(30)]
+    export = wechat_export(me, people, groups)
+    alice = HttpUser(stack)
+    dm = open_dm(alice, bot(stack))
+    upload_and_preview(alice, dm, export, "big.json", stack)
+    alice.say(dm, "import confirm")
+    eventually(lambda: len(invited_rooms(alice)) >= 2, timeout=120, interval=0.2)
+    old_pid = stack.info["processes"]["bridge"]
+    os.kill(old_pid, signal.SIGKILL)
+    _wait_bridge_restarted(stack, old_pid)
+
+    summary = eventually(lambda: summaries(alice, dm, stack) and summaries(alice, dm, stack)[-1], timeout=300,
+                         interval=1)
+    assert summary["errors"] == 0 and summary["groups"] == 30
+    named = rooms_named(alice)
+    assert sorted(named) == sorted(g[1] for g in groups)
+    assert all(len(ids) == 1 for ids in named.values()), {n: len(i) for n, i in named.items() if len(i) > 1}
+    for name, member_ids in ((g[1], g[2][1:]) for g in groups):
+        joined = [c for uid, c in members(stack, named[name][0]).items()
+                  if c["membership"] == "join" and uid != bot(stack)]
+        assert len(joined) == len(member_ids)  # one placeholder per member, none twice
+    # Placeholders are per person: 120 people, all absent from Wangxin, at most one ghost each.
+    ghosts = {uid for ids in named.values() for uid in members(stack, ids[0]) if uid.startswith("@wx_")}
+    assert len(ghosts) <= 120
+    assert "finished" in ask(alice, dm, bot(stack), "import status")
+
+
+def test_operator_cli_imports_a_file_for_a_user(stack: RunningStack, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    user = HttpUser(stack)
+    me = wxid()
+    people = [(wxid(), f"客户{i}", random_mobile()) for i in range(6)]
+    path = tmp_path / "wechat.json"
+    path.write_bytes(wechat_export(me, people, [(f"{secrets.token_hex(4)}@chatroom", "供应商群",
+                                                 [me] + [p[0] for p in people])]))
+    argv = [sys.executable, "-m", "bridges", "import", "-c", stack.info["bridge"]["config"], "--user", user.user_id]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    dry = subprocess.run([*argv, "--dry-run", str(path)], capture_output=True, text=True, timeout=120, cwd=root)
+    assert dry.returncode == 0, dry.stderr
+    assert "6 contacts" in dry.stdout and "1 groups" in dry.stdout
+    assert invited_rooms(user) == {}
+
+    run = subprocess.run([*argv, str(path)], capture_output=True, text=True, timeout=300, cwd=root)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["state"] == "done"
+    assert result["summary"]["rooms_created"] == 1 and result["summary"]["placeholders"] == 6
+    assert result["summary"]["invitable_by_sms"] == 6
+    assert "placeholders" in run.stderr  # the progress bar
+    assert list(rooms_named(user)) == ["供应商群"]
