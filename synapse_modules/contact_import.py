@@ -25,7 +25,6 @@ discoverable are never told: the bridge learns nothing about them.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import re
 from typing import Any
@@ -42,12 +41,12 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
+from synapse_modules._http import USER_ID_RE, ModuleDb, acting_user
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/_synapse/client/wangxin/v1/import"
 MARKER_TYPE = "org.wangxin.import.marker"
-USER_ID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
 MSISDN_RE = re.compile(r"^[1-9][0-9]{5,15}$")
 MAX_LOOKUP_BATCH = 1000
 
@@ -87,7 +86,7 @@ class ContactImport:
         self._config = config
         self._api = api
         self._internals = _internals.ContactImportInternals(api)
-        self._schema_ready = False
+        self._store_db = ModuleDb(api, "wangxin_import", store.create_schema_txn)
         self._delivering = False
         resource = RoutedJsonResource()
         resource.route("GET", "/discoverable", self._get_discoverable)
@@ -113,36 +112,10 @@ class ContactImport:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _db(self, desc: str, func: Any, *args: Any) -> Any:
-        if not self._schema_ready:
-            await self._api.run_db_interaction("wangxin_import_schema", store.create_schema_txn)
-            self._schema_ready = True
-        return await self._api.run_db_interaction(desc, func, *args)
-
-    def _is_service(self, request: Any) -> bool:
-        header = request.getHeader(b"authorization")
-        if not header:
-            return False
-        token = header.decode("utf-8", "replace").removeprefix("Bearer ")
-        return hmac.compare_digest(token.encode(), self._config.service_secret.encode())
-
-    def _user_param(self, request: Any) -> str:
-        from synapse.module_api import errors
-
-        args = request.args.get(b"user_id")
-        user_id = args[0].decode("utf-8") if args else ""
-        if not USER_ID_RE.match(user_id) or not self._api.is_mine(user_id):
-            raise errors.SynapseError(400, "user_id must name a local user", errors.Codes.INVALID_PARAM)
-        return user_id
+        return await self._store_db.run(desc, func, *args)
 
     async def _requester(self, request: Any, *, service_only: bool = False) -> str:
-        from synapse.module_api import errors
-
-        if self._is_service(request):
-            return self._user_param(request)
-        if service_only:
-            raise errors.SynapseError(403, "Only the Wangxin bridge may call this", errors.Codes.FORBIDDEN)
-        requester = await self._api.get_user_by_req(request)
-        return str(requester.user.to_string())
+        return await acting_user(request, self._api, self._config.service_secret, service_only=service_only)
 
     # -- HTTP ----------------------------------------------------------------------------
 

@@ -19,9 +19,7 @@ and wakes them when it mutes again; when the user leaves a room, that room's rul
 
 from __future__ import annotations
 
-import hmac
 import logging
-import re
 from typing import Any
 
 import attrs
@@ -36,6 +34,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
+from synapse_modules._http import USER_ID_RE, acting_user
 from synapse_modules.mute_rules import (
     VIP_RULE_PREFIX,
     MuteSettings,
@@ -50,7 +49,6 @@ from synapse_modules.mute_rules import (
 
 logger = logging.getLogger(__name__)
 
-USER_ID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
 API_PREFIX = "/_synapse/client/wangxin/v1"
 ENCRYPTED_NOTE = (
     "This room is end-to-end encrypted: the server sees who sends a message and their power level, "
@@ -83,7 +81,7 @@ class MuteExemptions:
     """Synapse module: ``synapse_modules.mute_exemptions.MuteExemptions``."""
 
     def __init__(self, config: MuteConfig, api: Any):
-        from synapse_modules._http import RoutedJsonResource
+        from synapse_modules._http import ModuleDb, RoutedJsonResource
 
         self._config = config
         self._api = api
@@ -91,7 +89,7 @@ class MuteExemptions:
         self._locks: dict[str, defer.DeferredLock] = {}
         self._rules_pos: int | None = None
         self._members_pos: int | None = None
-        self._schema_ready = False
+        self._store_db = ModuleDb(api, "wangxin_mute", mute_store.create_schema_txn)
         # Each resource serves the paths below its mount point (RoutedJsonResource is a leaf).
         rooms = RoutedJsonResource()
         rooms.route("PUT", r"/(?P<room_id>[^/]+)/mute", self._put_mute)
@@ -122,10 +120,7 @@ class MuteExemptions:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _db(self, desc: str, func: Any, *args: Any) -> Any:
-        if not self._schema_ready:
-            await self._api.run_db_interaction("wangxin_mute_schema", mute_store.create_schema_txn)
-            self._schema_ready = True
-        return await self._api.run_db_interaction(desc, func, *args)
+        return await self._store_db.run(desc, func, *args)
 
     def _lock(self, user_id: str) -> defer.DeferredLock:
         lock = self._locks.get(user_id)
@@ -144,20 +139,7 @@ class MuteExemptions:
                 self._locks.pop(user_id, None)
 
     async def _requester(self, request: Any) -> str:
-        from synapse.module_api import errors
-
-        secret = self._config.service_secret
-        header = request.getHeader(b"authorization")
-        if secret and header:
-            token = header.decode("utf-8", "replace").removeprefix("Bearer ")
-            if hmac.compare_digest(token.encode(), secret.encode()):
-                args = request.args.get(b"user_id")
-                user_id = args[0].decode("utf-8") if args else ""
-                if not USER_ID_RE.match(user_id) or not self._api.is_mine(user_id):
-                    raise errors.SynapseError(400, "user_id must name a local user", errors.Codes.INVALID_PARAM)
-                return user_id
-        requester = await self._api.get_user_by_req(request)
-        return requester.user.to_string()
+        return await acting_user(request, self._api, self._config.service_secret)
 
     def _require_writer(self) -> None:
         from synapse.module_api import errors
