@@ -13,10 +13,10 @@ EXPORT_FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtu
 
 
 def fixture_bytes(relative: str) -> bytes:
-    """Read one shared export fixture, skipping the test when the tree is absent."""
+    """Read one shared export fixture; a missing tree fails the test (never a silent skip)."""
     path = EXPORT_FIXTURES / relative
     if not EXPORT_FIXTURES.is_dir():
-        pytest.skip(f"shared export fixtures not found at {EXPORT_FIXTURES}")
+        pytest.fail(f"shared export fixtures not found at {EXPORT_FIXTURES} (shared/ sits beside the repo)")
     return path.read_bytes()
 
 

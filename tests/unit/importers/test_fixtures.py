@@ -329,7 +329,7 @@ def test_other_messengers_are_unsupported(relative: str) -> None:
 def test_every_shared_fixture_is_covered() -> None:
     """Each file in the shared folder is named by a test in this module."""
     if not EXPORT_FIXTURES.is_dir():
-        pytest.skip("shared export fixtures not present")
+        pytest.fail(f"shared export fixtures not found at {EXPORT_FIXTURES}")
     source = Path(__file__).read_text(encoding="utf-8")
     files = {
         str(path.relative_to(EXPORT_FIXTURES))
