@@ -174,6 +174,16 @@ MIGRATIONS: list[list[str]] = [
             processed_ts {bigint}
         )""",
     ],
+    [
+        # 4. SMS service (bridges/sms/service.py, SQL in bridges/sms/store.py): outbound queue,
+        # inbound de-duplication, opt-outs, daily counters.
+    ],
+    [
+        # 5. Phone-number sign-up (bridges/sms/identity.py): verification sessions.
+    ],
+    [
+        # 6. SMS chat rooms and SMS invitations (bridges/sms/chat.py, bridges/sms/invites.py).
+    ],
 ]
 
 
