@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import attrs
 
@@ -49,12 +50,70 @@ class ImportsConfig:
 
 
 @attrs.frozen
+class TwilioConfig:
+    """Twilio's Messages REST API (``bridges/sms/providers.py``) and its webhooks."""
+
+    account_sid: str
+    # Also the key Twilio signs webhooks with, so it is needed even when API keys authenticate.
+    auth_token: str
+    webhook_base_url: str  # what Twilio calls: {webhook_base_url}/_wangxin/v1/sms/twilio/...
+    from_number: str | None = None  # ``from``: our number or alphanumeric sender id
+    messaging_service_sid: str | None = None  # instead of ``from``
+    api_key_sid: str | None = None  # authenticate with an API key instead of the auth token
+    api_key_secret: str | None = None
+    base_url: str = "https://api.twilio.com"
+
+
+@attrs.frozen
+class SmsLimits:
+    per_user_per_day: int = 50  # chat + invite SMS a user may cause per UTC day
+    per_destination_per_day: int = 10  # SMS to one number per UTC day (all kinds but system)
+    global_per_second: float = 50.0  # gateway requests per second, all SMS together
+    max_segments: int = 6  # longer bodies are refused
+    max_attempts: int = 5  # gateway tries before an SMS fails
+    retry_base_s: float = 2.0  # back-off: retry_base_s * 2^(attempt-1), at most retry_max_s
+    retry_max_s: float = 300.0
+    request_timeout_s: float = 10.0  # one gateway request
+    concurrency: int = 8  # gateway requests in flight
+
+
+@attrs.frozen
+class VerificationConfig:
+    """Phone-number sign-up codes (``bridges/sms/identity.py``)."""
+
+    code_ttl_s: int = 600
+    max_attempts: int = 5
+    codes_per_number_per_hour: int = 5
+
+
+@attrs.frozen
+class SmsConfig:
+    provider: str = "outbox"  # outbox | twilio
+    outbox_path: str = "sms-outbox.jsonl"  # relative to the config file's directory
+    twilio: TwilioConfig | None = None
+    default_region: str = "CN"  # for numbers written without a country code
+    join_url: str | None = None  # install/join link in SMS; None: the homeserver's URL
+    invite_base_url: str | None = None  # base of personal invite links; None: join_url
+    limits: SmsLimits = SmsLimits()
+    verification: VerificationConfig = VerificationConfig()
+
+
+@attrs.frozen
 class BridgeConfig:
     homeserver: HomeserverConfig
     appservice: AppserviceConfig
     database: DatabaseConfig
     source: str | None = None
     imports: ImportsConfig = ImportsConfig()
+    sms: SmsConfig = SmsConfig()
+
+    @property
+    def sms_join_url(self) -> str:
+        return self.sms.join_url or self.homeserver.url
+
+    @property
+    def sms_invite_base_url(self) -> str:
+        return self.sms.invite_base_url or self.sms_join_url
 
     @property
     def bot_user_id(self) -> str:
@@ -74,7 +133,7 @@ class BridgeConfig:
 
 def parse_config(root: Section) -> BridgeConfig:
     """Build a :class:`BridgeConfig` from a parsed YAML mapping, or raise ConfigError naming the key."""
-    root.reject_unknown(("homeserver", "appservice", "database", "imports"))
+    root.reject_unknown(("homeserver", "appservice", "database", "imports", "sms"))
     hs = root.section("homeserver")
     hs.reject_unknown(("url", "server_name", "service_secret"))
     url = hs.get("url", str)
@@ -121,7 +180,7 @@ def parse_config(root: Section) -> BridgeConfig:
     else:
         database = DatabaseConfig(kind="postgres", dsn=d.get("dsn", str))
     return BridgeConfig(homeserver=homeserver, appservice=appservice, database=database, source=root.source,
-                        imports=_parse_imports(root))
+                        imports=_parse_imports(root), sms=_parse_sms(root))
 
 
 def _parse_imports(root: Section) -> ImportsConfig:
@@ -142,6 +201,102 @@ def _parse_imports(root: Section) -> ImportsConfig:
         raise ConfigError(f"expected a two-letter region code like CN, found {config.default_region!r}",
                           ("imports", "default_region"), root.source)
     return config
+
+
+_SID_RE = {"AC": re.compile(r"^AC[0-9a-fA-F]{32}$"), "MG": re.compile(r"^MG[0-9a-fA-F]{32}$"),
+           "SK": re.compile(r"^SK[0-9a-fA-F]{32}$")}
+
+
+def _parse_sms(root: Section) -> SmsConfig:
+    s = root.section("sms", required=False)
+    s.reject_unknown(("provider", "outbox_path", "twilio", "default_region", "join_url", "invite_base_url",
+                      "limits", "verification"))
+    defaults = SmsConfig()
+    provider = s.choice("provider", ("outbox", "twilio"), defaults.provider)
+    twilio = _parse_twilio(s) if provider == "twilio" or "twilio" in s.data else None
+    if provider == "twilio" and twilio is None:
+        raise ConfigError("is missing: expected a mapping (provider is twilio)", ("sms", "twilio"), root.source)
+    region = s.get("default_region", str, defaults.default_region)
+    if not re.fullmatch(r"[A-Z]{2}", region):
+        raise ConfigError(f"expected a two-letter region code like CN, found {region!r}",
+                          ("sms", "default_region"), root.source)
+    return SmsConfig(
+        provider=provider,
+        outbox_path=s.get("outbox_path", str, defaults.outbox_path),
+        twilio=twilio,
+        default_region=region,
+        join_url=_url(s, "join_url", None),
+        invite_base_url=_url(s, "invite_base_url", None),
+        limits=_parse_sms_limits(s),
+        verification=_parse_verification(s),
+    )
+
+
+def _url(section: Section, key: str, default: str | None) -> str | None:
+    value = section.get(key, str, default)
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(f"expected an http(s) URL, found {value!r}", section.path + (key,), section.source)
+    return value.rstrip("/") if value else value
+
+
+def _parse_twilio(s: Section) -> TwilioConfig:
+    t = s.section("twilio")
+    t.reject_unknown(("base_url", "account_sid", "auth_token", "api_key_sid", "api_key_secret", "from",
+                      "messaging_service_sid", "webhook_base_url"))
+    config = TwilioConfig(
+        account_sid=t.get("account_sid", str),
+        auth_token=t.get("auth_token", str),
+        webhook_base_url=str(_url(t, "webhook_base_url", ...)),
+        from_number=t.get("from", str, None),
+        messaging_service_sid=t.get("messaging_service_sid", str, None),
+        api_key_sid=t.get("api_key_sid", str, None),
+        api_key_secret=t.get("api_key_secret", str, None),
+        base_url=str(_url(t, "base_url", TwilioConfig.__attrs_attrs__.base_url.default)),
+    )
+    for key, prefix, value in (("account_sid", "AC", config.account_sid),
+                               ("messaging_service_sid", "MG", config.messaging_service_sid),
+                               ("api_key_sid", "SK", config.api_key_sid)):
+        if value is not None and not _SID_RE[prefix].match(value):
+            raise ConfigError(f"expected {prefix} followed by 32 hexadecimal digits, found {value!r}",
+                              t.path + (key,), t.source)
+    if (config.from_number is None) == (config.messaging_service_sid is None):
+        raise ConfigError("set exactly one of 'from' (our number or sender id) and 'messaging_service_sid'",
+                          t.path + ("from",), t.source)
+    if config.from_number is not None and config.from_number.startswith("+") \
+            and not re.fullmatch(r"\+[1-9][0-9]{6,14}", config.from_number):
+        raise ConfigError(f"expected an E.164 number like +8613800138000, found {config.from_number!r}",
+                          t.path + ("from",), t.source)
+    if (config.api_key_sid is None) != (config.api_key_secret is None):
+        raise ConfigError("api_key_sid and api_key_secret go together", t.path + ("api_key_secret",), t.source)
+    return config
+
+
+def _positive(section: Section, key: str, default: Any, kind: type = int) -> Any:
+    """An integer (or, for ``kind=float``, any number) above zero."""
+    value = section.data.get(key)
+    if value is None:
+        return default
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok or value <= 0:
+        what = "a positive number" if kind is float else "a positive integer"
+        raise ConfigError(f"expected {what}, found {value!r}", section.path + (key,), section.source)
+    return float(value) if kind is float else value
+
+
+def _parse_sms_limits(s: Section) -> SmsLimits:
+    limits = s.section("limits", required=False)
+    fields = attrs.fields(SmsLimits)
+    limits.reject_unknown(tuple(f.name for f in fields))
+    values = {f.name: _positive(limits, f.name, f.default, float if f.type in (float, "float") else int)
+              for f in fields}
+    return SmsLimits(**values)
+
+
+def _parse_verification(s: Section) -> VerificationConfig:
+    v = s.section("verification", required=False)
+    fields = attrs.fields(VerificationConfig)
+    v.reject_unknown(tuple(f.name for f in fields))
+    return VerificationConfig(**{f.name: _positive(v, f.name, f.default) for f in fields})
 
 
 def load_config(path: str) -> BridgeConfig:

@@ -177,6 +177,55 @@ MIGRATIONS: list[list[str]] = [
     [
         # 4. SMS service (bridges/sms/service.py, SQL in bridges/sms/store.py): outbound queue,
         # inbound de-duplication, opt-outs, daily counters.
+        # Every outbound SMS, from queued to its final state. ``uncertain`` = 1 while the gateway
+        # may have accepted the last attempt without us knowing (a timeout, a crash while sending):
+        # before another attempt the gateway is asked whether it has the message.
+        """CREATE TABLE sms_outbound (
+            sms_id {serial},
+            kind TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            body TEXT NOT NULL,
+            segments INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            sender TEXT,
+            room_id TEXT,
+            event_id TEXT,
+            dedup_key TEXT,
+            provider_id TEXT,
+            attempts INTEGER NOT NULL,
+            uncertain INTEGER NOT NULL,
+            next_attempt_ts {bigint} NOT NULL,
+            first_attempt_ts {bigint},
+            error TEXT,
+            created_ts {bigint} NOT NULL,
+            updated_ts {bigint} NOT NULL
+        )""",
+        "CREATE INDEX sms_outbound_due ON sms_outbound (state, next_attempt_ts)",
+        "CREATE UNIQUE INDEX sms_outbound_dedup ON sms_outbound (dedup_key)",
+        "CREATE INDEX sms_outbound_provider ON sms_outbound (provider_id)",
+        # Inbound SMS by the gateway's id: a replayed webhook is acknowledged without work.
+        # Stored before the answer, handled after it (processed_ts), resumed after a crash.
+        """CREATE TABLE sms_inbound (
+            message_sid TEXT PRIMARY KEY,
+            from_number TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            body TEXT NOT NULL,
+            media_urls TEXT NOT NULL,
+            received_ts {bigint} NOT NULL,
+            processed_ts {bigint},
+            error TEXT
+        )""",
+        "CREATE INDEX sms_inbound_pending ON sms_inbound (processed_ts, received_ts)",
+        # Numbers that texted STOP (or another opt-out keyword): no SMS but system answers.
+        "CREATE TABLE sms_opt_outs (phone TEXT PRIMARY KEY, keyword TEXT NOT NULL, opted_out_ts {bigint} NOT NULL)",
+        # SMS counted against daily caps: scope 'user' (Matrix user id) or 'to' (E.164), UTC day.
+        """CREATE TABLE sms_daily_counts (
+            scope TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            day TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (scope, subject, day)
+        )""",
     ],
     [
         # 5. Phone-number sign-up (bridges/sms/identity.py): verification sessions.
