@@ -102,6 +102,8 @@ class ContactImporter:
         self.progress: dict[int, dict[str, Any]] = {}
         self._arrivals_running = False
         self._arrivals_again = False
+        # Called with (user_id, phone) after an arrival was handled (SMS invitations: joined).
+        self.arrival_listeners: list[Any] = []
         self._limits = ImportLimits(max_bytes=config.imports.max_bytes, max_rows=config.imports.max_rows)
 
     # -- wiring --------------------------------------------------------------------------
@@ -446,10 +448,12 @@ class ContactImporter:
         arrivals = body.get("arrivals")
         if not isinstance(arrivals, list):
             raise MatrixError(400, "M_BAD_JSON", "'arrivals' must be a list")
-        rows: list[tuple[str, str | None, str | None]] = []
+        rows: list[tuple[str, str | None, str | None, list[str] | None]] = []
         for a in arrivals:
             if isinstance(a, dict) and isinstance(a.get("user_id"), str) and isinstance(a.get("msisdn"), str):
-                rows.append((a["user_id"], "+" + msisdn(a["msisdn"]), None))
+                by = a.get("invited_by")
+                only = [u for u in by if isinstance(u, str)] if isinstance(by, list) else None
+                rows.append((a["user_id"], "+" + msisdn(a["msisdn"]), None, only))
         await self.store.add_arrivals(rows)
         self.wake_arrivals()
         return 200, {}
@@ -468,8 +472,8 @@ class ContactImporter:
             while True:
                 self._arrivals_again = False
                 batch = await self.store.pending_arrivals()
-                for seq, user_id, phone, source_key in batch:
-                    await self._arrive(user_id, phone, source_key)
+                for seq, user_id, phone, source_key, only in batch:
+                    await self._arrive(user_id, phone, source_key, only)
                     await self.store.arrival_done(seq)
                 if not batch and not self._arrivals_again:
                     break
@@ -480,11 +484,13 @@ class ContactImporter:
             self._arrivals_running = False
 
 
-    async def _arrive(self, user_id: str, phone: str | None, source_key: str | None) -> None:
-        """``user_id`` turned out to be the person behind placeholders (and invitable contacts)."""
+    async def _arrive(self, user_id: str, phone: str | None, source_key: str | None,
+                      only: list[str] | None = None) -> None:
+        """``user_id`` turned out to be the person behind placeholders (and invitable contacts);
+        with ``only``, for those importers alone (the people who invited that number by SMS)."""
         notes: dict[str, tuple[str, str]] = {}
         for p in await self.store.placeholders_for(phone, source_key):
-            if p.importer == user_id:
+            if p.importer == user_id or (only is not None and p.importer not in only):
                 continue
             for room_id, importer in await self.store.rooms_of(p.ghost_id, ("invited", "joined")):
                 members = await self.store.room_members(room_id)
@@ -500,13 +506,16 @@ class ContactImporter:
             notes.setdefault(p.importer, (p.name, p.source_label))
         if phone:
             for inv in await self.store.invitable_for(phone):
-                if inv.importer != user_id:
+                if inv.importer != user_id and (only is None or inv.importer in only):
                     notes.setdefault(inv.importer, (inv.name, inv.source_label))
         for importer, (name, label) in notes.items():
             if not await self.store.dm_room(importer, user_id):
                 await self.open_dm(importer, user_id, name, label)
             if phone:
                 await self.store.remove_invitable(importer, phone)
+        if phone:
+            for listener in self.arrival_listeners:
+                await listener(user_id, phone)
 
 
     async def _remove_placeholders(self, ghosts: list[str], memberships: list[tuple[str, str]]) -> None:

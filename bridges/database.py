@@ -231,7 +231,47 @@ MIGRATIONS: list[list[str]] = [
         # 5. Phone-number sign-up (bridges/sms/identity.py): verification sessions.
     ],
     [
-        # 6. SMS chat rooms and SMS invitations (bridges/sms/chat.py, bridges/sms/invites.py).
+        # 6. SMS chat rooms and SMS invitations (bridges/sms/chat.py, bridges/sms/invites.py;
+        # SQL in bridges/sms/chat_store.py).
+        # A user's conversation with a phone number: a DM with the number's ghost. Replies from the
+        # number go to the user who texted it last.
+        """CREATE TABLE sms_rooms (
+            user_id TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            created_ts {bigint} NOT NULL,
+            last_outbound_ts {bigint} NOT NULL,
+            PRIMARY KEY (user_id, phone)
+        )""",
+        "CREATE UNIQUE INDEX sms_rooms_room ON sms_rooms (room_id)",
+        "CREATE INDEX sms_rooms_phone ON sms_rooms (phone, last_outbound_ts)",
+        # The Matrix event each outbound chat SMS came from, and the status reaction shown on it.
+        """CREATE TABLE sms_chat_messages (
+            sms_id {bigint} PRIMARY KEY,
+            room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            shown_state TEXT,
+            reaction_event_id TEXT
+        )""",
+        # Personal SMS invitations; the link carries invite_id and a MAC of it.
+        """CREATE TABLE sms_invites (
+            invite_id {serial},
+            inviter TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            sms_id {bigint},
+            error TEXT,
+            joined_user_id TEXT,
+            created_ts {bigint} NOT NULL,
+            updated_ts {bigint} NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX sms_invites_inviter_phone ON sms_invites (inviter, phone)",
+        "CREATE INDEX sms_invites_phone ON sms_invites (phone)",
+        "CREATE INDEX sms_invites_sms ON sms_invites (sms_id)",
+        # An arrival of a user who is not discoverable concerns only the people who invited their
+        # number by SMS (a JSON list of user ids); NULL: every importer.
+        "ALTER TABLE import_arrivals ADD COLUMN only_importers TEXT",
     ],
 ]
 

@@ -16,6 +16,8 @@ from bridges.database import Database, Txn
 from bridges.store import now_ms
 
 ACTIVE_STATES = ("preview", "running")
+# (user_id, phone, source_key) or (user_id, phone, source_key, only_importers)
+Arrival = tuple[Any, ...]
 
 
 @attrs.frozen
@@ -166,11 +168,15 @@ class ImportStore:
 
     # -- arrivals ------------------------------------------------------------------------
 
-    async def add_arrivals(self, arrivals: list[tuple[str, str | None, str | None]]) -> None:
-        """``(user_id, phone E.164, source_key)`` of people who arrived, queued durably."""
+    async def add_arrivals(self, arrivals: list[Arrival]) -> None:
+        """``(user_id, phone E.164, source_key[, only_importers])`` of people who arrived, queued
+        durably. ``only_importers`` (a list) limits what the arrival does to those importers: a
+        user who is not discoverable arrives only for whoever invited their number by SMS."""
         await self.db.run("add_arrivals", _add_arrivals_txn, arrivals)
 
-    async def pending_arrivals(self, limit: int = 100) -> list[tuple[int, str, str | None, str | None]]:
+    async def pending_arrivals(
+        self, limit: int = 100
+    ) -> list[tuple[int, str, str | None, str | None, list[str] | None]]:
         return await self.db.run("pending_arrivals", _pending_arrivals_txn, limit)
 
     async def arrival_done(self, seq: int) -> None:
@@ -438,20 +444,23 @@ def _remove_invitable_txn(txn: Txn, importer: str, phone: str) -> None:
 # -- arrivals ------------------------------------------------------------------------------
 
 
-def _add_arrivals_txn(txn: Txn, arrivals: list[tuple[str, str | None, str | None]]) -> None:
-    for user_id, phone, source_key in arrivals:
+def _add_arrivals_txn(txn: Txn, arrivals: list[Arrival]) -> None:
+    for user_id, phone, source_key, *rest in arrivals:
+        only = json.dumps(sorted(rest[0])) if rest and rest[0] is not None else None
         txn.execute(
-            "INSERT INTO import_arrivals (user_id, phone, source_key, received_ts) VALUES (?, ?, ?, ?)",
-            (user_id, phone, source_key, now_ms()),
+            "INSERT INTO import_arrivals (user_id, phone, source_key, received_ts, only_importers)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (user_id, phone, source_key, now_ms(), only),
         )
 
 
-def _pending_arrivals_txn(txn: Txn, limit: int) -> list[tuple[int, str, str | None, str | None]]:
+def _pending_arrivals_txn(txn: Txn, limit: int) -> list[tuple[int, str, str | None, str | None, list[str] | None]]:
     rows = txn.execute(
-        "SELECT seq, user_id, phone, source_key FROM import_arrivals WHERE processed_ts IS NULL ORDER BY seq LIMIT ?",
+        "SELECT seq, user_id, phone, source_key, only_importers FROM import_arrivals WHERE processed_ts IS NULL"
+        " ORDER BY seq LIMIT ?",
         (limit,),
     )
-    return [(int(r[0]), r[1], r[2], r[3]) for r in rows.fetchall()]
+    return [(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in rows.fetchall()]
 
 
 def _arrival_done_txn(txn: Txn, seq: int) -> None:

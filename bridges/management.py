@@ -67,12 +67,16 @@ class BridgeBot:
         self.user_id = config.bot_user_id
         self.wangxin = WangxinApi(client, config.homeserver.service_secret)
         self.imports: Any = None  # bridges.contact_import.ContactImporter, set by bridges.app
+        self.sms_chat: Any = None  # bridges.sms.chat.SmsChat, set by bridges.app
+        self.sms_invites: Any = None  # bridges.sms.invites.SmsInvites, set by bridges.app
 
     async def handle_event(self, event: dict[str, Any]) -> None:
         event_type = event.get("type")
         room_id = event.get("room_id")
         sender = event.get("sender")
         if not isinstance(room_id, str) or not isinstance(sender, str):
+            return
+        if self.sms_chat is not None and await self.sms_chat.handle_event(event):
             return
         if event_type == "m.room.member":
             await self._on_membership(event, room_id, sender)
@@ -151,4 +155,4 @@ class BridgeBot:
 
 
 # Feature commands register themselves on `commands` when imported.
-from bridges import import_commands, mute_commands  # noqa: E402,F401
+from bridges import import_commands, mute_commands, sms_commands  # noqa: E402,F401

@@ -146,6 +146,46 @@ class MatrixClient:
         content.update(extra or {})
         return await self.send_event(room_id, "m.room.message", content, txn_id)
 
+    async def create_room(self, body: dict[str, Any], *, as_user: str | None = None) -> str:
+        data = await self.request("POST", "/_matrix/client/v3/createRoom", body, as_user=as_user)
+        return str(data["room_id"])
+
+    async def redact(self, room_id: str, event_id: str, txn_id: str, *, as_user: str | None = None) -> None:
+        await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/redact/{q(event_id)}/{q(txn_id)}", {}, as_user=as_user
+        )
+
+    async def state_event(
+        self, room_id: str, event_type: str, state_key: str = "", *, as_user: str | None = None
+    ) -> dict[str, Any] | None:
+        """A room's current state event content, or None if the room has no such state."""
+        try:
+            data = await self.request(
+                "GET", f"/_matrix/client/v3/rooms/{q(room_id)}/state/{q(event_type)}/{q(state_key)}", as_user=as_user
+            )
+        except MatrixRequestError as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(data)
+
+    async def displayname(self, user_id: str) -> str | None:
+        try:
+            data = await self.request("GET", f"/_matrix/client/v3/profile/{q(user_id)}/displayname")
+        except MatrixRequestError as e:
+            if e.status == 404:
+                return None
+            raise
+        name = data.get("displayname")
+        return name if isinstance(name, str) and name else None
+
+    async def send_notice_as(
+        self, user_id: str, room_id: str, text: str, txn_id: str, *, extra: dict[str, Any] | None = None
+    ) -> str:
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
+        content.update(extra or {})
+        return await self.send_event(room_id, "m.room.message", content, txn_id, as_user=user_id)
+
     async def joined_members(self, room_id: str) -> dict[str, Any]:
         data = await self.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/joined_members")
         return dict(data.get("joined", {}))

@@ -13,6 +13,10 @@ homeserver knows or may do. HTTP, all under ``/_synapse/client/wangxin/v1/import
 - ``POST /dm`` ``{"invitee": "@b:hs", "note": "..."}`` (service secret, ``?user_id=`` the
   importer): a direct chat created *as the importer* with the invitee invited, the note as the
   invite reason; idempotent (the room carries a marker state event it is found by again).
+- ``POST /invited`` ``{"msisdn": digits, "invited": bool}`` (service secret, ``?user_id=`` the
+  inviter): the inviter texted that number a personal SMS invitation (or withdrew it). The
+  number's sign-up is then told to the bridge for that inviter even if the new user is not
+  discoverable, and ``/dm`` may invite them.
 - ``POST /find_room`` ``{"marker": key}`` (service secret, ``?user_id=`` a member): the room
   holding ``org.wangxin.import.marker`` with that state key, for crash recovery of the bridge.
 
@@ -94,6 +98,7 @@ class ContactImport:
         resource.route("POST", "/lookup", self._lookup)
         resource.route("POST", "/dm", self._dm)
         resource.route("POST", "/find_room", self._find_room)
+        resource.route("POST", "/invited", self._invited)
         api.register_web_resource(API_PREFIX, resource)
         api.register_third_party_rules_callbacks(on_add_user_third_party_identifier=self._on_add_threepid)
         if config.bridge_url:
@@ -177,7 +182,7 @@ class ContactImport:
             raise errors.SynapseError(400, "'invitee' must name a local user", errors.Codes.INVALID_PARAM)
         if not isinstance(note, str) or len(note) > 500:
             raise errors.SynapseError(400, "'note' must be a string of at most 500 characters", errors.Codes.BAD_JSON)
-        if invitee == importer or not await self._db("wangxin_import_disc", store.is_discoverable_txn, invitee):
+        if invitee == importer or not await self._may_find(importer, invitee):
             raise errors.SynapseError(403, "That user cannot be invited by an import", errors.Codes.FORBIDDEN)
         marker = dm_marker(importer, invitee)
         room_id = await self._internals.room_with_marker(importer, MARKER_TYPE, marker)
@@ -197,6 +202,29 @@ class ContactImport:
             await self._internals.invite(importer, invitee, room_id, {"is_direct": True, "reason": note})
             membership = "invite"
         return 200, {"room_id": room_id, "created": created, "membership": membership}
+
+    async def _may_find(self, importer: str, invitee: str) -> bool:
+        """Discoverable users, and users whose number the importer invited by SMS."""
+        if await self._db("wangxin_import_disc", store.is_discoverable_txn, invitee):
+            return True
+        numbers = await self._internals.msisdns_of(invitee)
+        return bool(numbers) and bool(await self._db("wangxin_import_invited_any", store.invited_any_txn, importer,
+                                                     numbers))
+
+    async def _invited(self, request: Any) -> tuple[int, Any]:
+        """``{"msisdn": digits, "invited": bool}``: the importer invited (or stopped inviting) a number by SMS."""
+        from synapse.module_api import errors, parse_json_object_from_request
+
+        inviter = await self._requester(request, service_only=True)
+        body = parse_json_object_from_request(request)
+        address = body.get("msisdn")
+        invited = body.get("invited")
+        if not isinstance(address, str) or not MSISDN_RE.match(address):
+            raise errors.SynapseError(400, "'msisdn' must be E.164 digits without +", errors.Codes.INVALID_PARAM)
+        if not isinstance(invited, bool):
+            raise errors.SynapseError(400, "'invited' must be true or false", errors.Codes.BAD_JSON)
+        await self._db("wangxin_import_set_invited", store.set_invited_txn, inviter, address, invited)
+        return 200, {"msisdn": address, "invited": invited}
 
     async def _add_direct(self, user_id: str, other: str, room_id: str) -> None:
         """Record the DM in the importer's ``m.direct`` as Element does for DMs it creates."""
@@ -237,10 +265,10 @@ class ContactImport:
                     return
                 await self._api.http_client.post_json_get_json(
                     f"{self._config.bridge_url}/_wangxin/v1/arrivals",
-                    {"arrivals": [{"user_id": u, "msisdn": a} for u, a in batch]},
+                    {"arrivals": [{"user_id": u, "msisdn": a, "invited_by": by} for u, a, by in batch]},
                     headers={b"Authorization": [f"Bearer {self._config.service_secret}".encode()]},
                 )
-                await self._db("wangxin_import_delivered", store.delete_arrivals_txn, batch)
+                await self._db("wangxin_import_delivered", store.delete_arrivals_txn, [(u, a) for u, a, _ in batch])
         except Exception as e:  # the bridge is down or refused: retried on the next tick
             logger.info("Could not tell the bridge about new phone numbers yet: %s", e)
         finally:

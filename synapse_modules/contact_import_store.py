@@ -23,6 +23,15 @@ SCHEMA = [
         used BIGINT NOT NULL,
         PRIMARY KEY (user_id, day)
     )""",
+    # Numbers an inviter texted a personal SMS invitation to (msisdn digits): their sign-up is
+    # told to the bridge for those inviters even when the new user is not discoverable.
+    """CREATE TABLE IF NOT EXISTS wangxin_import_invited (
+        inviter TEXT NOT NULL,
+        address TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        PRIMARY KEY (inviter, address)
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_import_invited_address ON wangxin_import_invited (address)",
     # Phone numbers bound to accounts, waiting to be told to the bridge (durable outbox).
     """CREATE TABLE IF NOT EXISTS wangxin_import_arrivals (
         user_id TEXT NOT NULL,
@@ -91,16 +100,47 @@ def add_arrivals_txn(txn: Any, user_id: str, addresses: list[str]) -> None:
         )
 
 
-def pending_arrivals_txn(txn: Any, limit: int) -> list[tuple[str, str]]:
-    """Arrivals of discoverable users; arrivals of users who are not discoverable are dropped
-    (turning ``discoverable on`` queues the user's numbers again)."""
+def pending_arrivals_txn(txn: Any, limit: int) -> list[tuple[str, str, list[str] | None]]:
+    """``(user_id, address, invited_by)``: arrivals of discoverable users (``invited_by`` None), and
+    of other users whose number someone invited by SMS (told for those inviters only). Other
+    arrivals are dropped (turning ``discoverable on`` queues the user's numbers again)."""
     txn.execute(
         f"DELETE FROM wangxin_import_arrivals WHERE user_id NOT IN (SELECT user_id FROM {DISCOVERABLE_TABLE})"
+        " AND address NOT IN (SELECT address FROM wangxin_import_invited)"
     )
     txn.execute(
-        "SELECT user_id, address FROM wangxin_import_arrivals ORDER BY created_ts LIMIT ?", (limit,)
+        f"SELECT a.user_id, a.address, d.user_id FROM wangxin_import_arrivals AS a"
+        f" LEFT JOIN {DISCOVERABLE_TABLE} AS d ON d.user_id = a.user_id ORDER BY a.created_ts LIMIT ?",
+        (limit,),
     )
-    return [(str(r[0]), str(r[1])) for r in txn.fetchall()]
+    rows = [(str(r[0]), str(r[1]), r[2] is not None) for r in txn.fetchall()]
+    result: list[tuple[str, str, list[str] | None]] = []
+    for user_id, address, discoverable in rows:
+        invited_by: list[str] | None = None
+        if not discoverable:
+            txn.execute("SELECT inviter FROM wangxin_import_invited WHERE address = ? ORDER BY inviter", (address,))
+            invited_by = [str(r[0]) for r in txn.fetchall() if r[0] != user_id]
+        result.append((user_id, address, invited_by))
+    return result
+
+
+def set_invited_txn(txn: Any, inviter: str, address: str, invited: bool) -> None:
+    if invited:
+        txn.execute(
+            "INSERT INTO wangxin_import_invited (inviter, address, created_ts) VALUES (?, ?, ?)"
+            " ON CONFLICT (inviter, address) DO NOTHING",
+            (inviter, address, now_ms()),
+        )
+    else:
+        txn.execute("DELETE FROM wangxin_import_invited WHERE inviter = ? AND address = ?", (inviter, address))
+
+
+def invited_any_txn(txn: Any, inviter: str, addresses: list[str]) -> bool:
+    for address in addresses:
+        txn.execute("SELECT 1 FROM wangxin_import_invited WHERE inviter = ? AND address = ?", (inviter, address))
+        if txn.fetchone() is not None:
+            return True
+    return False
 
 
 def delete_arrivals_txn(txn: Any, arrivals: list[tuple[str, str]]) -> None:
