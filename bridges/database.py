@@ -229,6 +229,26 @@ MIGRATIONS: list[list[str]] = [
     ],
     [
         # 5. Phone-number sign-up (bridges/sms/identity.py): verification sessions.
+        # SQL in bridges/sms/signup_store.py. One session per client_secret and number (E.164
+        # digits without +); the code is kept only as an HMAC under a per-code random salt.
+        """CREATE TABLE signup_sessions (
+            sid TEXT PRIMARY KEY,
+            client_secret TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            send_attempt {bigint} NOT NULL,
+            code_salt TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            sms_id {bigint},
+            created_ts {bigint} NOT NULL,
+            expires_ts {bigint} NOT NULL,
+            validated_ts {bigint}
+        )""",
+        "CREATE UNIQUE INDEX signup_sessions_secret_phone ON signup_sessions (client_secret, phone)",
+        "CREATE INDEX signup_sessions_expires ON signup_sessions (expires_ts)",
+        # Every code SMS queued, for the per-number hourly limit; kept one hour.
+        "CREATE TABLE signup_code_sends (phone TEXT NOT NULL, sent_ts {bigint} NOT NULL)",
+        "CREATE INDEX signup_code_sends_phone ON signup_code_sends (phone, sent_ts)",
     ],
     [
         # 6. SMS chat rooms and SMS invitations (bridges/sms/chat.py, bridges/sms/invites.py;
