@@ -131,6 +131,8 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "database": database,
         "secrets": s,
         "appservice_registration": registration_path,
+        # The bridge serves the msisdn delegate endpoints (bridges/sms/identity.py).
+        "msisdn_delegate": f"http://127.0.0.1:{ports.bridge}" if options.bridge else None,
         "relaxed_rate_limits": options.relaxed_rate_limits,
         "workers": [attrs.asdict(w) for w in workers],
         "redis": attrs.asdict(options.redis) if options.redis else None,

@@ -406,3 +406,29 @@ def test_code_texts_fit_one_sms() -> None:
     chinese = render("code", "zh-CN", code="123456", minutes=10)
     assert len(english) <= 160 and english.isascii()
     assert len(chinese) <= 70
+
+
+def test_the_dev_stack_and_the_example_point_synapse_at_the_bridge_on_loopback(tmp_path) -> None:
+    import os
+
+    import yaml
+
+    from wangxin_stack.options import StackOptions
+    from wangxin_stack.render import render_stack
+    from wangxin_stack.state import StackState
+
+    options = StackOptions(dir=str(tmp_path), port=18008, server_name="dev.test")
+    rendered = render_stack(options, StackState.load_or_create(str(tmp_path)))
+    with open(rendered.homeserver_config, encoding="utf-8") as f:
+        homeserver = yaml.safe_load(f)
+    assert homeserver["account_threepid_delegates"] == {"msisdn": f"http://127.0.0.1:{options.ports.bridge}"}
+    assert homeserver["enable_registration_without_verification"] is True  # tests still register by password
+    assert "registrations_require_3pid" not in homeserver
+    with open(rendered.bridge_config or "", encoding="utf-8") as f:
+        assert yaml.safe_load(f)["appservice"]["bind_address"] == "127.0.0.1"
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "homeserver.yaml.example"), encoding="utf-8") as f:
+        example = yaml.safe_load(f)
+    assert example["account_threepid_delegates"]["msisdn"].startswith("http://127.0.0.1:")
+    assert example["registrations_require_3pid"] == ["msisdn"]
