@@ -1,0 +1,202 @@
+"""SMS chat and SMS invitations, end to end: real Synapse, the real bridge, a local fake Twilio.
+
+A DM with ``@wx_sms_<digits>`` (or ``sms <number> <text>`` to the bridge bot) texts the number;
+replies come back into the room; delivery shows as the ghost's reaction. ``invite-sms`` texts a
+personal link; binding that number to an account connects the new user with the inviter, even
+though new users are not discoverable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import requests
+
+from tests.e2e.test_contact_import import bind_phone, invited_rooms, random_mobile
+from tests.harness.fake_twilio import FakeTwilio
+from tests.harness.http import HttpUser, ask, eventually, open_dm, q, timeline
+from tests.harness.stack import RunningStack
+
+
+def ghost_of(stack: RunningStack, e164: str) -> str:
+    return f"@wx_sms_{e164.lstrip('+')}:{stack.server_name}"
+
+
+def bot(stack: RunningStack) -> str:
+    return str(stack.info["bridge"]["bot_user_id"])
+
+
+def inbound_url(stack: RunningStack) -> str:
+    return stack.info["bridge"]["url"] + "/_wangxin/v1/sms/twilio/inbound"
+
+
+def member_state(user: HttpUser, room_id: str, user_id: str) -> dict[str, Any]:
+    return dict(user.call("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/state/m.room.member/{q(user_id)}"))
+
+
+def dm_with(user: HttpUser, other: str, *, encrypted: bool = False) -> str:
+    """A DM as Element makes one with a user who has no device keys (plain unless asked)."""
+    body: dict[str, Any] = {"preset": "trusted_private_chat", "is_direct": True, "invite": [other]}
+    if encrypted:
+        body["initial_state"] = [{"type": "m.room.encryption", "state_key": "",
+                                  "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]
+    return str(user.call("POST", "/_matrix/client/v3/createRoom", body)["room_id"])
+
+
+def reactions_on(user: HttpUser, room_id: str, event_id: str, sender: str) -> list[str]:
+    keys = []
+    for e in timeline(user, room_id):
+        relates = e.get("content", {}).get("m.relates_to", {})
+        if e["type"] == "m.reaction" and e["sender"] == sender and relates.get("event_id") == event_id:
+            keys.append(relates.get("key"))
+    return keys
+
+
+def notices_from(user: HttpUser, room_id: str, sender: str) -> list[str]:
+    return [str(e["content"].get("body")) for e in timeline(user, room_id)
+            if e["sender"] == sender and e["type"] == "m.room.message"]
+
+
+def test_a_dm_with_a_number_texts_it_and_replies_come_back(stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    alice.call("PUT", f"/_matrix/client/v3/profile/{q(alice.user_id)}/displayname", {"displayname": "Alice Wu"})
+    number = random_mobile()
+    ghost = ghost_of(stack, number)
+    room_id = dm_with(alice, ghost)
+    eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "join", timeout=60)
+    assert "(SMS)" in str(member_state(alice, room_id, ghost).get("displayname"))
+
+    event_id = alice.say(room_id, "晚上六点见")
+    sms = twilio.wait_for(number)[0]
+    assert sms["from"] == twilio.from_number
+    assert "Alice Wu" in sms["body"] and "晚上六点见" in sms["body"] and "旺信" in sms["body"]  # a CN number: zh-CN
+
+    twilio.deliver_status(sms["sid"], "sent").raise_for_status()
+    twilio.deliver_status(sms["sid"], "delivered").raise_for_status()
+    eventually(lambda: reactions_on(alice, room_id, event_id, ghost) == ["✓✓ delivered"], timeout=30)
+
+    sid = "SM" + "a1" * 16
+    assert twilio.send_inbound(inbound_url(stack), number, "好的，到时见", message_sid=sid).status_code == 200
+    replies = eventually(lambda: [e for e in timeline(alice, room_id)
+                                  if e["sender"] == ghost and e["content"].get("body") == "好的，到时见"], timeout=30)
+    assert replies[0]["content"]["org.wangxin.sms"]["message_sid"] == sid
+    # Twilio retries a webhook it thinks failed: the same MessageSid is shown once.
+    assert twilio.send_inbound(inbound_url(stack), number, "好的，到时见", message_sid=sid).status_code == 200
+    alice.say(room_id, "marker")
+    twilio.wait_for(number, 2)
+    assert len([e for e in timeline(alice, room_id) if e["content"].get("body") == "好的，到时见"]) == 1
+
+
+def test_the_sms_command_opens_the_conversation_and_refuses_what_it_cannot_text(
+        stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    dm = open_dm(alice, bot(stack))
+    number = random_mobile()
+    answer = ask(alice, dm, bot(stack), f"sms {number} Your parcel is at the door")
+    assert "Texting" in answer
+    assert "Your parcel is at the door" in twilio.wait_for(number)[0]["body"]
+    ghost = ghost_of(stack, number)
+    rooms = eventually(lambda: [r for r, s in invited_rooms(alice).items()
+                                if ("m.room.member", alice.user_id) in s
+                                and s[("m.room.member", alice.user_id)]["sender"] == ghost], timeout=30)
+    alice.join(rooms[0])
+    # Replies arrive in that room.
+    twilio.send_inbound(inbound_url(stack), number, "Thanks!").raise_for_status()
+    eventually(lambda: "Thanks!" in notices_from(alice, rooms[0], ghost), timeout=30)
+
+    assert "landline" in ask(alice, dm, bot(stack), "sms +442079460958 hello")
+    assert "not a valid phone number" in ask(alice, dm, bot(stack), "sms 12ab hello")
+    assert "short code" in ask(alice, dm, bot(stack), "sms 10086 hello")
+    assert "What should I text" in ask(alice, dm, bot(stack), f"sms {random_mobile()}")
+
+
+def test_a_number_that_cannot_be_texted_declines_the_invitation_with_the_reason(stack: RunningStack) -> None:
+    alice = HttpUser(stack)
+    ghost = ghost_of(stack, "+442079460958")  # a London landline
+    room_id = dm_with(alice, ghost)
+    left = eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "leave"
+                      and member_state(alice, room_id, ghost), timeout=60)
+    assert "landline" in left["reason"]
+
+
+def test_an_encrypted_chat_is_told_nothing_can_be_texted(stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    number = random_mobile()
+    ghost = ghost_of(stack, number)
+    room_id = dm_with(alice, ghost, encrypted=True)
+    eventually(lambda: any("encrypted" in n for n in notices_from(alice, room_id, ghost)), timeout=60)
+    eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "leave", timeout=30)
+    alice.send_encrypted(room_id)
+    assert twilio.requests_to(number) == 0
+
+
+def test_a_refused_sms_says_why_in_the_room(stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    number = random_mobile()
+    ghost = ghost_of(stack, number)
+    room_id = dm_with(alice, ghost)
+    eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "join", timeout=60)
+    twilio.fail_next(1, "21211", to=number)
+    event_id = alice.say(room_id, "are you there?")
+    eventually(lambda: reactions_on(alice, room_id, event_id, ghost) == ["✗ not sent"], timeout=60)
+    assert any("could not be sent" in n for n in notices_from(alice, room_id, ghost))
+    assert twilio.requests_to(number) == 1  # not retried: Twilio said the number is invalid
+
+    image = alice.send(room_id, {"msgtype": "m.image", "body": "cat.jpg", "url": "mxc://x/y"})
+    eventually(lambda: any("text only" in n for n in notices_from(alice, room_id, ghost)), timeout=30)
+    assert image and twilio.requests_to(number) == 1
+
+
+def test_an_sms_invitation_connects_the_invitee_when_they_bind_the_number(
+        stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    dm = open_dm(alice, bot(stack))
+    assert "None of your imported contacts" in ask(alice, dm, bot(stack), "invite-sms")
+    number = random_mobile()
+    answer = ask(alice, dm, bot(stack), f"invite-sms {number}")
+    assert answer.startswith("Invited 1 by SMS"), answer
+    text = twilio.wait_for(number)[0]["body"]
+    link = next(word for word in text.replace("：", " ").split() if word.startswith("http"))
+    page = requests.get(link, timeout=30)
+    assert page.status_code == 200 and alice.user_id[1:].split(":")[0] in page.text
+    assert requests.get(link[:-2] + "xx", timeout=30).status_code == 404  # a forged token
+    assert "already invited" in ask(alice, dm, bot(stack), f"invite-sms {number}")
+    assert twilio.requests_to(number) == 1
+
+    # The invitee signs up (here: an account binds the number). New users are not discoverable,
+    # yet the person who invited the number is connected with them.
+    bob = HttpUser(stack)
+    bind_phone(stack, bob.user_id, number)
+    eventually(lambda: any(s.get(("m.room.member", bob.user_id), {}).get("sender") == alice.user_id
+                           for s in invited_rooms(bob).values()), timeout=60, interval=0.5)
+    eventually(lambda: "joined" in ask(alice, dm, bot(stack), "invites"), timeout=30, interval=1)
+
+
+def test_a_revoked_invitation_link_stops_working_and_invitations_survive_a_restart(
+        stack: RunningStack, twilio: FakeTwilio) -> None:
+    from tests.e2e.test_appservice import _wait_bridge_restarted
+
+    alice = HttpUser(stack)
+    dm = open_dm(alice, bot(stack))
+    kept, withdrawn = random_mobile(), random_mobile()
+    assert "Invited 2" in ask(alice, dm, bot(stack), f"invite-sms {kept} {withdrawn}")
+    link = next(w for w in twilio.wait_for(withdrawn)[0]["body"].replace("：", " ").split() if w.startswith("http"))
+    assert "Withdrew 1" in ask(alice, dm, bot(stack), f"invite-sms revoke {withdrawn}")
+    assert requests.get(link, timeout=30).status_code == 410
+
+    old_pid = stack.info["processes"]["bridge"]
+    os.kill(old_pid, signal.SIGKILL)
+    _wait_bridge_restarted(stack, old_pid)
+    listing = ask(alice, dm, bot(stack), "invites")
+    assert "withdrawn" in listing and kept.lstrip("+")[-4:] in listing.replace(" ", "")
+
+    # The withdrawn number's owner signs up: nobody is told, nothing is opened.
+    carol = HttpUser(stack)
+    bind_phone(stack, carol.user_id, withdrawn)
+    dave = HttpUser(stack)
+    bind_phone(stack, dave.user_id, kept)
+    eventually(lambda: any(s.get(("m.room.member", dave.user_id), {}).get("sender") == alice.user_id
+                           for s in invited_rooms(dave).values()), timeout=60, interval=0.5)
+    assert invited_rooms(carol) == {}
