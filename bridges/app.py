@@ -19,6 +19,10 @@ from bridges.import_store import ImportStore
 from bridges.inbox import InboxProcessor
 from bridges.management import BridgeBot
 from bridges.matrix_client import MatrixClient, MatrixRequestError
+from bridges.sms.chat import SmsChat
+from bridges.sms.chat_store import ChatStore
+from bridges.sms.invites import SmsInvites
+from bridges.sms.service import SmsServiceImpl
 from bridges.store import BridgeStore
 
 logger = logging.getLogger(__name__)
@@ -42,10 +46,19 @@ class Bridge:
         self.bot.imports = self.imports
         self.inbox = InboxProcessor(self.store, self.bot.handle_event)
         self.api = AppserviceApi(config, self.store, self.inbox.wake, self.resolve_ghost)
+        self.sms = SmsServiceImpl(config, self.db, base_dir)
+        chat_store = ChatStore(self.db)
+        self.sms_chat = SmsChat(config, self.client, self.store, chat_store, self.sms)
+        self.sms_invites = SmsInvites(config, chat_store, ImportStore(self.db), self.sms, self.client, self.bot.wangxin)
+        self.bot.sms_chat = self.sms_chat
+        self.bot.sms_invites = self.sms_invites
+        self.imports.arrival_listeners.append(self.sms_invites.on_arrival)
         self.router = Router()
         self.router.add("GET", "/health", self._health)
         self.api.install(self.router)
         self.imports.install(self.router)
+        self.sms.install(self.router)
+        self.sms_invites.install(self.router)
         self._port: Any = None
         self._pruner: task.LoopingCall | None = None
 
@@ -70,6 +83,7 @@ class Bridge:
         # Events that were stored but not handled before a crash or stop are handled now.
         self.inbox.wake()
         await self.imports.start()  # resumes imports interrupted by a crash or stop
+        await self.sms.start()  # resumes SMS queued or interrupted while sending, and inbound texts
         self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self.store.prune_old(KEEP_HISTORY_MS)))
         self._pruner.start(3600, now=True)
         # A successful ping makes Synapse retry its stored transactions at once (field guide B §2).
@@ -92,7 +106,9 @@ class Bridge:
             await self.client.set_displayname(self.config.bot_user_id, self.config.appservice.bot_displayname)
 
     async def resolve_ghost(self, user_id: str) -> bool:
-        """Whether a ghost exists; later features create ghosts on demand here."""
+        """Whether a ghost exists; SMS ghosts are created on demand (bridges/sms/chat.py)."""
+        if self.sms_chat.is_sms_ghost(user_id):
+            return await self.sms_chat.resolve_ghost(user_id)
         return await self.store.is_ghost_registered(user_id)
 
     async def _health(self, request: Any) -> tuple[int, Any]:
@@ -100,6 +116,7 @@ class Bridge:
 
     async def stop(self) -> None:
         await self.imports.stop()
+        await self.sms.stop()
         if self._pruner and self._pruner.running:
             self._pruner.stop()
         if self._port is not None:

@@ -232,7 +232,7 @@ def _parse_sms(root: Section) -> SmsConfig:
     )
 
 
-def _url(section: Section, key: str, default: str | None) -> str | None:
+def _url(section: Section, key: str, default: Any) -> str | None:
     value = section.get(key, str, default)
     if value is not None and not re.match(r"^https?://[^/\s]+", value):
         raise ConfigError(f"expected an http(s) URL, found {value!r}", section.path + (key,), section.source)
