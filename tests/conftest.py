@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import services
+from tests.harness.fake_twilio import FakeTwilio
 from tests.harness.stack import RunningStack, stack_args_for
 
 
@@ -32,7 +33,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(backend: str) -> Iterator[RunningStack]:
+def twilio() -> Iterator[FakeTwilio]:
+    """One local fake Twilio for the session: every stack's bridge sends its SMS there."""
+    fake = FakeTwilio()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture(scope="session")
+def stack(backend: str, twilio: FakeTwilio) -> Iterator[RunningStack]:
     databases = []
     if backend in ("postgres", "workers"):
         databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
@@ -41,7 +52,8 @@ def stack(backend: str) -> Iterator[RunningStack]:
     directory = tempfile.mkdtemp(prefix=f"wangxin-stack-{backend}-")
     # A unique server name per stack also keeps workers of parallel runs apart on a shared Redis.
     server_name = f"wx{secrets.token_hex(3)}.test"
-    running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases))
+    running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases,
+                                                     twilio))
     running.start()
     try:
         yield running

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from wangxin_stack.options import OptionError, PostgresDsn, RedisAddress, StackOptions
+from wangxin_stack.options import OptionError, PostgresDsn, RedisAddress, StackOptions, parse_sms_limits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
     up.add_argument("--circle-posts-per-day", type=int, metavar="N",
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
+    up.add_argument("--sms-provider", choices=["outbox", "twilio"], default="outbox",
+                    help="outbox: SMS go to sms-outbox.jsonl in the stack directory (default); twilio: the "
+                         "Messages API at --twilio-base-url")
+    up.add_argument("--twilio-base-url", metavar="URL", help="Twilio's API (default https://api.twilio.com)")
+    up.add_argument("--twilio-account-sid", metavar="AC…")
+    up.add_argument("--twilio-auth-token", metavar="TOKEN")
+    up.add_argument("--sms-from", metavar="+NUMBER", help="our Twilio number, the SMS sender")
+    up.add_argument("--sms-limits", metavar="KEY=N,…", default="",
+                    help="override the bridge's sms.limits, e.g. per_destination_per_day=3,request_timeout_s=2")
     up.add_argument("--startup-timeout", type=float, default=240.0)
     return parser
 
@@ -62,6 +71,12 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         bot=not args.stock and not args.no_bot,
         relaxed_rate_limits=args.relaxed_rate_limits,
         circle_posts_per_day=args.circle_posts_per_day,
+        sms_provider=args.sms_provider,
+        twilio_base_url=args.twilio_base_url,
+        twilio_account_sid=args.twilio_account_sid,
+        twilio_auth_token=args.twilio_auth_token,
+        sms_from=args.sms_from,
+        sms_limits=parse_sms_limits(args.sms_limits),
         startup_timeout=args.startup_timeout,
     )
     options.validate()

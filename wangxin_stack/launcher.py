@@ -220,6 +220,8 @@ class Launcher:
                 "as_token": s["as_token"],
                 "hs_token": s["hs_token"],
                 "config": self.rendered.bridge_config if self.rendered else None,
+                "sms": {"provider": o.sms_provider, "outbox": os.path.join(self.dir, "sms-outbox.jsonl"),
+                        "webhook_base_url": f"http://127.0.0.1:{o.ports.bridge}"},
             }
             info["bot_user_ids"].append(info["bridge"]["bot_user_id"])
         if o.bot:

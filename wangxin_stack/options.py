@@ -106,6 +106,12 @@ class StackOptions:
     bot: bool = True
     relaxed_rate_limits: bool = False
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
+    sms_provider: str = "outbox"  # outbox | twilio
+    twilio_base_url: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    sms_from: str | None = None
+    sms_limits: tuple[tuple[str, float], ...] = ()  # overrides of the bridge's sms.limits
     startup_timeout: float = 240.0
 
     @property
@@ -121,3 +127,30 @@ class StackOptions:
             raise OptionError("--workers needs --redis: workers replicate through Redis")
         if not self.modules and (self.bridge or self.bot):
             raise OptionError("--stock runs Synapse alone: it cannot be combined with the bridge or the bot")
+        if self.sms_provider == "twilio":
+            for option, value in (("--twilio-account-sid", self.twilio_account_sid),
+                                  ("--twilio-auth-token", self.twilio_auth_token), ("--sms-from", self.sms_from)):
+                if not value:
+                    raise OptionError(f"--sms-provider twilio needs {option}")
+
+
+def parse_sms_limits(text: str) -> tuple[tuple[str, float], ...]:
+    """``per_destination_per_day=3,request_timeout_s=1.5`` -> pairs, keys checked against the bridge's."""
+    import attrs as _attrs
+
+    from bridges.config import SmsLimits
+
+    known = [f.name for f in _attrs.fields(SmsLimits)]
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in known:
+            raise OptionError(f"--sms-limits: unknown limit {key!r}; known: {', '.join(known)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise OptionError(f"--sms-limits: {key} needs a number, found {value!r}") from None
+        if number <= 0:
+            raise OptionError(f"--sms-limits: {key} must be positive, found {value}")
+        pairs.append((key, number))
+    return tuple(pairs)

@@ -90,6 +90,32 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
     ]
 
 
+def sms_config(options: StackOptions, d: str) -> dict[str, Any]:
+    """The bridge's ``sms:`` section: the outbox file in the stack directory, or Twilio at
+    ``--twilio-base-url`` calling the bridge's own port back."""
+    ports = options.ports
+    sms: dict[str, Any] = {
+        "provider": options.sms_provider,
+        "outbox_path": os.path.join(d, "sms-outbox.jsonl"),
+        "default_region": "CN",
+        "join_url": f"http://127.0.0.1:{ports.public}",
+    }
+    if options.sms_provider == "twilio":
+        sms["twilio"] = {
+            "base_url": options.twilio_base_url or "https://api.twilio.com",
+            "account_sid": options.twilio_account_sid,
+            "auth_token": options.twilio_auth_token,
+            "from": options.sms_from,
+            "webhook_base_url": f"http://127.0.0.1:{ports.bridge}",
+        }
+    if options.sms_limits:
+        from bridges.config import SmsLimits
+
+        ints = {f.name for f in attrs.fields(SmsLimits) if f.type in (int, "int")}
+        sms["limits"] = {k: int(v) if k in ints else v for k, v in options.sms_limits}
+    return sms
+
+
 def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
     d = os.path.abspath(options.dir)
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
@@ -195,6 +221,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
                     "ghost_prefix": GHOST_PREFIX,
                 },
                 "database": bridge_db,
+                "sms": sms_config(options, d),
             },
         )
 

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.harness import services
 from wangxin_stack.running import RunningStack, StackFailed
 
-__all__ = ["RunningStack", "StackFailed", "stack_args_for"]
+if TYPE_CHECKING:
+    from tests.harness.fake_twilio import FakeTwilio
+
+__all__ = ["RunningStack", "StackFailed", "stack_args_for", "twilio_args"]
+
+# Short gateway timeouts and back-off, so tests of retries take seconds.
+TEST_SMS_LIMITS = "request_timeout_s=3,retry_base_s=0.5,retry_max_s=4"
 
 
-def stack_args_for(backend: str, base_port: int, server_name: str, databases: list[Any]) -> list[str]:
+def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
+    return ["--sms-provider", "twilio", "--twilio-base-url", twilio.url, "--twilio-account-sid", twilio.account_sid,
+            "--twilio-auth-token", twilio.auth_token, "--sms-from", twilio.from_number, "--sms-limits", limits]
+
+
+def stack_args_for(backend: str, base_port: int, server_name: str, databases: list[Any],
+                   twilio: FakeTwilio | None = None) -> list[str]:
     args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits"]
+    if twilio is not None:
+        args += twilio_args(twilio)
     if backend in ("postgres", "workers"):
         synapse_db, bridge_db = databases
         args += ["--postgres", synapse_db.dsn, "--bridge-postgres", bridge_db.dsn]
