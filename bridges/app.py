@@ -21,8 +21,10 @@ from bridges.management import BridgeBot
 from bridges.matrix_client import MatrixClient, MatrixRequestError
 from bridges.sms.chat import SmsChat
 from bridges.sms.chat_store import ChatStore
+from bridges.sms.identity import PhoneVerifier
 from bridges.sms.invites import SmsInvites
 from bridges.sms.service import SmsServiceImpl
+from bridges.sms.signup_store import SignupStore
 from bridges.store import BridgeStore
 
 logger = logging.getLogger(__name__)
@@ -53,12 +55,16 @@ class Bridge:
         self.bot.sms_chat = self.sms_chat
         self.bot.sms_invites = self.sms_invites
         self.imports.arrival_listeners.append(self.sms_invites.on_arrival)
+        # Synapse's msisdn delegate: phone-number sign-up codes (loopback only; docs/sms.md).
+        self.phone_signup = PhoneVerifier(SignupStore(self.db), self.sms, config.sms.verification,
+                                          config.sms.default_region)
         self.router = Router()
         self.router.add("GET", "/health", self._health)
         self.api.install(self.router)
         self.imports.install(self.router)
         self.sms.install(self.router)
         self.sms_invites.install(self.router)
+        self.phone_signup.install(self.router)
         self._port: Any = None
         self._pruner: task.LoopingCall | None = None
 
@@ -84,7 +90,7 @@ class Bridge:
         self.inbox.wake()
         await self.imports.start()  # resumes imports interrupted by a crash or stop
         await self.sms.start()  # resumes SMS queued or interrupted while sending, and inbound texts
-        self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self.store.prune_old(KEEP_HISTORY_MS)))
+        self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self._prune()))
         self._pruner.start(3600, now=True)
         # A successful ping makes Synapse retry its stored transactions at once (field guide B §2).
         try:
@@ -92,6 +98,13 @@ class Bridge:
             logger.info("Homeserver ping round trip: %d ms", ms)
         except MatrixRequestError as e:
             logger.warning("Homeserver could not ping the bridge: %s", e)
+
+    async def _prune(self) -> None:
+        await self.store.prune_old(KEEP_HISTORY_MS)
+        try:
+            await self.phone_signup.prune()
+        except Exception:  # the next hour tries again; the loop must not stop
+            logger.exception("Could not prune phone sign-up sessions")
 
     async def _ensure_bot(self) -> None:
         try:
