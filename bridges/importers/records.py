@@ -130,6 +130,9 @@ class UniqueIds:
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        # The last suffix handed out per wanted id: a file repeating one id a million times
+        # must not rescan #2..#n for every repeat (quadratic; hours of CPU).
+        self._last_suffix: dict[str, int] = {}
 
     def claim(self, wanted: str) -> str:
         """Reserve ``wanted`` or the first free suffixed variant.
@@ -140,10 +143,13 @@ class UniqueIds:
         Returns:
             An id not handed out before.
         """
-        candidate, n = wanted, 1
+        candidate, n = wanted, self._last_suffix.get(wanted, 1)
+        if n > 1:
+            candidate = f"{wanted}#{n}"
         while candidate in self._taken:
             n += 1
             candidate = f"{wanted}#{n}"
+        self._last_suffix[wanted] = n
         self._taken.add(candidate)
         return candidate
 
