@@ -185,7 +185,9 @@ def _membership_max_txn(txn: Any) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Merchant circle (synapse_modules/merchant_circle.py): memberships without rate limits.
+# Merchant circle (synapse_modules/merchant_circle.py): memberships without rate limits, the
+# membership delta stream (leaves of circles, merchants entering moments), forgetting a room,
+# and which admitted posts were really persisted.
 #
 # The module API's ``update_room_membership`` applies the client rate limits, and every join
 # (ours included) fills the room's ``rc_joins_per_room`` bucket, so bulk follows would both be
@@ -201,6 +203,7 @@ class MembershipInternals:
     def __init__(self, api: Any):
         check_synapse_version()
         hs = api._hs  # the private homeserver object: used only in this adapter
+        self._api = api
         self._hs = hs
         self._store = hs.get_datastores().main
 
@@ -219,8 +222,43 @@ class MembershipInternals:
         membership, _ = await self._store.get_local_current_membership_for_user_in_room(user_id, room_id)
         return membership
 
+    async def left_by_self(self, user_id: str, room_id: str) -> bool:
+        """Whether the local user's current membership is a leave the user sent (not a kick)."""
+        membership, event_id = await self._store.get_local_current_membership_for_user_in_room(user_id, room_id)
+        if membership != "leave" or event_id is None:
+            return False
+        event = await self._store.get_event(event_id, allow_none=True)
+        return event is not None and event.sender == user_id
+
     async def joined_member_count(self, room_id: str) -> int:
         return int(await self._store.get_number_joined_users_in_room(room_id))
+
+    def events_position(self) -> int:
+        """The events-stream position up to which every event (of every persister) is persisted."""
+        return int(self._store.get_room_max_stream_ordering())
+
+    async def membership_deltas(
+        self, after: int, limit: int = 1000
+    ) -> tuple[int, list[tuple[str, str, str | None]]]:
+        """``(user_id, room_id, membership)`` of membership changes in the current-state delta
+        stream after ``after`` and up to :meth:`events_position` (so no change that a slower
+        persister commits later is skipped), and the position to resume from. ``membership`` is
+        that of the change (``None`` if the member state was removed); the current one may differ."""
+        return await self._api.run_db_interaction(
+            "wangxin_membership_deltas", _membership_deltas_txn, after, self.events_position(), limit
+        )
+
+    async def rooms_of(self, user_id: str, memberships: Sequence[str]) -> list[str]:
+        """Rooms in which the local user's current membership is one of ``memberships``."""
+        rooms = await self._store.get_rooms_for_local_user_where_membership_is(user_id, list(memberships))
+        return [r.room_id for r in rooms]
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """What the client's ``POST /rooms/{roomId}/forget`` does: the user (who has left) can no
+        longer page the room's history (``Auth.check_user_in_room`` refuses forgotten rooms)."""
+        from synapse.types import UserID
+
+        await self._hs.get_room_member_handler().forget(UserID.from_string(user_id), room_id)
 
     def refund_per_room_joins(self, is_exempt_room: Any) -> None:
         """Every process: joins into rooms for which ``is_exempt_room(room_id)`` is true do not
@@ -237,6 +275,46 @@ class MembershipInternals:
                 limiter.record_action(requester=None, key=room_id, n_actions=-1)
 
         self._hs.get_notifier().add_new_join_in_room_callback(refund)
+
+
+def _membership_deltas_txn(
+    txn: Any, after: int, upper: int, limit: int
+) -> tuple[int, list[tuple[str, str, str | None]]]:
+    select = (
+        "SELECT d.stream_id, d.state_key, d.room_id, m.membership FROM current_state_delta_stream AS d"
+        " LEFT JOIN room_memberships AS m ON m.event_id = d.event_id"
+        " WHERE d.type = 'm.room.member' AND d.stream_id > ? AND d.stream_id <= ?"
+    )
+    txn.execute(select + " ORDER BY d.stream_id LIMIT ?", (after, upper, limit))
+    rows = txn.fetchall()
+    if len(rows) < limit:
+        return max(after, upper), [(r[1], r[2], r[3]) for r in rows]
+    last = int(rows[-1][0])
+    if int(rows[0][0]) == last:  # one event changed more than `limit` members: take them all
+        txn.execute(select.replace("d.stream_id > ? AND d.stream_id <= ?", "d.stream_id = ?"), (last,))
+        return last, [(r[1], r[2], r[3]) for r in txn.fetchall()]
+    # Rows sharing the last stream id may have been cut off: stop just before it.
+    return last - 1, [(r[1], r[2], r[3]) for r in rows if int(r[0]) < last]
+
+
+def persisted_event_ids_txn(txn: Any, event_ids: Sequence[str]) -> set[str]:
+    """Which of these events were persisted (Synapse's ``events`` table, keyed by event id).
+
+    The merchant circle admits a post in ``check_event_for_spam``, before auth, rate limits and
+    persistence: a post counts against the quota only once it is here."""
+    found: set[str] = set()
+    for start in range(0, len(event_ids), 500):
+        chunk = list(event_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        txn.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk)
+        found.update(r[0] for r in txn.fetchall())
+    return found
+
+
+def sending_device(event: Any) -> str | None:
+    """The device that sent a local client event (``None`` for events a module or the server made)."""
+    device_id = getattr(event.internal_metadata, "device_id", None)
+    return device_id if isinstance(device_id, str) else None
 
 
 # ---------------------------------------------------------------------------------------------

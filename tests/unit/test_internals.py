@@ -53,3 +53,26 @@ def test_the_tables_the_adapter_reads_exist_in_the_schema() -> None:
                     text += f.read()
     for table in ("push_rules", "push_rules_enable", "push_rules_stream", "current_state_delta_stream"):
         assert f"CREATE TABLE {table}" in text or f"CREATE TABLE IF NOT EXISTS {table}" in text, table
+
+
+def test_the_private_membership_api_the_merchant_circle_uses_exists() -> None:
+    import os
+
+    import synapse
+    from synapse.handlers.room_member import RoomMemberHandler
+    from synapse.storage.databases.main.roommember import RoomMemberWorkerStore
+    from synapse.storage.databases.main.stream import StreamWorkerStore
+
+    assert list(inspect.signature(RoomMemberHandler.forget).parameters)[1:3] == ["user", "room_id"]
+    params = inspect.signature(RoomMemberWorkerStore.get_rooms_for_local_user_where_membership_is).parameters
+    assert list(params)[1:3] == ["user_id", "membership_list"]
+    assert hasattr(StreamWorkerStore, "get_room_max_stream_ordering")
+    schema_dir = os.path.join(os.path.dirname(synapse.__file__), "storage", "schema", "main", "full_schemas")
+    text = ""
+    for root, _, files in os.walk(schema_dir):
+        for name in files:
+            if name.endswith(".sqlite"):
+                with open(os.path.join(root, name)) as f:
+                    text += f.read()
+    for table in ("events", "room_memberships"):
+        assert f"CREATE TABLE {table}" in text or f"CREATE TABLE IF NOT EXISTS {table}" in text, table
