@@ -47,7 +47,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules.merchant_circle_store import DAY_MS, Merchant, MerchantCircleStore
+from synapse_modules.merchant_circle_store import Merchant, MerchantCircleStore
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ DEFAULT_SPACE_NAME = "Merchant Circle / 商家圈"
 POSTER_LEVEL = 50
 ADMIN_LEVEL = 100
 MAX_JOB_ATTEMPTS = 40  # with back-off capped at 5 minutes: about three hours of retries
+# A follow started by a chat waits for the invite to be persisted (it is queued from
+# user_may_invite, before Synapse's own checks): about 30 s, then the invite never happened.
+CHAT_CONFIRM_DELAYS_S = (1, 1, 2, 2, 4, 4, 8, 8)
+IN_ROOM = ("join", "invite", "knock")
 _LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
 
 
@@ -117,6 +121,14 @@ class _BoundedCache:
             self._data.popitem(last=False)
 
 
+class _Permanent(Exception):
+    """A job that no retry can make succeed (the buyer is deactivated, the circle is gone, ...)."""
+
+
+class _NotYet(Exception):
+    """What a chat-started job waits for (the invite) is not in the database (yet)."""
+
+
 def _bad_json(message: str) -> Exception:
     from synapse.module_api import errors
 
@@ -167,6 +179,8 @@ class MerchantCircle:
         self._joining: set[tuple[str, str]] = set()
         self._processing = False
         self._rerun = False
+        self._watching = False
+        self._members_pos: int | None = None
 
         api.register_spam_checker_callbacks(
             check_event_for_spam=self.check_event_for_spam,
@@ -183,6 +197,7 @@ class MerchantCircle:
         merchants.route("GET", r"/(?P<user_id>[^/]+)/products", self._get_products)
         purchases = RoutedJsonResource()
         purchases.route("POST", r"/", self._post_purchase)
+        purchases.route("GET", r"/(?P<order_id>[^/]+)", self._get_purchase)
         circle = RoutedJsonResource()
         circle.route("GET", r"/", self._get_circle)
         circle.route("DELETE", r"/(?P<merchant_id>[^/]+)", self._delete_follow)
@@ -206,6 +221,9 @@ class MerchantCircle:
                     "(run_background_tasks_on) must also be the push-rules writer (stream_writers.push_rules)"
                 )
             api.looping_background_call(self._process_queue, 1000, desc="wangxin_circle_follow_queue")
+            # Leaves of circles (remembered unfollows) and merchants who got into a moments
+            # room by a path no spam check sees (server admins, knocks, upgrades).
+            api.looping_background_call(self._watch_memberships, 1000, desc="wangxin_circle_memberships")
 
     @staticmethod
     def parse_config(config: Any) -> MerchantCircleConfig:
@@ -272,8 +290,10 @@ class MerchantCircle:
         if product is not None:
             product = validate_product(dict(product))
             product_id = product["id"]
+        from synapse_modules._internals import sending_device
+
         decision = await self._store.record_post(
-            merchant_id, event.event_id, event.sender, product_id, product,
+            merchant_id, event.event_id, event.sender, sending_device(event), product_id, product,
             self._api.get_current_time_msec(), self._config.posts_per_day, self._cooldown_ms,
         )
         if decision.retry_after_ms is not None:
@@ -357,7 +377,7 @@ class MerchantCircle:
             await self._store.enqueue_job("file", other, merchant_id, room_id, "chat", now)
         self._kick_queue()
 
-    # -- the follow queue ---------------------------------------------------------------------
+    # -- the job queue ------------------------------------------------------------------------
 
     def _kick_queue(self) -> None:
         if self._runs_queue:
@@ -372,10 +392,13 @@ class MerchantCircle:
             while True:
                 self._rerun = False
                 now = self._api.get_current_time_msec()
-                # Follows first: a follower is in the circle before the slower filing in spaces.
-                jobs = await self._store.due_jobs("follow", now, self._config.follow_batch_size)
+                # Evictions from moments first; then follows, so a follower is in the circle
+                # before the slower filing in spaces.
+                jobs = await self._store.due_jobs(("evict",), now, 20)
                 if not jobs:
-                    jobs = await self._store.due_jobs("file", now, 20)
+                    jobs = await self._store.due_jobs(("follow",), now, self._config.follow_batch_size)
+                if not jobs:
+                    jobs = await self._store.due_jobs(("file", "unfile"), now, 20)
                 for job in jobs:
                     await self._run_job(job)
                 if not jobs and not self._rerun:
@@ -384,29 +407,60 @@ class MerchantCircle:
             self._processing = False
 
     async def _run_job(self, job: Any) -> None:
+        handlers = {"follow": self._do_follow, "file": self._do_file, "unfile": self._do_unfile,
+                    "evict": self._do_evict}
+        now = self._api.get_current_time_msec()
         try:
-            if job.kind == "follow":
-                await self._do_follow(job)
-            else:
-                await self._do_file(job)
+            await handlers[job.kind](job)
+        except _Permanent as e:
+            await self._fail_job(job, str(e))
+            return
+        except _NotYet as e:
+            if job.attempts >= len(CHAT_CONFIRM_DELAYS_S):
+                await self._fail_job(job, str(e))
+                return
+            delay_s = CHAT_CONFIRM_DELAYS_S[job.attempts]
+            logger.debug("Circle job %s waits %ss: %s", job.job_id, delay_s, e)
+            await self._store.retry_job(job.job_id, job.attempts + 1, now + delay_s * 1000, str(e))
+            return
         except Exception as e:
             if job.attempts >= MAX_JOB_ATTEMPTS:
-                logger.error("Circle job %s (%s %s) failed %d times; giving up: %s", job.job_id, job.kind,
-                             job.user_id, job.attempts + 1, e)
-                await self._store.finish_job(job.job_id)
+                await self._fail_job(job, f"gave up after {job.attempts + 1} attempts: {e!r}")
                 return
             delay_s = min(2 ** min(job.attempts, 8), 300)
             logger.warning("Circle job %s (%s %s) failed, retrying in %ss: %s", job.job_id, job.kind,
                            job.user_id, delay_s, e)
-            await self._store.retry_job(job.job_id, job.attempts + 1,
-                                        self._api.get_current_time_msec() + delay_s * 1000, repr(e))
+            await self._store.retry_job(job.job_id, job.attempts + 1, now + delay_s * 1000, repr(e))
             return
         await self._store.finish_job(job.job_id)
+
+    async def _fail_job(self, job: Any, error: str) -> None:
+        logger.error("Circle job %s (%s of %s, %s, merchant %s) failed for good: %s", job.job_id, job.kind,
+                     job.user_id, job.reason, job.merchant_id, error)
+        await self._store.fail_job(job.job_id, job.attempts + 1, error, self._api.get_current_time_msec())
+
+    async def _check_user_active(self, user_id: str) -> None:
+        info = await self._api.get_userinfo_by_id(user_id)
+        if info is None:
+            raise _Permanent(f"{user_id} does not exist")
+        if info.is_deactivated:
+            raise _Permanent(f"{user_id} is deactivated")
+
+    async def _check_chat(self, user_id: str, merchant_id: str, room_id: str) -> None:
+        """A chat counts once the invite between the two landed: user_may_invite, which queued
+        the job, runs before Synapse's own checks (power levels, bans), which may still refuse it."""
+        for member in (user_id, merchant_id):
+            if await self._members.local_membership(member, room_id) not in ("invite", "join"):
+                raise _NotYet(f"no invite between {user_id} and {merchant_id} in {room_id}: "
+                              "the invite that would start the chat was refused or rejected")
 
     async def _do_follow(self, job: Any) -> None:
         merchant = await self._store.get_merchant(job.merchant_id)
         if merchant is None:
-            return
+            raise _Permanent(f"{job.merchant_id} is not a merchant")
+        await self._check_user_active(job.user_id)
+        if job.reason.startswith("chat:"):
+            await self._check_chat(job.user_id, merchant.user_id, job.reason.removeprefix("chat:"))
         room_id = merchant.circle_room_id
         state = await self._store.follow_state(merchant.user_id, job.user_id)
         membership = await self._members.local_membership(job.user_id, room_id)
@@ -414,10 +468,13 @@ class MerchantCircle:
             return
         if membership == "join":
             return
-        if state == "following" and membership in ("leave", "ban"):
-            # They were following and left the circle themselves: that is an unfollow; remember it.
-            await self._store.unfollow(merchant.user_id, job.user_id, self._api.get_current_time_msec())
+        if membership == "leave" and await self._members.left_by_self(job.user_id, room_id):
+            # They left the circle themselves (the membership watcher has not got there yet):
+            # that is an unfollow; remember it.
+            await self._store.record_leave(merchant.user_id, job.user_id, room_id, self._api.get_current_time_msec())
             return
+        if await self._members.local_membership(self._owner, room_id) != "join":
+            raise _Permanent(f"the circle room {room_id} of {merchant.user_id} is gone (shut down or purged)")
         # Mute first, so not even the first post after the join can notify.
         await self._mute(job.user_id, room_id)
         self._joining.add((job.user_id, room_id))
@@ -440,13 +497,18 @@ class MerchantCircle:
         """Put ``job.room_id`` (a circle, or a chat with a merchant) into the user's space."""
         if job.room_id is None or await self._store.is_filed(job.user_id, job.room_id):
             return
+        await self._check_user_active(job.user_id)
         merchant = await self._store.get_merchant(job.merchant_id) if job.merchant_id else None
         is_circle = merchant is not None and merchant.circle_room_id == job.room_id
         if is_circle:
             if await self._store.follow_state(job.merchant_id, job.user_id) == "unfollowed":
                 return
+            if await self._members.local_membership(job.user_id, job.room_id) != "join":
+                return  # left again before it was filed
             if job.reason == "joined":
                 await self._mute(job.user_id, job.room_id)
+        elif job.merchant_id:
+            await self._check_chat(job.user_id, job.merchant_id, job.room_id)
         space_id = await self._space_for(job.user_id)
         await self._api.create_and_send_event_into_room(
             {
@@ -458,6 +520,106 @@ class MerchantCircle:
             }
         )
         await self._store.set_filed(job.user_id, job.room_id, True)
+
+    async def _do_unfile(self, job: Any) -> None:
+        if job.merchant_id and await self._store.follow_state(job.merchant_id, job.user_id) != "unfollowed":
+            return  # followed again since
+        await self._unfile(job.user_id, job.room_id)
+
+    async def _unfile(self, user_id: str, room_id: str) -> None:
+        """Take a room out of the user's space (an ``m.space.child`` with empty content)."""
+        space_id = await self._store.get_space(user_id)
+        if space_id and await self._store.is_filed(user_id, room_id):
+            await self._api.create_and_send_event_into_room(
+                {"type": "m.space.child", "room_id": space_id, "sender": user_id, "state_key": room_id,
+                 "content": {}}
+            )
+            await self._store.set_filed(user_id, room_id, False)
+
+    async def _do_evict(self, job: Any) -> None:
+        await self._evict(job.user_id, job.room_id)
+
+    async def _evict(self, user_id: str, room_id: str) -> None:
+        """A merchant leaves a moments room (or its invite or knock is withdrawn) and forgets it,
+        so not even the history from before can be paged any more."""
+        membership = await self._members.local_membership(user_id, room_id)
+        if membership in IN_ROOM:
+            await self._api.update_room_membership(user_id, user_id, room_id, "leave")
+            logger.info("Removed merchant %s from moments room %s (was %s)", user_id, room_id, membership)
+        if membership is not None:
+            await self._members.forget(user_id, room_id)
+
+    async def _evict_from_moments(self, user_id: str) -> None:
+        """A new merchant leaves every moments room it was in (or invited to, or knocking at)."""
+        now = self._api.get_current_time_msec()
+        for room_id in await self._members.rooms_of(user_id, IN_ROOM):
+            if await self._type_of_room(room_id) != MOMENTS_ROOM_TYPE:
+                continue
+            try:
+                await self._evict(user_id, room_id)
+            except Exception as e:
+                logger.warning("Could not remove merchant %s from moments %s yet (%s); queued", user_id, room_id, e)
+                await self._store.enqueue_job("evict", user_id, None, room_id, "became a merchant", now)
+                self._kick_queue()
+
+    # -- the membership delta stream ----------------------------------------------------------
+
+    async def _watch_memberships(self) -> None:
+        """Read what changed in memberships since the last look (a cheap indexed read, no
+        per-event hook). The position is stored, so a change is seen even across a restart."""
+        if self._watching:
+            return
+        self._watching = True
+        try:
+            if self._members_pos is None:
+                position = await self._store.get_position("memberships")
+                if position is None:
+                    position = self._members.events_position()
+                    await self._store.set_position("memberships", position)
+                self._members_pos = position
+            while True:
+                position, changes = await self._members.membership_deltas(self._members_pos, 1000)
+                await self._on_membership_changes(changes)
+                if position != self._members_pos:
+                    await self._store.set_position("memberships", position)
+                    self._members_pos = position
+                if position >= self._members.events_position():
+                    return
+        except Exception:
+            logger.exception("Reading membership changes failed; retrying on the next tick")
+        finally:
+            self._watching = False
+
+    async def _on_membership_changes(self, changes: list[tuple[str, str, str | None]]) -> None:
+        now = self._api.get_current_time_msec()
+        service = self._service_users()
+        entering: list[tuple[str, str]] = []
+        queued = False
+        for user_id, room_id, membership in changes:
+            if user_id == self._owner or not self._api.is_mine(user_id):
+                continue  # the owner's join comes before the room is known as a circle
+            merchant_id = await self._circle_merchant(room_id)
+            if merchant_id is not None:
+                if membership == "leave" and user_id != merchant_id and user_id not in service:
+                    # Only the user's own leave is an unfollow (a kick or ban by an admin is not the
+                    # user's choice), and only if it is still current: a stale leave must not undo
+                    # a re-join.
+                    if await self._members.left_by_self(user_id, room_id):
+                        queued |= await self._store.record_leave(merchant_id, user_id, room_id, now)
+            elif membership in IN_ROOM:
+                entering.append((user_id, room_id))
+        merchants: set[str] = set()
+        users = sorted({u for u, _ in entering})
+        for start in range(0, len(users), 500):
+            merchants |= await self._store.merchant_ids_among(users[start : start + 500])
+        for user_id, room_id in entering:
+            if user_id in merchants and await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
+                logger.warning("Merchant %s got into moments room %s past the spam checks; removing it",
+                               user_id, room_id)
+                await self._store.enqueue_job("evict", user_id, None, room_id, "entered moments", now)
+                queued = True
+        if queued:
+            self._kick_queue()
 
     async def _space_for(self, user_id: str) -> str:
         existing = await self._store.get_space(user_id)
@@ -526,6 +688,9 @@ class MerchantCircle:
             if avatar_url:
                 await self._owner_state(merchant.circle_room_id, "m.room.avatar", {"url": avatar_url})
         self._circle_of_room.put(merchant.circle_room_id, user_id)
+        # A merchant never stays in a moments room, even one it joined before it was a merchant.
+        # After the insert above, so user_may_join_room already refuses new joins.
+        await self._evict_from_moments(user_id)
         # (Re-)ensure the posters are in: a crash between the steps is repaired by a retried PUT.
         for poster in [user_id] + ([self._config.merchant_bot] if self._config.merchant_bot else []):
             if poster != user_id and await self._api.check_user_exists(poster) is None:
@@ -600,19 +765,19 @@ class MerchantCircle:
             if await self._members.local_membership(account, merchant.circle_room_id) == "join":
                 posters += 1
         now = self._api.get_current_time_msec()
-        posts = await self._store.posts_in_window(user_id, now)
-        next_post_ms = 0
-        if len(posts) >= self._config.posts_per_day:
-            next_post_ms = posts[-self._config.posts_per_day] + DAY_MS - now
+        posts_today, next_post_ms = await self._store.quota_view(user_id, now, self._config.posts_per_day)
+        queued, failed = await self._store.follow_counts(user_id)
         return 200, {
             "user_id": merchant.user_id,
             "name": merchant.name,
             "avatar_url": merchant.avatar_url,
             "circle_room_id": merchant.circle_room_id,
             "followers": max(0, joined - posters),
-            "posts_today": len(posts),
+            "posts_today": posts_today,
             "posts_per_day": self._config.posts_per_day,
-            "next_post_allowed_in_ms": max(0, next_post_ms),
+            "next_post_allowed_in_ms": next_post_ms,
+            "follows_queued": queued,
+            "follows_failed": failed,
         }
 
     async def _require_reader(self, request: Any, merchant_id: str) -> None:
@@ -630,7 +795,7 @@ class MerchantCircle:
         await self._merchant_or_404(user_id)
         now = self._api.get_current_time_msec()
         products = []
-        for product, last_ts, count in await self._store.products(user_id):
+        for product, last_ts, count in await self._store.products(user_id, now):
             products.append({
                 "product": product,
                 "last_posted_ts": last_ts,
@@ -639,12 +804,17 @@ class MerchantCircle:
             })
         return 200, {"products": products, "repost_cooldown_hours": self._config.repost_cooldown_hours}
 
-    async def _post_purchase(self, request: Any) -> tuple[int, Any]:
+    def _require_platform(self, request: Any) -> None:
         from synapse.module_api import errors
 
         auth = (request.getHeader("Authorization") or "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(auth.encode(), self._config.platform_secret.encode()):
             raise errors.SynapseError(403, "Wrong platform secret", errors.Codes.FORBIDDEN)
+
+    async def _post_purchase(self, request: Any) -> tuple[int, Any]:
+        from synapse.module_api import errors
+
+        self._require_platform(request)
         body = _json_body(request)
         order_id = body.get("order_id")
         if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 255:
@@ -667,6 +837,29 @@ class MerchantCircle:
             self._kick_queue()
         return 200, {"order_id": order_id, "replayed": not new, "follow": follow if new else "unchanged"}
 
+    async def _get_purchase(self, request: Any, order_id: str) -> tuple[int, Any]:
+        """The platform's view of what a purchase did: the state of the buyer's follow."""
+        from synapse.module_api import errors
+
+        self._require_platform(request)
+        status = await self._store.purchase_status(order_id)
+        if status is None:
+            raise errors.SynapseError(404, f"No purchase {order_id}", errors.Codes.NOT_FOUND)
+        body: dict[str, Any] = {"order_id": order_id, "buyer": status.buyer, "merchant": status.merchant_id}
+        if status.queued_attempts is not None:
+            body["follow"] = "retrying" if status.queued_attempts else "queued"
+            if status.last_error:
+                body["error"] = status.last_error
+        elif status.follow_state == "unfollowed":
+            body["follow"] = "unfollowed_by_user"
+        elif status.failed_error is not None and status.follow_state != "following":
+            body.update(follow="failed", error=status.failed_error)
+        else:
+            merchant = await self._merchant_or_404(status.merchant_id)
+            joined = await self._members.local_membership(status.buyer, merchant.circle_room_id) == "join"
+            body["follow"] = "following" if joined else "not_following"
+        return 200, body
+
     async def _get_circle(self, request: Any) -> tuple[int, Any]:
         user_id = await self._requester(request)
         followed = []
@@ -683,13 +876,7 @@ class MerchantCircle:
         await self._store.unfollow(merchant_id, user_id, self._api.get_current_time_msec())
         if await self._members.local_membership(user_id, merchant.circle_room_id) == "join":
             await self._members.set_membership(user_id, merchant.circle_room_id, "leave")
-        space_id = await self._store.get_space(user_id)
-        if space_id and await self._store.is_filed(user_id, merchant.circle_room_id):
-            await self._api.create_and_send_event_into_room(
-                {"type": "m.space.child", "room_id": space_id, "sender": user_id,
-                 "state_key": merchant.circle_room_id, "content": {}}
-            )
-            await self._store.set_filed(user_id, merchant.circle_room_id, False)
+        await self._unfile(user_id, merchant.circle_room_id)
         return 200, {"merchant": merchant_id, "following": False}
 
 

@@ -58,13 +58,33 @@ SCHEMA = [
         last_error TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS wangxin_circle_jobs_due ON wangxin_circle_jobs (next_try_ts)",
+    # Follows and other jobs that can never succeed end here, with the reason (the status the
+    # platform and the merchant see), instead of being retried forever.
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_failed_jobs (
+        job_id TEXT NOT NULL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        merchant_id TEXT,
+        room_id TEXT,
+        reason TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        failed_ts BIGINT NOT NULL,
+        attempts INTEGER NOT NULL,
+        error TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_failed_jobs_merchant ON wangxin_circle_failed_jobs (merchant_id)",
+    # Posts admitted by the quota check. `persisted` is 0 until the event is seen in Synapse's
+    # events table: a post refused after the check (auth, rate limit, another module) never
+    # gets there and stops counting (see `record_post_txn`).
     """CREATE TABLE IF NOT EXISTS wangxin_circle_posts (
         event_id TEXT NOT NULL PRIMARY KEY,
         merchant_id TEXT NOT NULL,
         sender TEXT NOT NULL,
         product_id TEXT,
         product TEXT,
-        ts BIGINT NOT NULL
+        ts BIGINT NOT NULL,
+        device_id TEXT,
+        persisted INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_merchant ON wangxin_circle_posts (merchant_id, ts)",
     """CREATE TABLE IF NOT EXISTS wangxin_circle_spaces (
@@ -76,7 +96,24 @@ SCHEMA = [
         room_id TEXT NOT NULL,
         PRIMARY KEY (user_id, room_id)
     )""",
+    # How far the module has read Synapse's streams (the membership delta stream), so a leave
+    # seen by nobody before a restart is still seen after it.
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_positions (
+        name TEXT NOT NULL PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
 ]
+
+# Columns added after the first release of a table: (table, column, definition).
+ADDED_COLUMNS = [
+    ("wangxin_circle_posts", "device_id", "TEXT"),
+    ("wangxin_circle_posts", "persisted", "INTEGER NOT NULL DEFAULT 0"),
+]
+
+# A post admitted but not (yet) persisted counts against the quota for this long: it may still
+# be on its way to the database. Posts that are still not persisted after RECHECK_MS never will be.
+IN_FLIGHT_MS = 30_000
+RECHECK_MS = 10 * 60_000
 
 
 @attrs.frozen
@@ -109,6 +146,10 @@ class PostDecision:
 def create_schema_txn(txn: Any) -> None:
     for statement in SCHEMA:
         txn.execute(statement)
+    for table, column, definition in ADDED_COLUMNS:
+        txn.execute(f"SELECT * FROM {table} LIMIT 0")
+        if column not in [d[0] for d in txn.description]:
+            txn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 # -- merchants ---------------------------------------------------------------------------------
@@ -236,11 +277,12 @@ def record_purchase_txn(
     return True, enqueue_follow_txn(txn, buyer, merchant_id, f"purchase:{order_id}", now)
 
 
-def due_jobs_txn(txn: Any, kind: str, now: int, limit: int) -> list[Job]:
+def due_jobs_txn(txn: Any, kinds: tuple[str, ...], now: int, limit: int) -> list[Job]:
+    marks = ", ".join("?" for _ in kinds)
     txn.execute(
         "SELECT job_id, kind, user_id, merchant_id, room_id, reason, attempts FROM wangxin_circle_jobs"
-        " WHERE kind = ? AND next_try_ts <= ? ORDER BY created_ts, job_id LIMIT ?",
-        (kind, now, limit),
+        f" WHERE kind IN ({marks}) AND next_try_ts <= ? ORDER BY created_ts, job_id LIMIT ?",
+        (*kinds, now, limit),
     )
     return [Job(*r) for r in txn.fetchall()]
 
@@ -256,6 +298,81 @@ def retry_job_txn(txn: Any, job_id: str, attempts: int, next_try_ts: int, error:
     )
 
 
+def fail_job_txn(txn: Any, job_id: str, attempts: int, error: str, now: int) -> None:
+    """End a job that cannot succeed: it leaves the queue and stays as a failure with its reason."""
+    txn.execute(
+        "INSERT INTO wangxin_circle_failed_jobs (job_id, kind, user_id, merchant_id, room_id, reason, created_ts,"
+        " failed_ts, attempts, error) SELECT job_id, kind, user_id, merchant_id, room_id, reason, created_ts, ?, ?, ?"
+        " FROM wangxin_circle_jobs WHERE job_id = ? ON CONFLICT (job_id) DO NOTHING",
+        (now, attempts, error[:1000], job_id),
+    )
+    finish_job_txn(txn, job_id)
+
+
+def follow_counts_txn(txn: Any, merchant_id: str) -> tuple[int, int]:
+    """``(queued, failed)`` follows of a merchant's circle."""
+    txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs WHERE kind = 'follow' AND merchant_id = ?", (merchant_id,))
+    queued = int(txn.fetchone()[0])
+    txn.execute(
+        "SELECT COUNT(*) FROM wangxin_circle_failed_jobs WHERE kind = 'follow' AND merchant_id = ?", (merchant_id,)
+    )
+    return queued, int(txn.fetchone()[0])
+
+
+@attrs.frozen
+class PurchaseStatus:
+    buyer: str
+    merchant_id: str
+    follow_state: str | None  # wangxin_circle_follows.state of the pair
+    queued_attempts: int | None  # the purchase's follow job, while queued
+    last_error: str | None
+    failed_error: str | None  # set once the follow job failed for good
+
+
+def purchase_status_txn(txn: Any, order_id: str) -> PurchaseStatus | None:
+    txn.execute("SELECT buyer, merchant_id FROM wangxin_purchases WHERE order_id = ?", (order_id,))
+    row = txn.fetchone()
+    if row is None:
+        return None
+    buyer, merchant_id = row[0], row[1]
+    reason = f"purchase:{order_id}"
+    txn.execute("SELECT attempts, last_error FROM wangxin_circle_jobs WHERE kind = 'follow' AND reason = ?", (reason,))
+    job = txn.fetchone()
+    txn.execute("SELECT error FROM wangxin_circle_failed_jobs WHERE kind = 'follow' AND reason = ?", (reason,))
+    failed = txn.fetchone()
+    return PurchaseStatus(
+        buyer, merchant_id, follow_state_txn(txn, merchant_id, buyer),
+        int(job[0]) if job else None, job[1] if job else None, failed[0] if failed else None,
+    )
+
+
+def record_leave_txn(txn: Any, merchant_id: str, user_id: str, room_id: str, now: int) -> bool:
+    """The user left (or was removed from) the circle: an unfollow. Queues taking the circle out
+    of their space; returns whether anything changed."""
+    state = follow_state_txn(txn, merchant_id, user_id)
+    filed = is_filed_txn(txn, user_id, room_id)
+    if state == "unfollowed" and not filed:
+        return False
+    unfollow_txn(txn, merchant_id, user_id, now)
+    if filed:
+        enqueue_job_txn(txn, "unfile", user_id, merchant_id, room_id, "left", now)
+    return True
+
+
+def get_position_txn(txn: Any, name: str) -> int | None:
+    txn.execute("SELECT position FROM wangxin_circle_positions WHERE name = ?", (name,))
+    row = txn.fetchone()
+    return int(row[0]) if row else None
+
+
+def set_position_txn(txn: Any, name: str, position: int) -> None:
+    txn.execute(
+        "INSERT INTO wangxin_circle_positions (name, position) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (name, position),
+    )
+
+
 def pending_jobs_txn(txn: Any, user_id: str | None = None) -> int:
     if user_id is None:
         txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs")
@@ -266,11 +383,88 @@ def pending_jobs_txn(txn: Any, user_id: str | None = None) -> int:
 
 # -- posts: the quota and the repost cooldown ----------------------------------------------------
 
+@attrs.frozen
+class PostRow:
+    ts: int
+    persisted: bool
+    device_id: str | None
+    product_id: str | None
+
+
+def counted_posts(rows: list[PostRow], now: int, device_id: str | None) -> list[tuple[int, PostRow]]:
+    """The posts that use up quota now, each with the time it stops counting.
+
+    A persisted post counts for a day. A post admitted but not persisted may still be on its way
+    (it counts for ``IN_FLIGHT_MS``, so two concurrent posts cannot both take the last slot),
+    unless it came from the device sending now: a client sends one event at a time, so that
+    earlier attempt is over, and it failed (refused after the quota check).
+    """
+    counted = []
+    for row in rows:
+        if row.persisted:
+            if row.ts > now - DAY_MS:
+                counted.append((row.ts + DAY_MS, row))
+        elif row.ts > now - IN_FLIGHT_MS and (device_id is None or row.device_id != device_id):
+            counted.append((row.ts + IN_FLIGHT_MS, row))
+    return sorted(counted, key=lambda c: c[0])
+
+
+def post_decision(
+    rows: list[PostRow],
+    last_product_ts: int | None,
+    product_id: str | None,
+    device_id: str | None,
+    now: int,
+    posts_per_day: int,
+    cooldown_ms: int,
+) -> PostDecision:
+    """Whether a new post is allowed: ``rows`` are the merchant's admitted posts of the last day,
+    ``last_product_ts`` the last persisted post of ``product_id``."""
+    counted = counted_posts(rows, now, device_id)
+    waits: list[tuple[int, str]] = []
+    if len(counted) >= posts_per_day:
+        frees_at = counted[len(counted) - posts_per_day][0]
+        waits.append((frees_at - now, f"the daily limit of {posts_per_day} posts is reached"))
+    if product_id is not None and cooldown_ms > 0:
+        if last_product_ts is not None and last_product_ts + cooldown_ms > now:
+            waits.append((last_product_ts + cooldown_ms - now, f"product {product_id} was posted recently"))
+        for until, row in counted:
+            if not row.persisted and row.product_id == product_id:
+                waits.append((until - now, f"product {product_id} is being posted"))
+    if waits:
+        wait, reason = max(waits)
+        return PostDecision(max(1, wait), reason)
+    return PostDecision(None)
+
+
+def confirm_posts_txn(txn: Any, merchant_id: str, now: int) -> None:
+    """Mark the merchant's admitted posts that reached the database; forget old ones that did not."""
+    from synapse_modules._internals import persisted_event_ids_txn
+
+    txn.execute(
+        "DELETE FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0 AND ts <= ?",
+        (merchant_id, now - RECHECK_MS),
+    )
+    txn.execute("SELECT event_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0", (merchant_id,))
+    pending = [r[0] for r in txn.fetchall()]
+    for event_id in persisted_event_ids_txn(txn, pending) if pending else ():
+        txn.execute("UPDATE wangxin_circle_posts SET persisted = 1 WHERE event_id = ?", (event_id,))
+
+
+def _window_rows_txn(txn: Any, merchant_id: str, now: int) -> list[PostRow]:
+    txn.execute(
+        "SELECT ts, persisted, device_id, product_id FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ?",
+        (merchant_id, now - DAY_MS),
+    )
+    return [PostRow(int(r[0]), bool(r[1]), r[2], r[3]) for r in txn.fetchall()]
+
+
 def record_post_txn(
     txn: Any,
     merchant_id: str,
     event_id: str,
     sender: str,
+    device_id: str | None,
     product_id: str | None,
     product: dict[str, Any] | None,
     now: int,
@@ -280,61 +474,57 @@ def record_post_txn(
     """Admit and record a post, or say when the next one is allowed.
 
     The UPDATE first takes the merchant's row lock, so concurrent posts of one merchant run one
-    after the other (on PostgreSQL the loser is retried by Synapse), and the count stays exact.
+    after the other (on PostgreSQL the loser is retried by Synapse). Only persisted posts (and
+    posts still in flight from another device) count; see :func:`counted_posts`.
     """
     txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
-    txn.execute(
-        "SELECT ts FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ? ORDER BY ts DESC LIMIT ?",
-        (merchant_id, now - DAY_MS, posts_per_day),
-    )
-    recent = [int(r[0]) for r in txn.fetchall()]
-    waits: list[tuple[int, str]] = []
-    if len(recent) >= posts_per_day:
-        waits.append((recent[-1] + DAY_MS - now, f"the daily limit of {posts_per_day} posts is reached"))
-    if product_id is not None and cooldown_ms > 0:
+    confirm_posts_txn(txn, merchant_id, now)
+    last_product_ts = None
+    if product_id is not None:
         txn.execute(
-            "SELECT MAX(ts) FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ?",
+            "SELECT MAX(ts) FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ? AND persisted = 1",
             (merchant_id, product_id),
         )
         row = txn.fetchone()
-        if row and row[0] is not None and int(row[0]) + cooldown_ms > now:
-            waits.append((int(row[0]) + cooldown_ms - now, f"product {product_id} was posted recently"))
-    if waits:
-        wait, reason = max(waits)
-        return PostDecision(max(1, wait), reason)
-    txn.execute(
-        "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, product_id, product, ts)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-        (event_id, merchant_id, sender, product_id, json.dumps(product) if product else None, now),
-    )
-    return PostDecision(None)
+        last_product_ts = int(row[0]) if row and row[0] is not None else None
+    decision = post_decision(_window_rows_txn(txn, merchant_id, now), last_product_ts, product_id, device_id, now,
+                             posts_per_day, cooldown_ms)
+    if decision.retry_after_ms is None:
+        txn.execute(
+            "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, product_id, product, ts, device_id,"
+            " persisted) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, merchant_id, sender, product_id, json.dumps(product) if product else None, now, device_id),
+        )
+    return decision
 
 
-def products_txn(txn: Any, merchant_id: str) -> list[tuple[dict[str, Any], int, int]]:
+def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, int]:
+    """``(posts_today, next_post_allowed_in_ms)`` as a post sent now from a new device would see."""
+    confirm_posts_txn(txn, merchant_id, now)
+    rows = _window_rows_txn(txn, merchant_id, now)
+    decision = post_decision(rows, None, None, None, now, posts_per_day, 0)
+    return sum(1 for r in rows if r.persisted), decision.retry_after_ms or 0
+
+
+def products_txn(txn: Any, merchant_id: str, now: int) -> list[tuple[dict[str, Any], int, int]]:
     """``(product, last_posted_ts, times_posted)`` of every product the merchant posted, newest first."""
+    confirm_posts_txn(txn, merchant_id, now)
     txn.execute(
         "SELECT product_id, MAX(ts), COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ?"
-        " AND product_id IS NOT NULL GROUP BY product_id ORDER BY MAX(ts) DESC",
+        " AND product_id IS NOT NULL AND persisted = 1 GROUP BY product_id ORDER BY MAX(ts) DESC",
         (merchant_id,),
     )
     rows = txn.fetchall()
     out = []
     for product_id, last_ts, count in rows:
         txn.execute(
-            "SELECT product FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ? AND ts = ?",
+            "SELECT product FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ? AND ts = ?"
+            " AND persisted = 1",
             (merchant_id, product_id, last_ts),
         )
         product = json.loads(txn.fetchone()[0])
         out.append((product, int(last_ts), int(count)))
     return out
-
-
-def posts_in_window_txn(txn: Any, merchant_id: str, now: int) -> list[int]:
-    txn.execute(
-        "SELECT ts FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ? ORDER BY ts",
-        (merchant_id, now - DAY_MS),
-    )
-    return [int(r[0]) for r in txn.fetchall()]
 
 
 # -- the per-user Merchant Circle space ----------------------------------------------------------

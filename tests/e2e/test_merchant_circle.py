@@ -11,7 +11,9 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from nio import RoomLeaveResponse
 
+from tests.harness.matrix import client_for, create_dm
 from tests.harness.stack import RunningStack
 
 API = "/_synapse/client/wangxin/v1"
@@ -85,6 +87,24 @@ def room_state(stack: RunningStack, room_id: str) -> dict[tuple[str, str], dict[
     return {(e["type"], e["state_key"]): e["content"] for e in r.json()["state"]}
 
 
+def admin_joins_as_room_admin(stack: RunningStack, room_id: str) -> None:
+    """The server admin takes power 100 in a circle (through its owner) and joins it."""
+    admin = stack.info["admin"]["user_id"]
+    r = requests.post(f"{stack.url}/_synapse/admin/v1/rooms/{quote(room_id)}/make_room_admin",
+                      json={"user_id": admin}, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    requests.post(f"{stack.url}/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": admin},
+                  headers=stack.admin_headers(), timeout=30).raise_for_status()
+
+
+def set_power(stack: RunningStack, room_id: str, user_id: str, level: int) -> None:
+    url = f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels/"
+    content = requests.get(url, headers=stack.admin_headers(), timeout=30).json()
+    content["users"][user_id] = level
+    r = requests.put(url, json=content, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+
+
 def sentinel_follow(stack: RunningStack, buyer: dict[str, Any]) -> None:
     """Jobs run in order: once a follow queued now is done, every earlier job is done too."""
     other, other_circle = make_merchant(stack, "Sentinel")
@@ -129,6 +149,9 @@ def test_merchant_endpoint_refusals(stack: RunningStack) -> None:
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
     r = requests.get(url, headers=stack.admin_headers(), timeout=30)
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+    merchant, _ = make_merchant(stack)
+    r = requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}", headers=_h(someone), timeout=30)
+    assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN"
 
 
 def test_clients_cannot_create_circle_rooms(stack: RunningStack) -> None:
@@ -190,6 +213,9 @@ def test_a_purchase_follows_muted_and_filed_in_the_space_and_a_replay_changes_no
     wait_until("circle filed in the space", lambda: room_id in _space_children(stack, space_id))
     space_state = room_state(stack, space_id)
     assert space_state[("m.room.create", "")]["type"] == "m.space"
+    # The circle is shared by every follower and each space belongs to one user: the link is
+    # the space's m.space.child only (docs/merchant-circle.md).
+    assert not [k for k in room_state(stack, room_id) if k[0] == "m.space.parent"]
     assert space_state[("m.room.name", "")]["name"] == "Merchant Circle / 商家圈"
 
     posted = send(stack, merchant, room_id, product_post(f"p-{secrets.token_hex(3)}"))
@@ -224,23 +250,85 @@ def test_a_chat_with_a_merchant_follows_and_the_merchants_replies_still_notify(s
     assert reply.json()["event_id"] in [e["event_id"] for e in _notifications(stack, buyer)]
 
 
-def test_an_unfollow_is_remembered(stack: RunningStack) -> None:
+async def test_a_merchant_inviting_a_user_to_a_chat_makes_them_follow(stack: RunningStack) -> None:
+    merchant, room_id = make_merchant(stack)
+    buyer = stack.register_user()
+    client = await client_for(stack.url, merchant)
+    try:
+        dm = await create_dm(client, buyer["user_id"])  # the way Element starts a DM
+    finally:
+        await client.close()
+    wait_following(stack, buyer, room_id)
+    space_id = _space_of(stack, buyer)
+    wait_until("chat and circle filed", lambda: {dm, room_id} <= _space_children(stack, space_id))
+
+
+async def test_an_invite_that_synapse_refuses_starts_no_follow(stack: RunningStack) -> None:
+    """user_may_invite runs before Synapse's own checks: a refused invite (here: the merchant is
+    banned from the room) queues a follow that must end, with a status, instead of following."""
+    merchant, room_id = make_merchant(stack)
+    buyer = stack.register_user()
+    r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "private_chat"},
+                      headers=_h(buyer), timeout=30)
+    chat = r.json()["room_id"]
+    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(chat)}/ban",
+                      json={"user_id": merchant["user_id"]}, headers=_h(buyer), timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(chat)}/invite",
+                      json={"user_id": merchant["user_id"]}, headers=_h(buyer), timeout=30)
+    assert r.status_code == 403, r.text
+
+    def follows() -> dict[str, Any]:
+        return dict(requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}",
+                                 headers=_h(merchant), timeout=30).json())
+
+    wait_until("the follow given up", lambda: follows()["follows_failed"] == 1, timeout=90)
+    assert follows()["follows_queued"] == 0 and follows()["followers"] == 0
+    assert membership(stack, buyer, room_id) is None
+
+
+def _space_of(stack: RunningStack, user: dict[str, Any]) -> str:
+    return str(wait_until("the space", lambda: requests.get(f"{stack.url}{API}/circle", headers=_h(user),
+                                                               timeout=30).json()["space_room_id"]))
+
+
+def purchase_status(stack: RunningStack, order_id: str) -> dict[str, Any]:
+    r = requests.get(f"{stack.url}{API}/purchases/{quote(order_id)}",
+                     headers={"Authorization": f"Bearer {stack.info['merchant_circle']['platform_secret']}"},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_an_unfollow_is_remembered(stack: RunningStack) -> None:
     merchant, room_id = make_merchant(stack)
     by_api, by_leaving = stack.register_user(), stack.register_user()
     for buyer in (by_api, by_leaving):
         assert purchase(stack, buyer["user_id"], merchant["user_id"]).status_code == 200
         wait_following(stack, buyer, room_id)
+        space_id = _space_of(stack, buyer)
+        wait_until("circle filed", lambda space_id=space_id: room_id in _space_children(stack, space_id))
 
     r = requests.delete(f"{stack.url}{API}/circle/{quote(merchant['user_id'])}", headers=_h(by_api), timeout=30)
     assert r.status_code == 200, r.text
     assert membership(stack, by_api, room_id) is None
-    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/leave", json={},
-                      headers=_h(by_leaving), timeout=30)
-    assert r.status_code == 200, r.text
+    # A plain client leave, as Element's "Leave room" sends it.
+    client = await client_for(stack.url, by_leaving)
+    try:
+        assert isinstance(await client.room_leave(room_id), RoomLeaveResponse)
+    finally:
+        await client.close()
+    # Noticed without anything else happening: the circle leaves the user's space ...
+    leaver_space = _space_of(stack, by_leaving)
+    wait_until("the circle taken out of the space", lambda: room_id not in _space_children(stack, leaver_space))
+    assert room_id not in _space_children(stack, _space_of(stack, by_api))
 
-    r = purchase(stack, by_api["user_id"], merchant["user_id"])
-    assert r.status_code == 200 and r.json()["follow"] == "unfollowed_by_user"
-    assert purchase(stack, by_leaving["user_id"], merchant["user_id"]).status_code == 200
+    # ... and the next purchase knows at once that they unfollowed.
+    for buyer in (by_api, by_leaving):
+        order = f"again-{secrets.token_hex(4)}"
+        r = purchase(stack, buyer["user_id"], merchant["user_id"], order)
+        assert r.status_code == 200 and r.json()["follow"] == "unfollowed_by_user", r.text
+        assert purchase_status(stack, order)["follow"] == "unfollowed_by_user"
     for buyer in (by_api, by_leaving):  # a chat does not re-add them either
         requests.post(f"{stack.url}/_matrix/client/v3/createRoom",
                       json={"is_direct": True, "invite": [merchant["user_id"]]}, headers=_h(buyer), timeout=30)
@@ -267,6 +355,12 @@ def test_purchase_webhook_refusals(stack: RunningStack) -> None:
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
     r = requests.delete(f"{stack.url}{API}/circle/{quote(buyer['user_id'])}", headers=_h(buyer), timeout=30)
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+    r = requests.get(f"{stack.url}{API}/purchases/no-such-order",
+                     headers={"Authorization": f"Bearer {stack.info['merchant_circle']['platform_secret']}"},
+                     timeout=30)
+    assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+    r = requests.get(f"{stack.url}{API}/purchases/no-such-order", headers=_h(buyer), timeout=30)
+    assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN"
 
 
 # -- 4. posts and limits -------------------------------------------------------------------------
@@ -289,7 +383,7 @@ def test_daily_quota_and_repost_cooldown_apply_to_raw_clients(stack: RunningStac
     day_ms = 24 * 3600 * 1000
     assert day_ms - 120_000 < over.json()["retry_after_ms"] <= day_ms
     events = requests.get(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/messages",
-                          params={"dir": "b", "limit": 50}, headers=_h(merchant), timeout=30).json()["chunk"]
+                          params={"dir": "b", "limit": "50"}, headers=_h(merchant), timeout=30).json()["chunk"]
     bodies = [e["content"].get("body") for e in events if e["type"] == "m.room.message"]
     assert len(bodies) == 3 and all(bodies)
     products = requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}/products",
@@ -297,12 +391,32 @@ def test_daily_quota_and_repost_cooldown_apply_to_raw_clients(stack: RunningStac
     assert {p["product"]["id"] for p in products} == {"tea-1", "tea-2"}
 
 
+def test_posts_refused_after_the_quota_check_do_not_use_it(stack: RunningStack) -> None:
+    """The quota is checked before Synapse's auth rules: posts that the power levels then refuse
+    were never posted, so they use up neither the daily quota nor a product's cooldown."""
+    merchant, room_id = make_merchant(stack)
+    admin_joins_as_room_admin(stack, room_id)
+    set_power(stack, room_id, merchant["user_id"], 0)
+    for n in range(3):
+        refused = send(stack, merchant, room_id, product_post(f"tea-{n}"))
+        assert refused.status_code == 403, refused.text
+    set_power(stack, room_id, merchant["user_id"], 50)
+    for n in range(3):  # the same products: no cooldown from the refused attempts
+        posted = send(stack, merchant, room_id, product_post(f"tea-{n}"))
+        assert posted.status_code == 200, posted.text
+    over = send(stack, merchant, room_id, product_post("tea-9"))
+    assert over.status_code == 429 and over.json()["errcode"] == "M_LIMIT_EXCEEDED", over.text
+    got = requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}", headers=_h(merchant), timeout=30)
+    assert got.json()["posts_today"] == 3
+
+
 # -- 5. moments ----------------------------------------------------------------------------------
 
 def test_a_merchant_cannot_enter_or_read_moments(stack: RunningStack) -> None:
     merchant, _ = make_merchant(stack)
     owner, friend = stack.register_user(), stack.register_user()
-    moments = {"creation_content": {"type": "org.wangxin.moments"}, "preset": "public_chat", "name": "My moments"}
+    moments: dict[str, Any] = {"creation_content": {"type": "org.wangxin.moments"}, "preset": "public_chat",
+                               "name": "My moments"}
     r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={**moments, "invite": [merchant["user_id"]]},
                       headers=_h(owner), timeout=30)
     assert r.status_code == 403, r.text
@@ -335,6 +449,99 @@ def test_a_merchant_cannot_enter_or_read_moments(stack: RunningStack) -> None:
                          timeout=30).status_code == 200
 
 
+MOMENTS: dict[str, Any] = {"creation_content": {"type": "org.wangxin.moments"}, "name": "My moments"}
+
+
+def create_moments(stack: RunningStack, owner: dict[str, Any], **extra: Any) -> str:
+    r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={**MOMENTS, **extra}, headers=_h(owner),
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    room_id = str(r.json()["room_id"])
+    assert send(stack, owner, room_id, {"msgtype": "m.text", "body": "Holiday photos"}).status_code == 200
+    return room_id
+
+
+def member_state(stack: RunningStack, room_id: str, user_id: str) -> str | None:
+    member = room_state(stack, room_id).get(("m.room.member", user_id))
+    return member.get("membership") if member else None
+
+
+def cannot_read(stack: RunningStack, user: dict[str, Any], room_id: str) -> bool:
+    r = requests.get(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/messages", params={"dir": "b"},
+                     headers=_h(user), timeout=30)
+    return r.status_code == 403
+
+
+def test_a_user_who_becomes_a_merchant_leaves_the_moments_it_was_in(stack: RunningStack) -> None:
+    owner, shopkeeper = stack.register_user(), stack.register_user()
+    joined = create_moments(stack, owner, preset="public_chat")
+    invited = create_moments(stack, owner, preset="private_chat", invite=[shopkeeper["user_id"]])
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(joined)}", json={}, headers=_h(shopkeeper),
+                         timeout=30).status_code == 200
+    other = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                          headers=_h(owner), timeout=30).json()["room_id"]
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(other)}", json={}, headers=_h(shopkeeper),
+                         timeout=30).status_code == 200
+    assert not cannot_read(stack, shopkeeper, joined)
+
+    r = requests.put(f"{stack.url}{API}/merchants/{quote(shopkeeper['user_id'])}", json={"name": "Corner Shop"},
+                     headers=stack.admin_headers(), timeout=60)
+    assert r.status_code == 200, r.text
+    for room_id in (joined, invited):
+        wait_until("the merchant out of the moments",
+                   lambda room_id=room_id: member_state(stack, room_id, shopkeeper["user_id"]) == "leave")
+    assert cannot_read(stack, shopkeeper, joined)  # left and forgotten: not even the old posts
+    assert membership(stack, shopkeeper, other) == "join"  # other rooms are not touched
+    r = requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(joined)}", json={}, headers=_h(shopkeeper),
+                      timeout=30)
+    assert r.status_code == 403, r.text
+
+
+def test_no_admin_path_or_knock_keeps_a_merchant_in_moments(stack: RunningStack) -> None:
+    """Server admins skip Synapse's spam checks, and a knock has none: whatever gets a merchant
+    into a moments room that way is undone by the module (it leaves and forgets the room)."""
+    owner = stack.register_user()
+    admin = stack.info["admin"]
+    private = create_moments(stack, owner, preset="private_chat", invite=[admin["user_id"]])
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(private)}", json={},
+                         headers=stack.admin_headers(), timeout=30).status_code == 200
+
+    # The admin join API for a merchant: refused (the join itself is the merchant's, and checked).
+    merchant, _ = make_merchant(stack, "Admin Join")
+    r = requests.post(f"{stack.url}/_synapse/admin/v1/join/{quote(private)}", json={"user_id": merchant["user_id"]},
+                      headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 403, r.text
+
+    # A server admin inviting a merchant: the invite gets through, and is withdrawn.
+    invited, _ = make_merchant(stack, "Admin Invite")
+    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(private)}/invite",
+                      json={"user_id": invited["user_id"]}, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    for user in (merchant, invited):  # the admin join API left an invite behind too
+        wait_until("the invite withdrawn",
+                   lambda user=user: member_state(stack, private, user["user_id"]) in (None, "leave"))
+
+    # A merchant who is also a server admin joins a public moments room: out again, and forgotten.
+    public = create_moments(stack, owner, preset="public_chat")
+    boss = stack.register_user(admin=True)
+    r = requests.put(f"{stack.url}{API}/merchants/{quote(boss['user_id'])}", json={"name": "Boss Shop"},
+                     headers=stack.admin_headers(), timeout=60)
+    assert r.status_code == 200, r.text
+    r = requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(public)}", json={}, headers=_h(boss), timeout=30)
+    assert r.status_code == 200, r.text
+    wait_until("the merchant out again", lambda: member_state(stack, public, boss["user_id"]) == "leave")
+    assert cannot_read(stack, boss, public)
+
+    # A knock (no spam check runs for knocks) is withdrawn.
+    knockable = create_moments(stack, owner, preset="private_chat", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    knocker, _ = make_merchant(stack, "Knocker")
+    r = requests.post(f"{stack.url}/_matrix/client/v3/knock/{quote(knockable)}", json={}, headers=_h(knocker),
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    wait_until("the knock withdrawn", lambda: member_state(stack, knockable, knocker["user_id"]) == "leave")
+
+
 # -- performance guard and durability --------------------------------------------------------------
 
 def test_bulk_follows_leave_real_users_free_to_join(stack: RunningStack) -> None:
@@ -351,6 +558,47 @@ def test_bulk_follows_leave_real_users_free_to_join(stack: RunningStack) -> None
     got = requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}", headers=stack.admin_headers(),
                        timeout=30)
     assert got.json()["followers"] == 31
+
+
+def ban_from_circle(stack: RunningStack, room_id: str, user_id: str) -> None:
+    admin_joins_as_room_admin(stack, room_id)
+    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/ban",
+                      json={"user_id": user_id}, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def test_follows_that_can_never_succeed_end_with_a_status(stack: RunningStack) -> None:
+    admin = stack.admin_headers()
+    # A buyer deactivated while the follow is being retried (a ban holds it back meanwhile).
+    merchant, room_id = make_merchant(stack)
+    buyer = stack.register_user()
+    ban_from_circle(stack, room_id, buyer["user_id"])
+    order = f"gone-buyer-{secrets.token_hex(4)}"
+    assert purchase(stack, buyer["user_id"], merchant["user_id"], order).status_code == 200
+    wait_until("the follow retried", lambda: purchase_status(stack, order)["follow"] == "retrying")
+    r = requests.post(f"{stack.url}/_synapse/admin/v1/deactivate/{quote(buyer['user_id'])}", json={"erase": False},
+                      headers=admin, timeout=60)
+    assert r.status_code == 200, r.text
+    status = wait_until("the follow given up", lambda: (s := purchase_status(stack, order))["follow"] == "failed"
+                        and s, timeout=90)
+    assert "deactivated" in status["error"]
+
+    # A merchant whose circle room was shut down and purged.
+    closed, closed_room = make_merchant(stack, "Closed Shop")
+    r = requests.delete(f"{stack.url}/_synapse/admin/v2/rooms/{quote(closed_room)}", json={"purge": True},
+                        headers=admin, timeout=60)
+    assert r.status_code == 200, r.text
+    delete_id = r.json()["delete_id"]
+    wait_until("the circle deleted", lambda: requests.get(
+        f"{stack.url}/_synapse/admin/v2/rooms/delete_status/{delete_id}", headers=admin, timeout=30
+    ).json()["status"] == "complete", timeout=120)
+    order = f"gone-circle-{secrets.token_hex(4)}"
+    assert purchase(stack, stack.register_user()["user_id"], closed["user_id"], order).status_code == 200
+    status = wait_until("the follow given up", lambda: (s := purchase_status(stack, order))["follow"] == "failed"
+                        and s, timeout=90)
+    assert "gone" in status["error"]
+    got = requests.get(f"{stack.url}{API}/merchants/{quote(closed['user_id'])}", headers=admin, timeout=30).json()
+    assert got["follows_failed"] == 1 and got["follows_queued"] == 0
 
 
 @pytest.fixture
@@ -378,15 +626,7 @@ def test_a_failed_follow_is_retried_across_a_restart(own_stack: RunningStack) ->
     stack = own_stack
     merchant, room_id = make_merchant(stack)
     buyer = stack.register_user()
-    admin = stack.info["admin"]["user_id"]
-    r = requests.post(f"{stack.url}/_synapse/admin/v1/rooms/{quote(room_id)}/make_room_admin",
-                      json={"user_id": admin}, headers=stack.admin_headers(), timeout=30)
-    assert r.status_code == 200, r.text
-    requests.post(f"{stack.url}/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": admin},
-                  headers=stack.admin_headers(), timeout=30).raise_for_status()
-    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/ban",
-                      json={"user_id": buyer["user_id"]}, headers=stack.admin_headers(), timeout=30)
-    assert r.status_code == 200, r.text
+    ban_from_circle(stack, room_id, buyer["user_id"])
     assert purchase(stack, buyer["user_id"], merchant["user_id"]).status_code == 200
     time.sleep(2)  # let the first attempt fail (a ban refuses the join)
     assert membership(stack, buyer, room_id) is None
