@@ -129,9 +129,8 @@ def test_sign_up_with_a_phone_number_then_log_in_with_it(stack: RunningStack, tw
     assert r.status_code == 400 and r.json()["error"] == "Missing JSON keys.", r.text
 
 
-def test_add_a_number_to_an_existing_account(stack: RunningStack, twilio: FakeTwilio) -> None:
-    user = HttpUser(stack)
-    national, digits = new_number()
+def add_number(stack: RunningStack, twilio: FakeTwilio, user: HttpUser, national: str, digits: str) -> None:
+    """Settings -> Phone numbers as a client does it: verify, then /account/3pid/add with the password."""
     sid, secret = verify(stack, twilio, "account/3pid", national, digits)
     body: dict[str, Any] = {"sid": sid, "client_secret": secret}
     r = user.raw("POST", f"{CLIENT}/account/3pid/add", body)
@@ -139,9 +138,46 @@ def test_add_a_number_to_an_existing_account(stack: RunningStack, twilio: FakeTw
     body["auth"] = {"type": "m.login.password", "session": r.json()["session"], "password": user.info["password"],
                     "identifier": {"type": "m.id.user", "user": user.user_id}}
     user.call("POST", f"{CLIENT}/account/3pid/add", body)
+
+
+def test_add_a_number_to_an_existing_account(stack: RunningStack, twilio: FakeTwilio) -> None:
+    user = HttpUser(stack)
+    national, digits = new_number()
+    add_number(stack, twilio, user, national, digits)
     assert [(t["medium"], t["address"]) for t in threepids(stack, user.token)] == [("msisdn", digits)]
-    sms = texts_to(twilio, digits)[0]
-    assert "Wangxin" in sms or "旺信" in sms
+    assert "验证码" in texts_to(twilio, digits)[0]
+
+
+def test_an_added_number_replaces_the_placeholders_of_earlier_imports(stack: RunningStack, twilio: FakeTwilio) -> None:
+    """Binding a number fires the contact-import arrival hook (on_add_user_third_party_identifier)."""
+    from tests.e2e.test_contact_import import (
+        bot,
+        confirm,
+        members,
+        rooms_named,
+        set_discoverable,
+        upload_and_preview,
+        wechat_export,
+        wxid,
+    )
+    from tests.harness.http import open_dm
+
+    alice, erin = HttpUser(stack), HttpUser(stack)
+    national, digits = new_number()
+    me, w_erin, w_frank = wxid(), wxid(), wxid()
+    group = "手机号注册测试"
+    export = wechat_export(me, [(w_erin, "Erin", "+" + digits), (w_frank, "Frank", None)],
+                           [(f"{secrets.token_hex(4)}@chatroom", group, [me, w_erin, w_frank])])
+    dm = open_dm(alice, bot(stack))
+    upload_and_preview(alice, dm, export, "contacts.json", stack)
+    assert confirm(alice, dm, stack)["placeholders"] == 2
+    (room,) = rooms_named(alice)[group]
+    assert erin.user_id not in members(stack, room)
+
+    set_discoverable(erin, True)
+    add_number(stack, twilio, erin, national, digits)
+    eventually(lambda: members(stack, room).get(erin.user_id, {}).get("membership") == "invite",
+               timeout=60, interval=0.5)
 
 
 def test_a_bound_number_is_refused(stack: RunningStack, twilio: FakeTwilio) -> None:
@@ -226,3 +262,8 @@ def test_the_delegate_is_not_for_clients(stack: RunningStack) -> None:
                             "send_attempt": 1},
                       headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
     assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", r.text
+    # Called directly from loopback it answers, under v1 (what Synapse uses) and v2 alike.
+    for version in ("api/v1", "v2"):
+        r = requests.get(f"{bridge}/_matrix/identity/{version}/3pid/getValidated3pid",
+                         params={"sid": "nope", "client_secret": "nope"}, timeout=30)
+        assert r.status_code == 404 and r.json()["errcode"] == "M_NO_VALID_SESSION", r.text
