@@ -20,6 +20,17 @@ from tests.harness.http import HttpUser, ask, eventually, open_dm, q, timeline
 from tests.harness.stack import RunningStack
 
 
+class BareUser(HttpUser):
+    """A user who signed up by themselves (not through the test's shared-secret registration)."""
+
+    def __init__(self, stack: RunningStack, user_id: str, token: str):
+        self.stack = stack
+        self.user_id = user_id
+        self.token = token
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+
 def ghost_of(stack: RunningStack, e164: str) -> str:
     return f"@wx_sms_{e164.lstrip('+')}:{stack.server_name}"
 
@@ -141,7 +152,7 @@ def test_a_refused_sms_says_why_in_the_room(stack: RunningStack, twilio: FakeTwi
     twilio.fail_next(1, "21211", to=number)
     event_id = alice.say(room_id, "are you there?")
     eventually(lambda: reactions_on(alice, room_id, event_id, ghost) == ["✗ not sent"], timeout=60)
-    assert any("could not be sent" in n for n in notices_from(alice, room_id, ghost))
+    eventually(lambda: any("could not be sent" in n for n in notices_from(alice, room_id, ghost)), timeout=30)
     assert twilio.requests_to(number) == 1  # not retried: Twilio said the number is invalid
 
     image = alice.send(room_id, {"msgtype": "m.image", "body": "cat.jpg", "url": "mxc://x/y"})
@@ -165,10 +176,12 @@ def test_an_sms_invitation_connects_the_invitee_when_they_bind_the_number(
     assert "already invited" in ask(alice, dm, bot(stack), f"invite-sms {number}")
     assert twilio.requests_to(number) == 1
 
-    # The invitee signs up (here: an account binds the number). New users are not discoverable,
-    # yet the person who invited the number is connected with them.
-    bob = HttpUser(stack)
-    bind_phone(stack, bob.user_id, number)
+    # The invitee signs up with the number (the code comes by SMS). New users are not
+    # discoverable, yet the person who invited the number is connected with them.
+    from tests.e2e.test_phone_signup import register_with_phone
+
+    signed_up = register_with_phone(stack, twilio, number[3:], number[1:])
+    bob = BareUser(stack, signed_up["user_id"], signed_up["access_token"])
     eventually(lambda: any(s.get(("m.room.member", bob.user_id), {}).get("sender") == alice.user_id
                            for s in invited_rooms(bob).values()), timeout=60, interval=0.5)
     eventually(lambda: "joined" in ask(alice, dm, bot(stack), "invites"), timeout=30, interval=1)
