@@ -10,20 +10,26 @@ a room's whole state for every event on the server; field guide, Part A §2a):
 - **Circle rooms are made only here**: ``user_may_create_room`` refuses the room type to clients.
 - **Post quota and repost cooldown**: ``check_event_for_spam``, which sees only the event. For a
   room that is not a circle it answers from an in-process cache; for a post it runs one short
-  transaction. Over the limit it raises 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms``.
+  transaction. Over the limit it raises 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms``. An
+  admitted post counts once its event is persisted (later checks may still refuse it).
 - **Moments are friends-only**: ``user_may_invite`` / ``user_may_join_room`` refuse merchants in
   ``org.wangxin.moments`` rooms; ``user_may_create_room`` / ``user_may_send_state_event`` keep
-  moments rooms from becoming world-readable, so nobody reads them without joining.
+  moments rooms from becoming world-readable, so nobody reads them without joining. What skips
+  those checks (server admins, knocks, upgrades) is undone by the membership watcher, and a user
+  who becomes a merchant leaves (and forgets) the moments rooms it was in.
 - **Auto-follow**: an invite between a user and a merchant (``user_may_invite``) or a purchase
   webhook writes a job to a durable queue (``wangxin_circle_jobs``) in the same transaction as
   its cause. The push-rules writer drains it: mute the circle for the follower (an
   Element-style override rule), join them without rate limits, then file the circle (and the
   chat) in the follower's "Merchant Circle / 商家圈" space. Failed jobs stay queued with back-off,
-  across restarts. Circle rooms are exempt from ``rc_joins_per_room`` so bulk follows never
+  across restarts; a job that can never succeed ends in ``wangxin_circle_failed_jobs`` (the
+  status of a purchase). Circle rooms are exempt from ``rc_joins_per_room`` so bulk follows never
   make a real user's join fail with 429.
+- **Unfollow by leaving**: the membership watcher reads Synapse's membership delta stream every
+  second (from a stored position) and remembers a user's own leave of a circle at once.
 
 HTTP (``/_synapse/client/wangxin/v1``): ``PUT|GET /merchants/{userId}``,
-``GET /merchants/{userId}/products``, ``POST /purchases``, ``GET /circle``,
+``GET /merchants/{userId}/products``, ``POST /purchases``, ``GET /purchases/{orderId}``, ``GET /circle``,
 ``DELETE /circle/{merchantId}``. See ``docs/merchant-circle.md``.
 """
 
