@@ -141,6 +141,10 @@ class SmsServiceImpl:
         self._timer: Any = None
         self._poller: task.LoopingCall | None = None
         self._inflight: set[defer.Deferred[None]] = set()
+        # SMS claimed (marked sending) per database round trip: a quarter second's worth at the
+        # global rate. A crash leaves at most this many more to check with the gateway.
+        self._claim_size = max(1, min(CLAIM_BATCH, int(self.limits.global_per_second / 4),
+                                      4 * self.limits.concurrency))
         self._inbound_draining = False
         self._inbound_again = False
 
@@ -274,9 +278,10 @@ class SmsServiceImpl:
         try:
             while self._running:
                 self._again = False
-                while self._running and await self._send_batch():
-                    pass
-                if not self._again:
+                rows = await self.store.claim_due(self._claim_size)
+                if rows:
+                    await self._start_attempts(rows)
+                elif not self._again:
                     break
             await self._schedule_next()
         except Exception:
@@ -284,25 +289,18 @@ class SmsServiceImpl:
         finally:
             self._draining = False
 
-    async def _send_batch(self) -> bool:
-        """Claim as many due SMS as there are free slots and start sending them; False if none was due."""
-        await self._slots.acquire()
-        try:
-            rows = await self.store.claim_due(min(CLAIM_BATCH, 1 + self._slots.tokens))
-        except Exception:
-            self._slots.release()
-            raise
-        if not rows:
-            self._slots.release()
-            return False
-        for _ in rows[1:]:
-            await self._slots.acquire()  # free: only this loop acquires
-        for row in rows:
+    async def _start_attempts(self, rows: list[QueuedRow]) -> None:
+        """Send claimed SMS as slots and the rate allow; give back what stopping leaves unsent."""
+        for i, row in enumerate(rows):
+            await self._slots.acquire()
             await self._bucket.take()
+            if not self._running:
+                self._slots.release()
+                await self.store.unclaim([r.sms.sms_id for r in rows[i:]])
+                return
             d = defer.ensureDeferred(self._attempt(row))
             self._inflight.add(d)
             d.addBoth(self._attempt_done, d)
-        return True
 
     def _attempt_done(self, result: Any, d: defer.Deferred[None]) -> None:
         self._inflight.discard(d)

@@ -119,6 +119,10 @@ class SmsStore:
         """Up to ``limit`` due queued SMS, oldest first, now marked ``sending`` with one more attempt."""
         return await self.db.run("sms_claim_due", _claim_due_txn, limit, now_ms())
 
+    async def unclaim(self, sms_ids: list[int]) -> None:
+        """Claimed SMS that were not attempted after all (the bridge is stopping): queued again."""
+        await self.db.run("sms_unclaim", _unclaim_txn, sms_ids)
+
     async def next_due_ts(self) -> int | None:
         return await self.db.run("sms_next_due", _next_due_txn)
 
@@ -248,6 +252,13 @@ def _claim_due_txn(txn: Txn, limit: int, now: int) -> list[QueuedRow]:
     )
     rows = txn.execute(f"SELECT {_COLUMNS} FROM sms_outbound WHERE sms_id IN ({marks}) ORDER BY sms_id", ids)
     return [_row(r) for r in rows.fetchall()]
+
+
+def _unclaim_txn(txn: Txn, sms_ids: list[int]) -> None:
+    if sms_ids:
+        marks = ", ".join("?" for _ in sms_ids)
+        txn.execute(f"UPDATE sms_outbound SET state = 'queued', attempts = attempts - 1"
+                    f" WHERE state = 'sending' AND sms_id IN ({marks})", sms_ids)
 
 
 def _next_due_txn(txn: Txn) -> int | None:
