@@ -1,4 +1,4 @@
-"""``python3 run.py bench [core|mute|merchant_circle|contact_import] [options]``: print benchmark figures as JSON.
+"""``python3 run.py bench [core|mute|merchant_circle|contact_import|sms] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -16,13 +16,15 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
-                        choices=["core", "mute", "merchant_circle", "contact_import"])
+                        choices=["core", "mute", "merchant_circle", "contact_import", "sms"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle)")
     parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
+    parser.add_argument("--seconds", type=int, default=60, help="how long to push SMS (sms)")
+    parser.add_argument("--rate", type=int, default=300, help="SMS offered per second (sms)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     args = parser.parse_args(argv)
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
         result = contact_import.run(contacts=args.contacts, groups=args.groups, concurrency=args.concurrency,
                                     postgres=bool(args.postgres))
+    elif args.which == "sms":
+        from bench import sms
+
+        result = sms.run(seconds=args.seconds, rate=args.rate, postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 
