@@ -158,3 +158,61 @@ _CHAT_LINE = st.builds(
 @given(lines=st.lists(_CHAT_LINE, max_size=15))
 def test_near_valid_whatsapp_chats(lines: list[str]) -> None:
     check(parse_whatsapp, "\n".join(lines).encode())
+
+
+# -- CSV formats: a real header, then rows of hostile cells -------------------------------------
+
+_GOOGLE_HEADERS = [
+    # current (First/Last Name + numbered columns), legacy (Given/Family Name), Outlook
+    ["First Name", "Last Name", "Nickname", "Labels", "E-mail 1 - Label", "E-mail 1 - Value", "Phone 1 - Label",
+     "Phone 1 - Value", "Phone 2 - Label", "Phone 2 - Value"],
+    ["Name", "Given Name", "Family Name", "Group Membership", "E-mail 1 - Type", "E-mail 1 - Value",
+     "Phone 1 - Type", "Phone 1 - Value"],
+    ["First Name", "Last Name", "E-mail Address", "Mobile Phone", "Home Phone", "Business Phone", "Categories"],
+]
+_WECHAT_HEADER = ["UserName", "Alias", "Type", "Remark", "NickName", "PYInitial", "ExTraBuf", "LabelName"]
+_CELL = st.one_of(
+    st.sampled_from(["", "张三", "+86 138 0013 8000 ::: 139 1234 5678", " ::: ", "::: :::", "a@b.c", "mailto:",
+                     "wxid_abc", "gh_news", "abc@chatroom", "filehelper", "4", "8", "32", "-1", "99999999999999999999",
+                     '"', '""', "\r\n", "\n", ",", "* myContacts ::: Friends", "=cmd|' /C calc'!A0", "\u200e+1 (555)"]),
+    st.text(max_size=24),
+)
+_ROW = st.lists(_CELL, min_size=0, max_size=12)
+
+
+def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@FUZZ
+@given(header=st.sampled_from(_GOOGLE_HEADERS), rows=st.lists(_ROW, max_size=8),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "gb18030"]))
+def test_near_valid_google_csv(header: list[str], rows: list[list[str]], encoding: str) -> None:
+    data = _csv_text(header, rows).encode(encoding, "replace")
+    check(parse_google_csv, data)
+    check(parse_export, data)
+
+
+@FUZZ
+@given(rows=st.lists(_ROW, max_size=8), encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "gb18030"]),
+       cut=st.integers(0, 4000))
+def test_near_valid_wechat_csv(rows: list[list[str]], encoding: str, cut: int) -> None:
+    data = _csv_text(_WECHAT_HEADER, rows).encode(encoding, "replace")
+    check(parse_wechat_contacts_csv, data)
+    check(parse_export, data[:cut])  # truncated anywhere, even inside a UTF-16 or GB18030 character
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@FUZZ
+@given(data=mutated(), encoding=st.sampled_from(["utf-16", "utf-16-be", "utf-8-sig", "gb18030"]))
+def test_mutated_samples_in_other_encodings(name: str, data: bytes, encoding: str) -> None:
+    # The seeds are UTF-8; real exports also come as UTF-16 (Outlook, Windows tools) or GB18030.
+    text = data.decode("utf-8", "replace")
+    check(PARSERS[name], text.encode(encoding, "replace"))
