@@ -53,7 +53,7 @@ def serve(port: int) -> None:
     site = server.Site(Gateway())
     site.noisy = False
     site.log = lambda request: None  # type: ignore[method-assign]
-    reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
     print("ready", flush=True)
     reactor.run()  # type: ignore[attr-defined]
 
@@ -73,7 +73,7 @@ async def _floor(url: str, count: int, concurrency: int) -> float:
         response = await treq.post(url, data=form, auth=("AC" + "0" * 32, "token"), pool=pool)
         await response.content()
 
-    await defer.gatherResults([sem.run(lambda i=i: defer.ensureDeferred(one(i))) for i in range(count)])
+    await defer.gatherResults([sem.run(one, i) for i in range(count)])
     elapsed = time.perf_counter() - started
     await pool.closeCachedConnections()
     return elapsed
