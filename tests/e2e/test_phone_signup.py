@@ -267,3 +267,18 @@ def test_the_delegate_is_not_for_clients(stack: RunningStack) -> None:
         r = requests.get(f"{bridge}/_matrix/identity/{version}/3pid/getValidated3pid",
                          params={"sid": "nope", "client_secret": "nope"}, timeout=30)
         assert r.status_code == 404 and r.json()["errcode"] == "M_NO_VALID_SESSION", r.text
+
+
+def test_a_number_that_texted_stop_is_told_to_text_start(stack: RunningStack, twilio: FakeTwilio) -> None:
+    from bridges.sms.providers import INBOUND_PATH
+
+    national, digits = new_number()
+    inbound = stack.info["bridge"]["url"] + INBOUND_PATH
+    assert twilio.send_inbound(inbound, "+" + digits, "STOP").status_code == 200
+    wait_for_texts(twilio, digits, 1)  # the one confirmation: the opt-out is recorded
+    r = request_token(stack, "register", national, secrets.token_urlsafe(8))
+    assert r.status_code == 400 and r.json()["errcode"] == "M_DESTINATION_REJECTED", r.text
+    assert "START" in r.json()["error"]
+    assert twilio.send_inbound(inbound, "+" + digits, "START").status_code == 200
+    wait_for_texts(twilio, digits, 2)
+    register_with_phone(stack, twilio, national, digits)
