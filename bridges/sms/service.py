@@ -141,6 +141,7 @@ class SmsServiceImpl:
         self._timer: Any = None
         self._poller: task.LoopingCall | None = None
         self._inflight: set[defer.Deferred[None]] = set()
+        self._drain_done: defer.Deferred[None] = defer.succeed(None)
         # SMS claimed (marked sending) per database round trip: a quarter second's worth at the
         # global rate. A crash leaves at most this many more to check with the gateway.
         self._claim_size = max(1, min(CLAIM_BATCH, int(self.limits.global_per_second / 4),
@@ -252,14 +253,13 @@ class SmsServiceImpl:
             self._poller.stop()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
-        if self._inflight:  # let requests in flight end, so they need no check at the next start
-            waiting = defer.DeferredList(list(self._inflight), consumeErrors=True)
-            waiting.addTimeout(self.limits.request_timeout_s + 2, self._clock)
-            try:
-                await waiting
-            except defer.TimeoutError:
-                logger.warning("Stopping with %d SMS in flight; they are checked at the next start",
-                               len(self._inflight))
+        # Let requests in flight end, so they need no check at the next start, and the loop give
+        # back what it claimed but did not send. (Polled: cancelling them would be worse.)
+        deadline = self._clock.seconds() + self.limits.request_timeout_s + 2
+        while (self._inflight or not self._drain_done.called) and self._clock.seconds() < deadline:
+            await task.deferLater(self._clock, 0.05, lambda: None)
+        if self._inflight:
+            logger.warning("Stopping with %d SMS in flight; they are checked at the next start", len(self._inflight))
         await self.provider.close()
 
     # -- sender loop ---------------------------------------------------------------------
@@ -271,7 +271,7 @@ class SmsServiceImpl:
         if self._draining:
             self._again = True
             return
-        defer.ensureDeferred(self._drain())
+        self._drain_done = defer.ensureDeferred(self._drain())
 
     async def _drain(self) -> None:
         self._draining = True
@@ -361,7 +361,8 @@ class SmsServiceImpl:
                 logger.info("SMS %d had reached the gateway as %s; not sending it again", sms.sms_id, found)
                 return Outcome(sms.sms_id, "sent", provider_id=found), False
             if sms.attempts > self.limits.max_attempts:
-                return Outcome(sms.sms_id, "failed", error=sms.error or "not sent"), False
+                error = f"{sms.error or 'no answer from the gateway'}; not sent (the gateway has no such SMS)"
+                return Outcome(sms.sms_id, "failed", error=error), False
         result = await self.provider.send(sms)
         if result.outcome == "accepted":
             return Outcome(sms.sms_id, "sent", provider_id=result.provider_id), result.delivered
