@@ -11,13 +11,17 @@ offered rate). Reported:
 - the bridge's CPU time per SMS (independent of other load on the machine);
 - the bridge's RSS sampled every second: the mean of the first and of the last 10 seconds;
 - the floor: the same number of POSTs sent straight to the gateway by one treq client with the
-  same concurrency (what the HTTP calls alone cost).
+  same concurrency (what the HTTP calls alone cost);
+- inbound: a signed Twilio webhook for a text from a phone, until the message is in the user's
+  /sync (p50/p95 over ``INBOUND_SAMPLES``), next to the same text sent by a Matrix client into
+  the same room (stock Synapse's own send-to-sync latency, the floor).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -31,6 +35,7 @@ import requests
 from bench.core import BenchStack
 from tests.harness.services import free_port_block
 
+INBOUND_SAMPLES = 200
 CONCURRENCY = 16  # the bridge's gateway requests in flight
 POSTERS = 12  # client threads posting to the bridge
 
@@ -70,6 +75,7 @@ def run(seconds: int = 60, rate: int = 300, postgres: bool = False) -> dict[str,
             bench = BenchStack(os.path.join(tmp, "wangxin"), ["--no-bot", *twilio], postgres)
             try:
                 result = _measure(bench, gateway_url, seconds, rate)
+                result["inbound"] = _inbound(bench)
             finally:
                 bench.stop()
         result["floor_treq_direct"] = _floor(gateway_url, result["accepted"])
@@ -183,3 +189,104 @@ def _floor(gateway_url: str, count: int) -> dict[str, Any]:
                          check=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
+
+
+class _SyncWatcher(threading.Thread):
+    """Long-polls /sync for one user and notes when each message body first shows in a room."""
+
+    def __init__(self, stack_url: str, token: str, room_id: str):
+        super().__init__(daemon=True)
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.url, self.room_id = f"{stack_url}/_matrix/client/v3/sync", room_id
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        since = None
+        while not self.stop.is_set():
+            params = {"timeout": "10000", "filter": json.dumps({"room": {"timeline": {"limit": 50}}})}
+            if since:
+                params["since"] = since
+            data = self.http.get(self.url, params=params, timeout=60).json()
+            now = time.monotonic()
+            since = data["next_batch"]
+            room = data.get("rooms", {}).get("join", {}).get(self.room_id, {})
+            for event in room.get("timeline", {}).get("events", []):
+                body = event.get("content", {}).get("body")
+                if isinstance(body, str):
+                    self.seen.setdefault(body, now)
+            self.ready.set()
+
+    def wait_for(self, body: str, timeout: float = 30) -> float:
+        deadline = time.monotonic() + timeout
+        while body not in self.seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{body!r} did not reach /sync")
+            time.sleep(0.002)
+        return self.seen[body]
+
+
+def _inbound(bench: BenchStack) -> dict[str, Any]:
+    from tests.harness.fake_twilio import twilio_signature
+
+    stack = bench.stack
+    user = stack.register_user()
+    friend = stack.register_user()
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {user['access_token']}"
+    phone = "+8613912340000"
+    ghost = f"@wx_sms_{phone[1:]}:{stack.server_name}"
+    room_id = http.post(f"{stack.url}/_matrix/client/v3/createRoom", timeout=60, json={
+        "preset": "trusted_private_chat", "is_direct": True, "invite": [ghost, friend["user_id"]]}).json()["room_id"]
+    friend_http = requests.Session()
+    friend_http.headers["Authorization"] = f"Bearer {friend['access_token']}"
+    friend_http.post(f"{stack.url}/_matrix/client/v3/join/{room_id}", json={}, timeout=60).raise_for_status()
+    member = f"{stack.url}/_matrix/client/v3/rooms/{room_id}/state/m.room.member/{ghost}"
+    deadline = time.monotonic() + 60
+    while http.get(member, timeout=10).json().get("membership") != "join":
+        assert time.monotonic() < deadline, "the SMS ghost did not join"
+        time.sleep(0.1)
+    watcher = _SyncWatcher(stack.url, user["access_token"], room_id)
+    watcher.start()
+    watcher.ready.wait(30)
+    webhook = stack.info["bridge"]["url"] + "/_wangxin/v1/sms/twilio/inbound"
+    hook = requests.Session()
+
+    def by_sms(i: int) -> float:
+        body = f"inbound {i} {secrets.token_hex(4)}"
+        sid = "SM" + secrets.token_hex(16)
+        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": phone,
+                  "To": "+15005550006", "Body": body, "NumMedia": "0", "NumSegments": "1"}
+        headers = {"X-Twilio-Signature": twilio_signature("bench", webhook, params)}
+        started = time.monotonic()
+        hook.post(webhook, data=params, headers=headers, timeout=60).raise_for_status()
+        return watcher.wait_for(body) - started
+
+    def by_client(i: int) -> float:
+        body = f"direct {i} {secrets.token_hex(4)}"
+        started = time.monotonic()
+        friend_http.put(f"{stack.url}/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{secrets.token_hex(8)}",
+                        json={"msgtype": "m.text", "body": body}, timeout=60).raise_for_status()
+        return watcher.wait_for(body) - started
+
+    for i in range(10):  # warm-up
+        by_sms(-i)
+        by_client(-i)
+    sms_ms: list[float] = []
+    client_ms: list[float] = []
+    for i in range(INBOUND_SAMPLES):  # interleaved, so both see the same machine
+        sms_ms.append(by_sms(i) * 1000)
+        client_ms.append(by_client(i) * 1000)
+    watcher.stop.set()
+
+    def pct(values: list[float], q: float) -> float:
+        return round(sorted(values)[min(len(values) - 1, int(q * len(values)))], 1)
+
+    return {
+        "samples": INBOUND_SAMPLES,
+        "webhook_to_sync_ms": {"p50": pct(sms_ms, 0.5), "p95": pct(sms_ms, 0.95)},
+        "client_send_to_sync_ms": {"p50": pct(client_ms, 0.5), "p95": pct(client_ms, 0.95)},
+        "ratio_p50": round(pct(sms_ms, 0.5) / pct(client_ms, 0.5), 2),
+    }

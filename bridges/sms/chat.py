@@ -279,6 +279,8 @@ class SmsChat:
                                          txn_id_for("sms-in", sms.message_sid), as_user=ghost)
 
     async def on_status(self, sms: OutboundSms) -> None:
+        if sms.room_id is None:  # an operator's SMS: no message to mark
+            return
         lock = self._status_locks.setdefault(sms.sms_id, defer.DeferredLock())
         await lock.acquire()
         try:
