@@ -18,9 +18,11 @@ or overlapping import makes no duplicates and a job interrupted by a crash is re
 from its stored file. Room creation is recorded before it starts; a room whose creation was
 interrupted is found again by its marker state event (module ``POST /import/find_room``).
 
-Arrivals: when a discoverable user binds a number (module hook, ``POST /_wangxin/v1/arrivals``)
-or imports an export naming their own id, every placeholder for them leaves its rooms, they are
-invited instead and get each importer's direct-chat invitation.
+Arrivals: when a discoverable user binds a number (module hook, ``POST /_wangxin/v1/arrivals``),
+every placeholder with that number leaves its rooms, they are invited instead and get each
+importer's direct-chat invitation. An export naming its owner's own id (e.g. a WeChat wxid) is
+only a claim: the importers holding placeholders with that id are asked to confirm it
+(``import accept``) before anything changes, because anyone can write any id into a file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,8 +50,9 @@ from bridges.import_plan import (
     placeholder_name,
     preview_text,
 )
-from bridges.import_store import ImportStore, Invitable, Job, Upload
+from bridges.import_store import ImportStore, Invitable, Job, Placeholder, Upload
 from bridges.importers import ImportedExport, ImportFormatError, ImportLimits, parse_export
+from bridges.importers.limits import human_size
 from bridges.matrix_client import MatrixClient, MatrixRequestError, q, txn_id_for
 from bridges.store import BridgeStore
 from bridges.wangxin_api import WangxinApi
@@ -63,6 +67,7 @@ SUMMARY_FIELDS = ("contacts", "matched", "groups", "rooms_created", "invited", "
 LOOKUP_BATCH = 1000
 PROGRESS_EVERY_S = 2.0
 RETRY_AFTER_S = 30.0
+USER_ID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
 
 
 class ImportProblem(Exception):
@@ -75,6 +80,11 @@ class Cancelled(Exception):
 
 def room_marker(importer: str, group_key: str) -> str:
     return "group:" + hashlib.sha256(f"{importer}\x00{group_key}".encode()).hexdigest()[:32]
+
+
+def _size_limit(limit: int) -> str:
+    return (f"the limit imports.max_bytes = {limit} bytes ({human_size(limit)}). Export fewer contacts or chats at a "
+            "time, or ask an administrator to raise the limit")
 
 
 def summary_text(counts: dict[str, int], filename: str) -> str:
@@ -226,7 +236,7 @@ class ContactImporter:
     async def _download(self, upload: Upload) -> bytes:
         limit = self.config.imports.max_bytes
         if upload.size is not None and upload.size > limit:
-            raise ImportProblem(f"the file is {upload.size} bytes, more than the limit of {limit} bytes.")
+            raise ImportProblem(f"the file is {upload.size} bytes, more than {_size_limit(limit)}.")
         server_and_id = upload.mxc[len("mxc://"):]
         if server_and_id.count("/") != 1:
             raise ImportProblem("its download link is malformed.")
@@ -249,7 +259,7 @@ class ContactImporter:
 
         await treq.collect(response, collect)
         if received[0] > limit:
-            raise ImportProblem(f"the file is larger than the limit of {limit} bytes.")
+            raise ImportProblem(f"the file is larger than {_size_limit(limit)}.")
         return b"".join(chunks)
 
     async def _parse(self, data: bytes, filename: str) -> ImportedExport:
@@ -473,7 +483,10 @@ class ContactImporter:
                 self._arrivals_again = False
                 batch = await self.store.pending_arrivals()
                 for seq, user_id, phone, source_key, only in batch:
-                    await self._arrive(user_id, phone, source_key, only)
+                    if phone:
+                        await self._arrive(user_id, phone, only)
+                    elif source_key:
+                        await self._claim(seq, user_id, source_key)
                     await self.store.arrival_done(seq)
                 if not batch and not self._arrivals_again:
                     break
@@ -484,39 +497,96 @@ class ContactImporter:
             self._arrivals_running = False
 
 
-    async def _arrive(self, user_id: str, phone: str | None, source_key: str | None,
-                      only: list[str] | None = None) -> None:
-        """``user_id`` turned out to be the person behind placeholders (and invitable contacts);
-        with ``only``, for those importers alone (the people who invited that number by SMS)."""
+    async def _arrive(self, user_id: str, phone: str, only: list[str] | None = None) -> None:
+        """``user_id`` bound ``phone`` (verified by the homeserver): they are the person behind the
+        placeholders and invitable contacts with that number; with ``only``, for those importers
+        alone (the people who invited that number by SMS)."""
         notes: dict[str, tuple[str, str]] = {}
-        for p in await self.store.placeholders_for(phone, source_key):
+        for p in await self.store.placeholders_for(phone, None):
             if p.importer == user_id or (only is not None and p.importer not in only):
                 continue
-            for room_id, importer in await self.store.rooms_of(p.ghost_id, ("invited", "joined")):
-                members = await self.store.room_members(room_id)
-                if user_id not in members:
-                    await self.invite(room_id, user_id)
-                    await self.store.set_member(room_id, user_id, importer, "member", "invited")
-                try:
-                    await self.client.leave_room(room_id, as_user=p.ghost_id)
-                except MatrixRequestError as e:
-                    logger.info("Placeholder %s could not leave %s: %s", p.ghost_id, room_id, e)
-                await self.store.set_member(room_id, p.ghost_id, importer, "placeholder", "left")
-            await self.store.mark_arrived(p.ghost_id, user_id)
+            await self._replace_placeholder(p, user_id)
             notes.setdefault(p.importer, (p.name, p.source_label))
-        if phone:
-            for inv in await self.store.invitable_for(phone):
-                if inv.importer != user_id and (only is None or inv.importer in only):
-                    notes.setdefault(inv.importer, (inv.name, inv.source_label))
+        for inv in await self.store.invitable_for(phone):
+            if inv.importer != user_id and (only is None or inv.importer in only):
+                notes.setdefault(inv.importer, (inv.name, inv.source_label))
         for importer, (name, label) in notes.items():
             if not await self.store.dm_room(importer, user_id):
                 await self.open_dm(importer, user_id, name, label)
-            if phone:
-                await self.store.remove_invitable(importer, phone)
-        if phone:
-            for listener in self.arrival_listeners:
-                await listener(user_id, phone)
+            await self.store.remove_invitable(importer, phone)
+        for listener in self.arrival_listeners:
+            await listener(user_id, phone)
 
+    async def _replace_placeholder(self, p: Placeholder, user_id: str) -> int:
+        """Invite ``user_id`` to every room holding the placeholder, which leaves; how many rooms."""
+        rooms = await self.store.rooms_of(p.ghost_id, ("invited", "joined"))
+        for room_id, importer in rooms:
+            members = await self.store.room_members(room_id)
+            if user_id not in members:
+                await self.invite(room_id, user_id)
+                await self.store.set_member(room_id, user_id, importer, "member", "invited")
+            try:
+                await self.client.leave_room(room_id, as_user=p.ghost_id)
+            except MatrixRequestError as e:
+                logger.info("Placeholder %s could not leave %s: %s", p.ghost_id, room_id, e)
+            await self.store.set_member(room_id, p.ghost_id, importer, "placeholder", "left")
+        await self.store.mark_arrived(p.ghost_id, user_id)
+        return len(rooms)
+
+    async def _claim(self, seq: int, claimant: str, source_key: str) -> None:
+        """``claimant``'s own export names them as ``source_key`` (e.g. their WeChat id).
+
+        A file proves nothing: anyone can write someone else's id into one, and would otherwise be
+        invited into every group that person was a placeholder in. So no placeholder is replaced
+        here: each importer holding one with that id is asked, in their chat with the bot, to
+        confirm with ``import accept``. Only discoverable claimants are announced, once per id.
+        """
+        if await self.store.claimed_before(claimant, source_key, seq):
+            return
+        if not await self._is_discoverable(claimant):
+            return
+        by_importer: dict[str, list[Placeholder]] = {}
+        for p in await self.store.placeholders_for(None, source_key):
+            if p.importer != claimant:
+                by_importer.setdefault(p.importer, []).append(p)
+        source_id = source_key.split(":", 1)[-1]
+        for importer, placeholders in sorted(by_importer.items()):
+            room_id = await self.store.management_room(importer)
+            if room_id is None:
+                continue
+            rooms: set[str] = set()
+            for p in placeholders:
+                rooms.update(r for r, _ in await self.store.rooms_of(p.ghost_id, ("invited", "joined")))
+            p = placeholders[0]
+            text = (f"{claimant} says they are “{p.name}” from {p.source_label} ({source_id}), who is a placeholder "
+                    f"in {len(rooms)} of your imported rooms. If you know that account is them (ask them on "
+                    f"{p.source_label} if unsure), send “import accept {claimant}” and they take the "
+                    "placeholder's place; otherwise ignore this message.")
+            await self.client.send_notice(room_id, text, txn_id_for("import-claim", str(seq), importer))
+
+    async def accept_claim(self, importer: str, claimant: str) -> str:
+        """The importer confirms that ``claimant`` is the person behind the placeholders they claimed."""
+        if not USER_ID_RE.match(claimant) or not claimant.endswith(":" + self.config.homeserver.server_name):
+            return "Send “import accept @name:server” with the account named in my message."
+        placeholders = await self.store.claimed_placeholders(importer, claimant)
+        if not placeholders:
+            return f"{claimant} has not asked to take anyone's place in your imported rooms (or already has)."
+        if not await self._is_discoverable(claimant):
+            return f"{claimant} no longer lets imports find them, so nothing was changed."
+        rooms = 0
+        for p in placeholders:
+            rooms += await self._replace_placeholder(p, claimant)
+        first = placeholders[0]
+        dm = ""
+        if not await self.store.dm_room(importer, claimant) and await self.open_dm(
+            importer, claimant, first.name, first.source_label
+        ):
+            dm = " and got a direct-chat invitation from you"
+        return f"Done: {claimant} took the place of “{first.name}” in {rooms} rooms{dm}."
+
+    async def _is_discoverable(self, user_id: str) -> bool:
+        answer = await self.wangxin.call("GET", "/import/discoverable", user_id)
+        return bool(answer.get("discoverable"))
 
     async def _remove_placeholders(self, ghosts: list[str], memberships: list[tuple[str, str]]) -> None:
         for room_id, ghost in memberships:

@@ -5,6 +5,7 @@
     import confirm    run it: DM invitations, group rooms, placeholders
     import status     progress, or the last import's result
     import cancel     drop the preview, or stop a running import
+    import accept @u  confirm that @u, who says a placeholder in your groups is them, is that person
     discoverable on|off   whether other people's imports may find you by phone number
     forget            delete everything the bridge holds about your imports
 
@@ -39,6 +40,23 @@ async def _status(ctx: CommandContext, args: list[str]) -> None:
 @commands.command("import cancel", help="drop the previewed file, or stop a running import", section=SECTION)
 async def _cancel(ctx: CommandContext, args: list[str]) -> None:
     await ctx.reply(await ctx.bot.imports.cancel(ctx.sender))
+
+
+@commands.command(
+    "import accept",
+    args="<@user:server>",
+    help="confirm that someone who says they are a placeholder in your imported groups really is that person",
+    section=SECTION,
+)
+async def _accept(ctx: CommandContext, args: list[str]) -> None:
+    if len(args) != 1:
+        await ctx.reply("Send “import accept @name:server” with the account named in my message.")
+        return
+    try:
+        text = await ctx.bot.imports.accept_claim(ctx.sender, args[0])
+    except MatrixRequestError as e:
+        text = f"That didn't work ({e.error or e.errcode}); please try again in a minute."
+    await ctx.reply(text)
 
 
 @commands.command(

@@ -186,6 +186,13 @@ def preview_text(plan: ImportPlan, filename: str, matches: Mapping[str, str], im
         )
     if c["invitable_by_sms"]:
         lines.append(f"  • {c['invitable_by_sms']} contacts with a number are kept so you can invite them by SMS.")
+    if plan.self_source_key:
+        own_id = plan.self_source_key.split(":", 1)[1]
+        lines.append(
+            f"  • The file names you as {plan.source_label} user {own_id}. If you are discoverable, people who "
+            "have you as a placeholder in groups they imported are asked to confirm it is you; once they do, "
+            "you take the placeholder's place."
+        )
     without = c["contacts"] - c["with_phone"]
     if without:
         lines.append(f"  • {without} contacts without a phone number are skipped.")

@@ -182,6 +182,20 @@ class ImportStore:
     async def arrival_done(self, seq: int) -> None:
         await self.db.run("arrival_done", _arrival_done_txn, seq)
 
+    # -- claims: "this id in my own export is me" ----------------------------------------
+
+    async def claimed_before(self, user_id: str, source_key: str, seq: int) -> bool:
+        """Whether ``user_id`` already claimed ``source_key`` (an earlier, handled arrival row)."""
+        return await self.db.run("claimed_before", _claimed_before_txn, user_id, source_key, seq)
+
+    async def claimed_placeholders(self, importer: str, claimant: str) -> list[Placeholder]:
+        """``importer``'s placeholders, not yet replaced, whose network id ``claimant`` claimed."""
+        return await self.db.run("claimed_placeholders", _claimed_placeholders_txn, importer, claimant)
+
+    async def management_room(self, user_id: str) -> str | None:
+        """The user's newest direct chat with the bridge bot, where notices about imports go."""
+        return await self.db.run("management_room", _management_room_txn, user_id)
+
     # -- forget --------------------------------------------------------------------------
 
     async def forget(self, user_id: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -464,7 +478,35 @@ def _pending_arrivals_txn(txn: Txn, limit: int) -> list[tuple[int, str, str | No
 
 
 def _arrival_done_txn(txn: Txn, seq: int) -> None:
+    # A handled number is gone for good; a claim (source_key) stays: "import accept" reads it.
+    txn.execute("DELETE FROM import_arrivals WHERE seq = ? AND source_key IS NULL", (seq,))
     txn.execute("UPDATE import_arrivals SET processed_ts = ? WHERE seq = ?", (now_ms(), seq))
+
+
+def _claimed_before_txn(txn: Txn, user_id: str, source_key: str, seq: int) -> bool:
+    row = txn.execute(
+        "SELECT 1 FROM import_arrivals WHERE user_id = ? AND source_key = ? AND seq < ? AND processed_ts IS NOT NULL",
+        (user_id, source_key, seq),
+    ).fetchone()
+    return row is not None
+
+
+def _claimed_placeholders_txn(txn: Txn, importer: str, claimant: str) -> list[Placeholder]:
+    rows = txn.execute(
+        "SELECT DISTINCT p.ghost_id, p.importer, p.name, p.source_label FROM import_placeholders AS p"
+        " JOIN import_arrivals AS a ON a.source_key = p.source_key"
+        " WHERE a.user_id = ? AND a.processed_ts IS NOT NULL AND p.importer = ? AND p.arrived_user_id IS NULL"
+        " ORDER BY p.ghost_id",
+        (claimant, importer),
+    ).fetchall()
+    return [Placeholder(*r) for r in rows]
+
+
+def _management_room_txn(txn: Txn, user_id: str) -> str | None:
+    row = txn.execute(
+        "SELECT room_id FROM management_rooms WHERE user_id = ? ORDER BY created_ts DESC LIMIT 1", (user_id,)
+    ).fetchone()
+    return row[0] if row else None
 
 
 # -- forget --------------------------------------------------------------------------------
@@ -496,4 +538,6 @@ def _forget_txn(txn: Txn, user_id: str) -> tuple[list[str], list[tuple[str, str]
         ("import_jobs", "user_id"),
     ):
         txn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
+    # The user's claims of ids in their own exports (pending arrivals of their numbers stay).
+    txn.execute("DELETE FROM import_arrivals WHERE user_id = ? AND source_key IS NOT NULL", (user_id,))
     return ghosts, memberships

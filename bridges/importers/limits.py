@@ -31,7 +31,7 @@ class ImportLimits:
 DEFAULT_LIMITS = ImportLimits()
 
 
-def _human_size(size: int) -> str:
+def human_size(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MiB"
     if size >= 1024:
@@ -51,8 +51,8 @@ def check_size(data: bytes, limits: ImportLimits) -> None:
     """
     if len(data) > limits.max_bytes:
         raise ImportFormatError(
-            f"The file is {_human_size(len(data))}, more than the limit "
-            f"max_bytes={limits.max_bytes} ({_human_size(limits.max_bytes)}). "
+            f"The file is {human_size(len(data))}, more than the limit "
+            f"max_bytes={limits.max_bytes} ({human_size(limits.max_bytes)}). "
             "Export fewer chats or contacts at a time, or ask an administrator to raise the limit."
         )
 

@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridges.database import Txn, _migrate_txn
-from bridges.import_store import _add_placeholder_txn, _forget_txn, _placeholders_for_txn
+from bridges.import_store import (
+    _add_arrivals_txn,
+    _add_placeholder_txn,
+    _arrival_done_txn,
+    _claimed_before_txn,
+    _claimed_placeholders_txn,
+    _forget_txn,
+    _mark_arrived_txn,
+    _pending_arrivals_txn,
+    _placeholders_for_txn,
+)
 
 
 class CountingTxn(Txn):
@@ -46,3 +56,31 @@ def test_forget_deletes_only_the_users_records_in_a_fixed_number_of_statements()
     assert txn.statements < 20
     assert txn.execute("SELECT COUNT(*) FROM import_placeholder_phones").fetchone() == (3,)
     assert [p.importer for p in _placeholders_for_txn(txn, "+8613800000001", None)] == ["@bob:x"]
+
+
+def test_a_claim_is_kept_and_matches_only_that_importers_placeholders_not_yet_replaced() -> None:
+    txn = _txn()
+    _placeholders(txn, "@alice:x", 3)  # wechat:wxid_0..2
+    _placeholders(txn, "@bob:x", 2)
+    _add_arrivals_txn(txn, [("@erin:x", None, "wechat:wxid_1"), ("@erin:x", "+8613800000009", None)])
+    pending = _pending_arrivals_txn(txn, 10)
+    assert [(p[2], p[3]) for p in pending] == [(None, "wechat:wxid_1"), ("+8613800000009", None)]
+    # Not announced yet: nothing to accept.
+    assert _claimed_placeholders_txn(txn, "@alice:x", "@erin:x") == []
+    for seq, *_ in pending:
+        _arrival_done_txn(txn, seq)
+    # A handled number is deleted; the claim stays for "import accept".
+    assert txn.execute("SELECT phone, source_key FROM import_arrivals").fetchall() == [(None, "wechat:wxid_1")]
+    assert [p.ghost_id for p in _claimed_placeholders_txn(txn, "@alice:x", "@erin:x")] == ["@wx_p_a1:x"]
+    assert [p.ghost_id for p in _claimed_placeholders_txn(txn, "@bob:x", "@erin:x")] == ["@wx_p_b1:x"]
+    assert _claimed_placeholders_txn(txn, "@alice:x", "@mallory:x") == []
+    # A second claim of the same id is not announced again.
+    _add_arrivals_txn(txn, [("@erin:x", None, "wechat:wxid_1")])
+    (seq, *_), = _pending_arrivals_txn(txn, 10)
+    assert _claimed_before_txn(txn, "@erin:x", "wechat:wxid_1", seq)
+    assert not _claimed_before_txn(txn, "@mallory:x", "wechat:wxid_1", seq)
+    # Once replaced, a placeholder is no longer offered; forget drops the user's claims.
+    _mark_arrived_txn(txn, "@wx_p_a1:x", "@erin:x")
+    assert _claimed_placeholders_txn(txn, "@alice:x", "@erin:x") == []
+    _forget_txn(txn, "@erin:x")
+    assert _claimed_placeholders_txn(txn, "@bob:x", "@erin:x") == []
