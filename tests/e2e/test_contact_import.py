@@ -355,3 +355,158 @@ def test_operator_cli_imports_a_file_for_a_user(stack: RunningStack, tmp_path: A
     assert result["summary"]["invitable_by_sms"] == 6
     assert "placeholders" in run.stderr  # the progress bar
     assert list(rooms_named(user)) == ["供应商群"]
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+def _bridge_config(stack: RunningStack) -> Any:
+    from bridges.config import load_config
+
+    return load_config(stack.info["bridge"]["config"])
+
+
+def _wait_reply(user: HttpUser, room_id: str, event_id: str, stack: RunningStack) -> None:
+    eventually(lambda: any(_replies_to(e, event_id, bot(stack)) for e in timeline(user, room_id)), timeout=30)
+
+
+def _refused(answer: str, filename: str) -> bool:
+    return answer.startswith(f"I can't import {filename}:") and answer.endswith("Nothing was imported.")
+
+
+def test_a_file_over_max_bytes_is_refused_whether_or_not_its_size_is_declared(stack: RunningStack) -> None:
+    limit = _bridge_config(stack).imports.max_bytes
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nTEL:+8613912345678\r\nEND:VCARD\r\n"
+    data = card * (limit // len(card) + 1)
+    assert len(data) > limit
+    user = HttpUser(stack)
+    dm = open_dm(user, bot(stack))
+    r = user.http.post(f"{stack.url}/_matrix/media/v3/upload", params={"filename": "all.vcf"}, data=data,
+                       headers={"Content-Type": "text/vcard"}, timeout=120)
+    assert r.status_code == 200, r.text
+    mxc = r.json()["content_uri"]
+    for info in ({"size": len(data)}, {}):  # declared: refused unread; undeclared: refused while downloading
+        event_id = user.send(dm, {"msgtype": "m.file", "body": "all.vcf", "filename": "all.vcf", "url": mxc,
+                                  "info": info})
+        _wait_reply(user, dm, event_id, stack)
+        answer = ask(user, dm, bot(stack), "import", timeout=120)
+        assert _refused(answer, "all.vcf"), answer
+        assert f"imports.max_bytes = {limit} bytes" in answer, answer
+        assert "nothing to confirm" in ask(user, dm, bot(stack), "import confirm")
+    assert invited_rooms(user) == {}
+
+
+def test_a_file_over_max_rows_is_refused_naming_the_limit_and_the_line(stack: RunningStack) -> None:
+    rows = _bridge_config(stack).imports.max_rows
+    # A WhatsApp group chat with one message more than the limit allows (≈ 30 bytes a line).
+    data = "".join(f"12/01/2023, 10:00 - P{n % 40}: hi\n" for n in range(rows + 1)).encode()
+    user = HttpUser(stack)
+    dm = open_dm(user, bot(stack))
+    filename = "WhatsApp Chat with Club.txt"
+    answer = upload_and_preview(user, dm, data, filename, stack)
+    assert _refused(answer, filename), answer
+    assert f"max_rows={rows}" in answer and f"line {rows + 1}" in answer, answer
+    assert "nothing to confirm" in ask(user, dm, bot(stack), "import confirm")
+    assert invited_rooms(user) == {}
+
+
+def test_the_daily_lookup_limit_stops_an_import_and_reveals_nobody(stack: RunningStack) -> None:
+    import yaml
+
+    with open(stack.info["homeserver_config"]) as f:
+        modules = yaml.safe_load(f)["modules"]
+    module = next(m["config"] for m in modules if m["module"].endswith("contact_import.ContactImport"))
+    per_day = int(module.get("lookups_per_day", 50_000))
+    lookup_url = f"{stack.url}/_synapse/client/wangxin/v1/import/lookup"
+    headers = {"Authorization": f"Bearer {_bridge_config(stack).homeserver.service_secret}"}
+
+    alice, bob, dave = HttpUser(stack), HttpUser(stack), HttpUser(stack)
+    phones = {"bob": random_mobile(), "dave": random_mobile()}
+    bind_phone(stack, bob.user_id, phones["bob"])
+    bind_phone(stack, dave.user_id, phones["dave"])
+    set_discoverable(bob, True)  # Dave is not
+
+    def lookup(numbers: list[str]) -> requests.Response:
+        return requests.post(lookup_url, params={"user_id": alice.user_id}, json={"msisdns": numbers},
+                             headers=headers, timeout=60)
+
+    # Alice's imports spend her quota, as the bridge does, in batches of at most 1000 numbers.
+    # Only the discoverable Bob is ever found.
+    fillers = [f"86137{n:08d}" for n in random.sample(range(10**8), per_day)]
+    first = [phones["bob"].lstrip("+"), phones["dave"].lstrip("+")] + fillers[:998]
+    r = lookup(first)
+    assert r.status_code == 200, r.text
+    assert r.json()["matches"] == {phones["bob"].lstrip("+"): bob.user_id}
+    for start in range(998, per_day - 2, 1000):
+        r = lookup(fillers[start:min(start + 1000, per_day - 2)])
+        assert r.status_code == 200, r.text
+
+    # The quota is spent: the next lookup is refused and answers nothing about anyone.
+    r = lookup([phones["dave"].lstrip("+")])
+    assert r.status_code == 429, r.text
+    body = r.json()
+    assert body["errcode"] == "M_LIMIT_EXCEEDED" and body["retry_after_ms"] > 0
+    assert "matches" not in body and dave.user_id not in r.text and bob.user_id not in r.text
+
+    # An import says so in chat, names the limit, and neither imports nor reveals anything.
+    me = wxid()
+    export = wechat_export(me, [(wxid(), "Bob", phones["bob"]), (wxid(), "Dave", phones["dave"])],
+                           [(f"{secrets.token_hex(4)}@chatroom", "同学", [me])])
+    dm = open_dm(alice, bot(stack))
+    answer = upload_and_preview(alice, dm, export, "contacts.json", stack)
+    assert _refused(answer, "contacts.json"), answer
+    assert "too many phone numbers today" in answer and "lookups_per_day" in answer, answer
+    assert bob.user_id not in answer and dave.user_id not in answer and "already on Wangxin" not in answer
+    assert "nothing to confirm" in ask(alice, dm, bot(stack), "import confirm")
+    assert invited_rooms(alice) == {} and invited_rooms(bob) == {} and invited_rooms(dave) == {}
+
+
+# -- an export naming its owner's own id ---------------------------------------------------------
+
+
+def _notice_about(user: HttpUser, room_id: str, stack: RunningStack, claimant: str) -> str | None:
+    for e in timeline(user, room_id):
+        body = str((e.get("content") or {}).get("body", ""))
+        if e["sender"] == bot(stack) and body.startswith(f"{claimant} says they are"):
+            return body
+    return None
+
+
+def test_an_own_id_in_an_export_is_only_a_claim_the_importer_must_accept(stack: RunningStack) -> None:
+    alice, erin, mallory = HttpUser(stack), HttpUser(stack), HttpUser(stack)
+    set_discoverable(erin, True)
+    set_discoverable(mallory, True)
+    me, w_erin, w_frank = wxid(), wxid(), wxid()
+    export = wechat_export(me, [(w_erin, "Erin", None), (w_frank, "Frank", None)],
+                           [(f"{secrets.token_hex(4)}@chatroom", "读书会", [me, w_erin, w_frank])])
+    dm = open_dm(alice, bot(stack))
+    upload_and_preview(alice, dm, export, "contacts.json", stack)
+    assert confirm(alice, dm, stack)["placeholders"] == 2
+    room = rooms_named(alice)["读书会"][0]
+    ghost = next(uid for uid, c in members(stack, room).items() if c.get("displayname") == "Erin" + PLACEHOLDER)
+
+    # Mallory writes Erin's WeChat id into "her own" export. That alone gets her nowhere.
+    mallory_dm = open_dm(mallory, bot(stack))
+    preview = upload_and_preview(mallory, mallory_dm, wechat_export(w_erin, [(wxid(), "X", None)], []),
+                                 "mine.json", stack)
+    assert f"names you as WeChat user {w_erin}" in preview, preview
+    confirm(mallory, mallory_dm, stack)
+    notice = eventually(lambda: _notice_about(alice, dm, stack, mallory.user_id), timeout=60, interval=0.5)
+    assert "“Erin”" in notice and f"import accept {mallory.user_id}" in notice and "1 of your imported rooms" in notice
+    assert mallory.user_id not in members(stack, room) and invited_rooms(mallory) == {}
+    assert members(stack, room)[ghost]["membership"] == "join"
+
+    # Erin's own export makes the same claim; Alice knows her and accepts.
+    erin_dm = open_dm(erin, bot(stack))
+    upload_and_preview(erin, erin_dm, wechat_export(w_erin, [(wxid(), "Y", None)], []), "mine.json", stack)
+    confirm(erin, erin_dm, stack)
+    eventually(lambda: _notice_about(alice, dm, stack, erin.user_id), timeout=60, interval=0.5)
+    answer = ask(alice, dm, bot(stack), f"import accept {erin.user_id}")
+    assert answer.startswith(f"Done: {erin.user_id} took the place of “Erin” in 1 rooms"), answer
+    now = members(stack, room)
+    assert now[erin.user_id]["membership"] == "invite" and now[ghost]["membership"] == "leave"
+    assert room in invited_rooms(erin)
+
+    # Mallory's claim is spent: there is no placeholder left for her to take.
+    assert "has not asked" in ask(alice, dm, bot(stack), f"import accept {mallory.user_id}")
+    assert mallory.user_id not in members(stack, room) and invited_rooms(mallory) == {}
