@@ -213,3 +213,29 @@ def test_a_revoked_invitation_link_stops_working_and_invitations_survive_a_resta
     eventually(lambda: any(s.get(("m.room.member", dave.user_id), {}).get("sender") == alice.user_id
                            for s in invited_rooms(dave).values()), timeout=60, interval=0.5)
     assert invited_rooms(carol) == {}
+
+
+def test_limits_and_opt_outs_are_explained_in_the_chat(stack: RunningStack, twilio: FakeTwilio) -> None:
+    alice = HttpUser(stack)
+    number = random_mobile()
+    ghost = ghost_of(stack, number)
+    room_id = dm_with(alice, ghost)
+    eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "join", timeout=60)
+
+    # The phone texts STOP: nobody may text it any more, and the chat says so.
+    twilio.send_inbound(inbound_url(stack), number, "STOP").raise_for_status()
+    twilio.wait_for(number)  # the one confirmation
+    alice.say(room_id, "hello?")
+    eventually(lambda: any("Not texted" in n and "START" in n for n in notices_from(alice, room_id, ghost)),
+               timeout=30)
+    twilio.send_inbound(inbound_url(stack), number, "start").raise_for_status()
+    twilio.wait_for(number, 2)  # re-subscribed, confirmed
+
+    # The per-destination daily cap (10 by default): the 11th text of the day is refused, saying when.
+    # (The STOP/START answers are not counted; the refused "hello?" was not either.)
+    for i in range(12):
+        alice.say(room_id, f"message {i}")
+    eventually(lambda: sum("maximum" in n for n in notices_from(alice, room_id, ghost)) == 2, timeout=60)
+    chats = eventually(lambda: [m for m in twilio.messages_to(number) if "message " in m["body"]], timeout=30)
+    eventually(lambda: len([m for m in twilio.messages_to(number) if "message " in m["body"]]) == 10, timeout=30)
+    assert chats and "message 11" not in str(twilio.messages_to(number))
