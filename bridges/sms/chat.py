@@ -38,6 +38,7 @@ ENCRYPTED_TEXT = (
 )
 NOT_DIRECT_TEXT = "I'm a phone number: SMS chat works in a direct chat with me only, not in a group."
 TEXT_ONLY = "SMS carries text only, so that wasn't sent. Send the words as a message instead."
+MOVED_TEXT = "This conversation continues in your newer chat with me; nothing written here is texted any more."
 NO_EDITS = "An SMS can't be changed once it's sent, so the edit wasn't texted. Send a new message instead."
 
 # What each state looks like on the message, and how far along it is.
@@ -153,7 +154,16 @@ class SmsChat:
                                              txn_id_for("sms-encrypted", room_id))
             await self.client.leave_room(room_id, as_user=ghost)
             return
+        previous = await self.rooms.room_for(inviter, phone.e164)
         await self.rooms.set_room(inviter, phone.e164, room_id)
+        if previous is not None and previous.room_id != room_id:
+            # One conversation per person and number: the older chat says where it went, and closes.
+            try:
+                await self.client.send_notice_as(ghost, previous.room_id, MOVED_TEXT,
+                                                 txn_id_for("sms-moved", previous.room_id, room_id))
+                await self.client.leave_room(previous.room_id, as_user=ghost)
+            except MatrixRequestError as e:
+                logger.info("%s could not close %s: %s", ghost, previous.room_id, e)
         logger.info("SMS chat between %s and %s opened in %s", inviter, phone.e164, room_id)
 
     async def _decline(self, room_id: str, ghost: str, reason: str) -> None:

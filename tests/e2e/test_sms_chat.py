@@ -99,6 +99,13 @@ def test_a_dm_with_a_number_texts_it_and_replies_come_back(stack: RunningStack, 
     twilio.wait_for(number, 2)
     assert len([e for e in timeline(alice, room_id) if e["content"].get("body") == "好的，到时见"]) == 1
 
+    # A second chat with the same number takes over; the first one says so and closes.
+    newer = dm_with(alice, ghost)
+    eventually(lambda: member_state(alice, room_id, ghost).get("membership") == "leave", timeout=60)
+    assert any("newer chat" in n for n in notices_from(alice, room_id, ghost))
+    twilio.send_inbound(inbound_url(stack), number, "which chat?").raise_for_status()
+    eventually(lambda: "which chat?" in notices_from(alice, newer, ghost), timeout=30)
+
 
 def test_the_sms_command_opens_the_conversation_and_refuses_what_it_cannot_text(
         stack: RunningStack, twilio: FakeTwilio) -> None:
