@@ -186,6 +186,14 @@ class MatrixClient:
         content.update(extra or {})
         return await self.send_event(room_id, "m.room.message", content, txn_id, as_user=user_id)
 
+    async def name_of(self, user_id: str) -> str:
+        """What to call a user in a text: their display name, else their localpart."""
+        try:
+            name = await self.displayname(user_id)
+        except MatrixRequestError:
+            name = None
+        return name or user_id[1:].split(":", 1)[0]
+
     async def joined_members(self, room_id: str) -> dict[str, Any]:
         data = await self.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/joined_members")
         return dict(data.get("joined", {}))

@@ -16,6 +16,7 @@ import re
 from bridges.management import CommandContext, commands
 
 SECTION = "Texting phone numbers (SMS)"
+NOT_SET_UP = "SMS is not set up on this server."
 _SMS_RE = re.compile(r"^\s*!?sms\s+(\"[^\"]*\"|'[^']*'|\S+)\s*(.*)$", re.DOTALL | re.IGNORECASE)
 
 
@@ -28,7 +29,7 @@ _SMS_RE = re.compile(r"^\s*!?sms\s+(\"[^\"]*\"|'[^']*'|\S+)\s*(.*)$", re.DOTALL 
 )
 async def _sms(ctx: CommandContext, args: list[str]) -> None:
     if ctx.bot.sms_chat is None:
-        await ctx.reply("SMS is not set up on this server.")
+        await ctx.reply(NOT_SET_UP)
         return
     match = _SMS_RE.match(str(ctx.content.get("body") or ""))
     if not match or not args:
@@ -45,10 +46,8 @@ async def _sms(ctx: CommandContext, args: list[str]) -> None:
     section=SECTION,
 )
 async def _invite_sms(ctx: CommandContext, args: list[str]) -> None:
-    if ctx.bot.sms_invites is None:
-        await ctx.reply("SMS is not set up on this server.")
-        return
-    await ctx.reply(await ctx.bot.sms_invites.invite(ctx.sender, args, ctx.event_id))
+    if await _invites_ready(ctx):
+        await ctx.reply(await ctx.bot.sms_invites.invite(ctx.sender, args, ctx.event_id))
 
 
 @commands.command(
@@ -58,15 +57,18 @@ async def _invite_sms(ctx: CommandContext, args: list[str]) -> None:
     section=SECTION,
 )
 async def _revoke(ctx: CommandContext, args: list[str]) -> None:
-    if ctx.bot.sms_invites is None:
-        await ctx.reply("SMS is not set up on this server.")
-        return
-    await ctx.reply(await ctx.bot.sms_invites.revoke(ctx.sender, args))
+    if await _invites_ready(ctx):
+        await ctx.reply(await ctx.bot.sms_invites.revoke(ctx.sender, args))
 
 
 @commands.command("invites", help="your SMS invitations and how they're doing", section=SECTION)
 async def _invites(ctx: CommandContext, args: list[str]) -> None:
+    if await _invites_ready(ctx):
+        await ctx.reply(await ctx.bot.sms_invites.status(ctx.sender))
+
+
+async def _invites_ready(ctx: CommandContext) -> bool:
     if ctx.bot.sms_invites is None:
-        await ctx.reply("SMS is not set up on this server.")
-        return
-    await ctx.reply(await ctx.bot.sms_invites.status(ctx.sender))
+        await ctx.reply(NOT_SET_UP)
+        return False
+    return True

@@ -200,7 +200,7 @@ class SmsChat:
                 await self._notice(ghost, room.room_id, TEXT_ONLY, event_id)
             return
         text = _REPLY_FALLBACK_RE.sub("", body, count=1) if "m.in_reply_to" in relates else body
-        sender_name = await self._name_of(room.user_id)
+        sender_name = await self.client.name_of(room.user_id)
         if msgtype == "m.emote":
             text = f"* {sender_name} {text}"
         await self.send_text(room.user_id, sender_name, phone, text, room.room_id, event_id)
@@ -236,7 +236,7 @@ class SmsChat:
             return f"What should I text {phone.pretty}? Send “sms {phone.e164} <your message>”."
         room_id = await self.room_with(user_id, phone)
         ghost = self.ghost_for(phone)
-        sender_name = await self._name_of(user_id)
+        sender_name = await self.client.name_of(user_id)
         echo = await self.client.send_event(
             room_id, "m.room.message",
             {"msgtype": "m.notice", "body": f"{sender_name} (from the bridge bot): {text}",
@@ -330,9 +330,3 @@ class SmsChat:
         await self.client.send_notice_as(ghost, room_id, text, txn_id_for("sms-notice", reply_to, text[:64]),
                                          extra={"m.relates_to": {"m.in_reply_to": {"event_id": reply_to}}})
 
-    async def _name_of(self, user_id: str) -> str:
-        try:
-            name = await self.client.displayname(user_id)
-        except MatrixRequestError:
-            name = None
-        return name or user_id[1:].split(":", 1)[0]

@@ -107,7 +107,7 @@ class SmsInvites:
             problems: list[str] = []
         else:
             chosen, problems = await self._resolve(user_id, targets)
-        inviter_name = await self._name_of(user_id)
+        inviter_name = await self.client.name_of(user_id)
         invited: list[str] = []
         already: list[str] = []
         for phone, name in chosen:
@@ -226,7 +226,7 @@ class SmsInvites:
             return 410, _page("邀请已撤回 · Invitation withdrawn",
                               "邀请人已撤回这个邀请。The person who invited you withdrew this invitation.",
                               self.config.sms_join_url)
-        name = await self._name_of(invite.inviter)
+        name = await self.client.name_of(invite.inviter)
         number = _pretty(invite.phone)
         if invite.state == "joined":
             text = (f"{name} 的邀请已被接受。This invitation from {name} has been accepted: "
@@ -283,12 +283,6 @@ class SmsInvites:
             logger.warning("Could not record the invitation of %s by %s with the homeserver: %s",
                            number.e164, user_id, e)
 
-    async def _name_of(self, user_id: str) -> str:
-        try:
-            name = await self.client.displayname(user_id)
-        except MatrixRequestError:
-            name = None
-        return name or user_id[1:].split(":", 1)[0]
 
 
 def _parse(phone: str, region: str) -> PhoneNumber | None:
