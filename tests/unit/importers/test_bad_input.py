@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import time
 
 import pytest
 
@@ -86,11 +85,15 @@ def test_one_megabyte_single_line() -> None:
     assert error_of(parse_whatsapp, chat).line == 1
 
 
+# No wall-clock assertions (machines are noisy). A blow-up (exponential backtracking,
+# deep recursion) never finishes, and this generous timeout turns that into a failure.
+HOSTILE = pytest.mark.timeout(120)
+
+
+@HOSTILE
 def test_deeply_nested_json_does_not_recurse() -> None:
     data = b"[" * 100_000 + b"]" * 100_000
-    start = time.perf_counter()
     error = error_of(parse_export, data, "result.json")
-    assert time.perf_counter() - start < 2
     assert "max_json_depth=64" in error.reason
     error = error_of(parse_telegram, b'{"chats": ' * 100_000)
     assert "max_json_depth" in error.reason and error.line == 1
@@ -102,12 +105,11 @@ def test_depth_scan_ignores_brackets_inside_strings() -> None:
     assert result.contacts[0].name == "[" * 1000
 
 
+@HOSTILE
 def test_a_million_csv_rows_with_a_low_row_limit() -> None:
     header = b"UserName,NickName\n"
     data = header + b"wxid_a,A\n" * 1_000_000
-    start = time.perf_counter()
     error = error_of(parse_export, data, limits=ImportLimits(max_rows=1000))
-    assert time.perf_counter() - start < 5
     assert "max_rows=1000" in error.reason
     assert (error.line, error.record) == (1002, 1001)
     error = error_of(parse_wechat_contacts_csv, data, limits=ImportLimits(max_rows=10))
@@ -152,30 +154,27 @@ def test_error_string_forms() -> None:
     assert str(ImportFormatError("Bad.")) == "Bad."
 
 
-def test_hostile_vcard_parameter_list_is_fast() -> None:
+@HOSTILE
+def test_hostile_vcard_parameter_list_ends() -> None:
     # vobject's own line regex backtracks exponentially on this line.
     data = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nX" + b";a=b" * 5000 + b"\r\nEND:VCARD\r\n"
-    start = time.perf_counter()
     result = parse_vcard(data)
-    assert time.perf_counter() - start < 1
     assert result.warnings == ("line 4: unreadable vCard line skipped",)
 
 
-def test_big_folded_photo_is_fast() -> None:
+@HOSTILE
+def test_big_folded_photo_ends() -> None:
     photo = b"QUJD" * 1_000_000
     folded = b"\r\n ".join(photo[i:i + 74] for i in range(0, len(photo), 74))
     data = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:A\r\nPHOTO;ENCODING=b:" + folded + b"\r\nEND:VCARD\r\n"
-    start = time.perf_counter()
     assert parse_vcard(data).contacts[0].name == "A"
-    assert time.perf_counter() - start < 2
 
 
+@HOSTILE
 def test_hostile_whatsapp_system_lines_are_fast() -> None:
     body = 'a changed the subject from "b" to "c' * 1500
     data = ("12/03/2024, 09:00 - " + body[:60000] + "\n").encode() * 100
-    start = time.perf_counter()
     parse_whatsapp(data)
-    assert time.perf_counter() - start < 2
 
 
 def test_error_survives_pickling() -> None:
