@@ -66,8 +66,20 @@ POSTER_LEVEL = 50
 ADMIN_LEVEL = 100
 MAX_JOB_ATTEMPTS = 40  # with back-off capped at 5 minutes: about three hours of retries
 # A follow started by a chat waits for the invite to be persisted (it is queued from
-# user_may_invite, before Synapse's own checks): about 30 s, then the invite never happened.
-CHAT_CONFIRM_DELAYS_S = (1, 1, 2, 2, 4, 4, 8, 8)
+# user_may_invite, before Synapse's own checks): ``chat_follow_wait_s`` (default 30 s) in
+# growing steps, then the invite never happened.
+DEFAULT_CHAT_FOLLOW_WAIT_S = 30
+
+
+def chat_confirm_delays(wait_s: int) -> tuple[int, ...]:
+    """Steps 1, 1, 2, 2, 4, 4, 8, 8, ... adding up to ``wait_s`` (30 gives exactly those eight)."""
+    delays: list[int] = []
+    step = 1
+    while sum(delays) < wait_s:
+        delays.append(min(step, wait_s - sum(delays)))
+        if len(delays) % 2 == 0:
+            step *= 2
+    return tuple(delays)
 IN_ROOM = ("join", "invite", "knock")
 _LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
 
@@ -81,6 +93,7 @@ class MerchantCircleConfig:
     repost_cooldown_hours: int
     space_name: str
     follow_batch_size: int
+    chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -88,7 +101,7 @@ class MerchantCircleConfig:
         reject_unknown(
             config,
             ("platform_secret", "merchant_bot", "owner_localpart", "posts_per_day", "repost_cooldown_hours",
-             "space_name", "follow_batch_size"),
+             "space_name", "follow_batch_size", "chat_follow_wait_s"),
         )
         secret = get_str(config, "platform_secret")
         if len(secret) < 16:
@@ -104,6 +117,7 @@ class MerchantCircleConfig:
             repost_cooldown_hours=get_int(config, "repost_cooldown_hours", 7 * 24, minimum=0),
             space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
+            chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
         )
 
 
@@ -422,10 +436,11 @@ class MerchantCircle:
             await self._fail_job(job, str(e))
             return
         except _NotYet as e:
-            if job.attempts >= len(CHAT_CONFIRM_DELAYS_S):
+            delays = chat_confirm_delays(self._config.chat_follow_wait_s)
+            if job.attempts >= len(delays):
                 await self._fail_job(job, str(e))
                 return
-            delay_s = CHAT_CONFIRM_DELAYS_S[job.attempts]
+            delay_s = delays[job.attempts]
             logger.debug("Circle job %s waits %ss: %s", job.job_id, delay_s, e)
             await self._store.retry_job(job.job_id, job.attempts + 1, now + delay_s * 1000, str(e))
             return

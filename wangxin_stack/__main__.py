@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
     up.add_argument("--circle-posts-per-day", type=int, metavar="N",
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
+    up.add_argument("--circle-chat-wait-s", type=int, metavar="S",
+                    help="how long a follow started by a chat waits for its invitation (default: the module's, 30)")
     up.add_argument("--sms-provider", choices=["outbox", "twilio"], default="outbox",
                     help="outbox: SMS go to sms-outbox.jsonl in the stack directory (default); twilio: the "
                          "Messages API at --twilio-base-url")
@@ -71,6 +73,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         bot=not args.stock and not args.no_bot,
         relaxed_rate_limits=args.relaxed_rate_limits,
         circle_posts_per_day=args.circle_posts_per_day,
+        circle_chat_wait_s=args.circle_chat_wait_s,
         sms_provider=args.sms_provider,
         twilio_base_url=args.twilio_base_url,
         twilio_account_sid=args.twilio_account_sid,

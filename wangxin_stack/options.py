@@ -106,6 +106,7 @@ class StackOptions:
     bot: bool = True
     relaxed_rate_limits: bool = False
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
+    circle_chat_wait_s: int | None = None  # how long a chat-started follow waits for its invite (tests)
     sms_provider: str = "outbox"  # outbox | twilio
     twilio_base_url: str | None = None
     twilio_account_sid: str | None = None

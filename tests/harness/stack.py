@@ -23,7 +23,9 @@ def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
 
 def stack_args_for(backend: str, base_port: int, server_name: str, databases: list[Any],
                    twilio: FakeTwilio | None = None) -> list[str]:
-    args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits"]
+    # A chat-started follow that can never happen gives up after 8 s instead of 30 (a test waits for that).
+    args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits",
+            "--circle-chat-wait-s", "8"]
     if twilio is not None:
         args += twilio_args(twilio)
     if backend in ("postgres", "workers"):

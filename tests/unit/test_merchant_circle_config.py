@@ -6,7 +6,7 @@ import pytest
 from synapse.api.errors import SynapseError
 from synapse.config import ConfigError
 
-from synapse_modules.merchant_circle import MerchantCircle, validate_product
+from synapse_modules.merchant_circle import MerchantCircle, chat_confirm_delays, validate_product
 
 SECRET = "s" * 32
 
@@ -17,6 +17,13 @@ def test_defaults_follow_wechat_subscription_accounts() -> None:
     assert config.repost_cooldown_hours == 7 * 24
     assert config.space_name == "Merchant Circle / 商家圈"
     assert config.merchant_bot is None
+    assert config.chat_follow_wait_s == 30
+
+
+def test_a_chat_follow_waits_in_growing_steps_adding_up_to_the_setting() -> None:
+    assert chat_confirm_delays(30) == (1, 1, 2, 2, 4, 4, 8, 8)
+    assert chat_confirm_delays(8) == (1, 1, 2, 2, 2)
+    assert chat_confirm_delays(1) == (1,)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +36,7 @@ def test_defaults_follow_wechat_subscription_accounts() -> None:
         ({"platform_secret": SECRET, "merchant_bot": "merchantbot"}, ("merchant_bot",)),
         ({"platform_secret": SECRET, "owner_localpart": "Circles Owner"}, ("owner_localpart",)),
         ({"platform_secret": SECRET, "post_per_day": 3}, ("post_per_day",)),
+        ({"platform_secret": SECRET, "chat_follow_wait_s": 0}, ("chat_follow_wait_s",)),
     ],
 )
 def test_config_errors_name_the_key(config, path) -> None:
