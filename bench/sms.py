@@ -209,7 +209,12 @@ class _SyncWatcher(threading.Thread):
             params = {"timeout": "10000", "filter": json.dumps({"room": {"timeline": {"limit": 50}}})}
             if since:
                 params["since"] = since
-            data = self.http.get(self.url, params=params, timeout=60).json()
+            try:
+                data = self.http.get(self.url, params=params, timeout=60).json()
+            except requests.RequestException:
+                if self.stop.is_set():  # the stack is stopping under the last long-poll
+                    return
+                raise
             now = time.monotonic()
             since = data["next_batch"]
             room = data.get("rooms", {}).get("join", {}).get(self.room_id, {})
