@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the stacks a benchmark started are
+    # stopped by its `finally` blocks instead of running on, orphaned, under the next benchmark.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.postgres:
         os.environ["WANGXIN_TEST_PG"] = args.postgres
     if args.which == "core":
