@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -56,26 +58,73 @@ def create_users(stack: Any, n: int, concurrency: int) -> list[str]:
     return ids
 
 
-def _run_all(fn: Any, items: list[Any], concurrency: int) -> float:
+class Progress:
+    """Counts finished items per side; a reporter thread prints them to stderr every ``every_s``."""
+
+    def __init__(self, label: str, totals: dict[str, int], every_s: float = 30.0):
+        self.label, self.totals, self.every_s = label, totals, every_s
+        self.done = dict.fromkeys(totals, 0)
+        self.started = time.perf_counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._report, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.print()
+
+    def tick(self, side: str, n: int = 1) -> None:
+        with self._lock:
+            self.done[side] += n
+
+    def set(self, side: str, n: int) -> None:
+        with self._lock:
+            self.done[side] = n
+
+    def print(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        parts = [f"{side} {self.done[side]}/{total}" for side, total in self.totals.items()]
+        print(f"[{self.label} {elapsed:6.0f} s] " + " · ".join(parts), file=sys.stderr, flush=True)
+
+    def _report(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.print()
+
+
+def _run_all(fn: Any, items: list[Any], concurrency: int, progress: Progress | None = None,
+             side: str = "") -> float:
+    def one(item: Any) -> None:
+        fn(item)
+        if progress:
+            progress.tick(side)
+
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(fn, items))
+        list(pool.map(one, items))
     return time.perf_counter() - started
 
 
-def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int) -> float:
+def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int,
+                      progress: Progress | None = None) -> float:
     admin = _session(stack.info["admin"]["access_token"])
     base = stack.info["main_process_url"]
 
     def join(user_id: str) -> None:
         admin.post(f"{base}/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id},
-                   timeout=300).raise_for_status()
+                   timeout=600).raise_for_status()
 
-    return _run_all(join, users, concurrency)
+    return _run_all(join, users, concurrency, progress, "stock admin joins")
 
 
-def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int) -> tuple[float, float]:
-    """Seconds until every webhook was answered, and until every buyer follows."""
+def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int,
+                             progress: Progress | None = None) -> tuple[float, float, float]:
+    """Seconds until every webhook was answered, until every buyer follows, and until the circle
+    is filed in every follower's space (the follow queue is empty)."""
     platform = _session(stack.info["merchant_circle"]["platform_secret"])
     admin = _session(stack.info["admin"]["access_token"])
     started = time.perf_counter()
@@ -83,15 +132,37 @@ def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concur
     def buy(user_id: str) -> None:
         platform.post(f"{stack.url}{API}/purchases",
                       json={"order_id": f"bench-{user_id}", "buyer": user_id, "merchant": merchant,
-                            "items": [{"sku": "tea", "qty": 1}]}, timeout=300).raise_for_status()
+                            "items": [{"sku": "tea", "qty": 1}]}, timeout=600).raise_for_status()
 
     _run_all(buy, users, concurrency)
     answered = time.perf_counter() - started
+    followed = None
     while True:
-        followers = admin.get(f"{stack.url}{API}/merchants/{quote(merchant)}", timeout=60).json()["followers"]
-        if followers >= len(users):
-            return answered, time.perf_counter() - started
-        time.sleep(0.2)
+        got = admin.get(f"{stack.url}{API}/merchants/{quote(merchant)}", timeout=120).json()
+        if progress:
+            progress.set("wangxin follows", got["followers"])
+        if followed is None and got["followers"] >= len(users):
+            followed = time.perf_counter() - started
+        if followed is not None and got["follows_queued"] == 0 and got["filings_queued"] == 0:
+            return answered, followed, time.perf_counter() - started
+        time.sleep(1.0)
+
+
+def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: int) -> None:
+    """Give each member the rule a follow gives a follower (Element's "Mute room"), via admin login."""
+    admin = _session(stack.info["admin"]["access_token"])
+    base = stack.info["main_process_url"]
+
+    def mute(user_id: str) -> None:
+        r = admin.post(f"{base}/_synapse/admin/v1/users/{quote(user_id)}/login", json={}, timeout=120)
+        r.raise_for_status()
+        token = r.json()["access_token"]
+        requests.put(f"{base}/_matrix/client/v3/pushrules/global/override/{quote(room_id, safe='')}",
+                     json={"conditions": [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
+                           "actions": ["dont_notify"]},
+                     headers={"Authorization": f"Bearer {token}"}, timeout=120).raise_for_status()
+
+    _run_all(mute, users, concurrency)
 
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False) -> dict[str, Any]:
@@ -109,6 +180,45 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
             stock.stop()
 
 
+def _both(a: Any, b: Any) -> tuple[Any, Any]:
+    """Run two callables at the same time; both sides share the machine alike."""
+    with ThreadPoolExecutor(2) as pool:
+        fa, fb = pool.submit(a), pool.submit(b)
+        return fa.result(), fb.result()
+
+
+def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:
+    counter = [0]
+
+    def send_once() -> float:
+        counter[0] += 1
+        n = counter[0]
+        content: dict[str, Any] = {"msgtype": "m.text", "body": f"benchmark post {n}"}
+        if product:
+            content["org.wangxin.product"] = {"id": f"bench-{n}", "title": f"Item {n}", "price": "1.00",
+                                              "currency": "CNY", "url": f"https://shop.example/{n}"}
+        started = time.perf_counter()
+        r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{n}",
+                     json=content, timeout=120)
+        elapsed = time.perf_counter() - started
+        r.raise_for_status()
+        return elapsed
+
+    return send_once
+
+
+def _interleave(a: Any, b: Any, messages: int) -> tuple[list[float], list[float]]:
+    for _ in range(10):
+        a()
+        b()
+    sa: list[float] = []
+    sb: list[float] = []
+    while len(sa) < messages:
+        sa += [a() for _ in range(10)]
+        sb += [b() for _ in range(10)]
+    return sa, sb
+
+
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
              postgres: bool) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
@@ -117,9 +227,6 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     r = poster_http.post(f"{stock.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"}, timeout=60)
     r.raise_for_status()
     stock_room = r.json()["room_id"]
-    stock_users = create_users(stock, followers, concurrency)
-    stock_join_s = stock_admin_joins(stock, stock_room, stock_users, concurrency)
-
     # Wangxin: a merchant, N buyers whose purchases make them follow.
     merchant = wangxin.register_user()
     merchant_http = _session(merchant["access_token"])
@@ -127,43 +234,35 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
                      headers=wangxin.admin_headers(), timeout=60)
     r.raise_for_status()
     circle = r.json()["circle_room_id"]
-    buyers = create_users(wangxin, followers, concurrency)
-    answered_s, follow_s = wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency)
+
+    print(f"[circle] creating {followers} users on each stack", file=sys.stderr, flush=True)
+    stock_users, buyers = _both(lambda: create_users(stock, followers, concurrency),
+                                lambda: create_users(wangxin, followers, concurrency))
+    # Both sides at once: each Synapse has one core of the two, and load drift hits both alike.
+    with Progress("circle", {"stock admin joins": followers, "wangxin follows": followers}) as progress:
+        stock_join_s, (answered_s, follow_s, filed_s) = _both(
+            lambda: stock_admin_joins(stock, stock_room, stock_users, concurrency, progress),
+            lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency, progress),
+        )
 
     newcomer = wangxin.register_user()
     real_join = requests.post(f"{wangxin.url}/_matrix/client/v3/join/{quote(circle)}", json={},
                               headers={"Authorization": f"Bearer {newcomer['access_token']}"}, timeout=60)
 
-    def sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:
-        counter = [0]
+    wx_send = _sender(merchant_http, wangxin.url, circle, True)
+    st_send = _sender(poster_http, stock.url, stock_room, False)
+    print("[circle] sending: circle vs stock room with default push rules", file=sys.stderr, flush=True)
+    wx_default, st_default = _interleave(wx_send, st_send, messages)
+    print("[circle] muting the stock room for its members, as a follow mutes the circle", file=sys.stderr, flush=True)
+    mute_for_everyone(stock, stock_room, stock_users, concurrency)
+    print("[circle] sending: circle vs stock room muted alike", file=sys.stderr, flush=True)
+    wx_alike, st_alike = _interleave(wx_send, st_send, messages)
 
-        def send_once() -> float:
-            counter[0] += 1
-            n = counter[0]
-            content: dict[str, Any] = {"msgtype": "m.text", "body": f"benchmark post {n}"}
-            if product:
-                content["org.wangxin.product"] = {"id": f"bench-{n}", "title": f"Item {n}", "price": "1.00",
-                                                  "currency": "CNY", "url": f"https://shop.example/{n}"}
-            started = time.perf_counter()
-            r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{n}",
-                         json=content, timeout=120)
-            elapsed = time.perf_counter() - started
-            r.raise_for_status()
-            return elapsed
+    def compare(wx_samples: list[float], st_samples: list[float]) -> dict[str, Any]:
+        wx, st = summary_ms(wx_samples), summary_ms(st_samples)
+        return {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+                "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
 
-        return send_once
-
-    wx_send = sender(merchant_http, wangxin.url, circle, True)
-    st_send = sender(poster_http, stock.url, stock_room, False)
-    for _ in range(10):
-        wx_send()
-        st_send()
-    wx_samples: list[float] = []
-    st_samples: list[float] = []
-    while len(wx_samples) < messages:
-        wx_samples += [wx_send() for _ in range(10)]
-        st_samples += [st_send() for _ in range(10)]
-    wx, st = summary_ms(wx_samples), summary_ms(st_samples)
     stock_rate = followers / stock_join_s
     follow_rate = followers / follow_s
     return {
@@ -175,9 +274,14 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
             "wangxin_purchase_follows_per_s": round(follow_rate, 1),
             "webhooks_answered_s": round(answered_s, 2),
             "all_followed_s": round(follow_s, 2),
+            "all_filed_in_spaces_s": round(filed_s, 2),
+            "stock_all_joined_s": round(stock_join_s, 2),
             "rate_ratio": ratio(follow_rate, stock_rate),
+            "measured": "both sides at the same time, one run",
         },
         "real_user_join_after_bulk_follows": real_join.status_code,
-        "message_send_in_circle": {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
-                                   "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])},
+        # Like for like: the stock room's members carry the same per-room mute rule a follow gives.
+        "message_send_in_circle": compare(wx_alike, st_alike),
+        # For reference: stock members notified by default (push actions written for each).
+        "message_send_vs_stock_default_push_rules": compare(wx_default, st_default),
     }

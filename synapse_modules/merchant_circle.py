@@ -787,7 +787,7 @@ class MerchantCircle:
                 posters += 1
         now = self._api.get_current_time_msec()
         posts_today, next_post_ms = await self._store.quota_view(user_id, now, self._config.posts_per_day)
-        queued, failed = await self._store.follow_counts(user_id)
+        queued, failed, filing = await self._store.follow_counts(user_id)
         return 200, {
             "user_id": merchant.user_id,
             "name": merchant.name,
@@ -799,6 +799,7 @@ class MerchantCircle:
             "next_post_allowed_in_ms": next_post_ms,
             "follows_queued": queued,
             "follows_failed": failed,
+            "filings_queued": filing,
         }
 
     async def _require_reader(self, request: Any, merchant_id: str) -> None:

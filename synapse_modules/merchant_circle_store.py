@@ -309,14 +309,17 @@ def fail_job_txn(txn: Any, job_id: str, attempts: int, error: str, now: int) -> 
     finish_job_txn(txn, job_id)
 
 
-def follow_counts_txn(txn: Any, merchant_id: str) -> tuple[int, int]:
-    """``(queued, failed)`` follows of a merchant's circle."""
+def follow_counts_txn(txn: Any, merchant_id: str) -> tuple[int, int, int]:
+    """``(queued, failed, filings queued)`` follows of a merchant's circle; a filing puts the
+    circle (or a chat with the merchant) into a follower's space after the join."""
     txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs WHERE kind = 'follow' AND merchant_id = ?", (merchant_id,))
     queued = int(txn.fetchone()[0])
+    txn.execute("SELECT COUNT(*) FROM wangxin_circle_jobs WHERE kind = 'file' AND merchant_id = ?", (merchant_id,))
+    filing = int(txn.fetchone()[0])
     txn.execute(
         "SELECT COUNT(*) FROM wangxin_circle_failed_jobs WHERE kind = 'follow' AND merchant_id = ?", (merchant_id,)
     )
-    return queued, int(txn.fetchone()[0])
+    return queued, int(txn.fetchone()[0]), filing
 
 
 @attrs.frozen
