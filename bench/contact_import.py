@@ -6,6 +6,10 @@ as fast as Synapse allows with the same concurrency: register and name one ghost
 member, create each group's room with everyone invited and the importer at power level 100,
 and join every ghost. The import is timed from the operator request (download-free: the file is
 posted) to the end of the job, so parsing, lookups and the journal are all in it.
+
+The floor and the import run at the same time on two identical Wangxin stacks (each with its
+bridge), so both sides share the machine alike and drift in its load hits both; progress goes
+to stderr every 30 s.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from urllib.parse import quote
 import requests
 
 from bench.core import BenchStack
+from bench.progress import Progress
+from bench.progress import both as _both
 from bench.synthetic_export import build_export
 from bridges.import_plan import build_plan
 from bridges.importers import parse_export
@@ -34,37 +40,28 @@ def _q(v: str) -> str:
 
 def run(contacts: int = 5000, groups: int = 300, concurrency: int = 8, postgres: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="wx-bench-import-") as tmp:
-        bench = BenchStack(os.path.join(tmp, "wangxin"), ["--no-bot"], postgres)
+        floor = BenchStack(os.path.join(tmp, "floor"), ["--no-bot"], postgres)
         try:
-            return _measure(bench, contacts, groups, concurrency) | {"database": "postgres" if postgres else "sqlite"}
+            bench = BenchStack(os.path.join(tmp, "wangxin"), ["--no-bot"], postgres)
+            try:
+                result = _measure(floor, bench, contacts, groups, concurrency)
+                return result | {"database": "postgres" if postgres else "sqlite"}
+            finally:
+                bench.stop()
         finally:
-            bench.stop()
+            floor.stop()
 
 
-def _measure(bench: BenchStack, contacts: int, groups: int, concurrency: int) -> dict[str, Any]:
-    stack = bench.stack
+def _measure(floor: BenchStack, bench: BenchStack, contacts: int, groups: int, concurrency: int) -> dict[str, Any]:
     doc, stats = build_export(contacts, groups)
     data = json.dumps(doc, ensure_ascii=False).encode()
     plan = build_plan(parse_export(data, "result.json"))
-    floor_s = _floor(stack, plan, concurrency)
-    # The floor's events still reach the bridge as appservice transactions: let that settle first.
-    _wait_quiet(stack)
-
-    importer = HttpUser(stack)
-    bridge = stack.info["bridge"]["url"] + "/_wangxin/v1/imports"
-    headers = {"Authorization": f"Bearer {stack.info['bridge']['as_token']}"}
-    started = time.monotonic()
-    r = requests.post(bridge, params={"user_id": importer.user_id, "filename": "result.json"}, data=data,
-                      headers=headers, timeout=600)
-    r.raise_for_status()
-    preview_s = time.monotonic() - started
-    job_id = r.json()["job_id"]
-    while True:
-        job = requests.get(f"{bridge}/{job_id}", headers=headers, timeout=60).json()
-        if job["state"] != "running":
-            break
-        time.sleep(0.2)
-    import_s = time.monotonic() - started
+    progress = Progress("import", {"floor": 0, "import": 0})
+    with progress:
+        (floor_s, _), (import_s, preview_s, job) = _both(
+            lambda: (_floor(floor.stack, plan, concurrency, progress), None),
+            lambda: _import(bench.stack, data, progress),
+        )
     assert job["state"] == "done", job
     return {
         "contacts": stats.contacts,
@@ -76,10 +73,30 @@ def _measure(bench: BenchStack, contacts: int, groups: int, concurrency: int) ->
         "import_s": round(import_s, 2),
         "of_which_parse_and_lookup_s": round(preview_s, 2),
         "ratio": round(import_s / floor_s, 3),
+        "measured": "floor and import at the same time on two identical stacks, one run",
     }
 
 
-def _floor(stack: Any, plan: Any, concurrency: int) -> float:
+def _import(stack: Any, data: bytes, progress: Progress) -> tuple[float, float, dict[str, Any]]:
+    importer = HttpUser(stack)
+    bridge = stack.info["bridge"]["url"] + "/_wangxin/v1/imports"
+    headers = {"Authorization": f"Bearer {stack.info['bridge']['as_token']}"}
+    started = time.monotonic()
+    r = requests.post(bridge, params={"user_id": importer.user_id, "filename": "result.json"}, data=data,
+                      headers=headers, timeout=600)
+    r.raise_for_status()
+    preview_s = time.monotonic() - started
+    job_id = r.json()["job_id"]
+    while True:
+        job = requests.get(f"{bridge}/{job_id}", headers=headers, timeout=60).json()
+        step = job.get("progress") or {}
+        progress.set("import", f"{step.get('phase', job['state'])} {step.get('done', 0)}/{step.get('total', 0)}")
+        if job["state"] != "running":
+            return time.monotonic() - started, preview_s, job
+        time.sleep(0.5)
+
+
+def _floor(stack: Any, plan: Any, concurrency: int, progress: Progress) -> float:
     """The import's Synapse work, made directly with the appservice token."""
     token = stack.info["bridge"]["as_token"]
     importer = HttpUser(stack)
@@ -111,23 +128,21 @@ def _floor(stack: Any, plan: Any, concurrency: int) -> float:
         })["room_id"]
         return [(room_id, ghost[p.key]) for p in group.members]
 
+    def counted(phase: str, fn: Any, items: list[Any]) -> list[Any]:
+        done = [0]
+
+        def one(item: Any) -> Any:
+            out = fn(item)
+            done[0] += 1
+            progress.set("floor", f"{phase} {done[0]}/{len(items)}")
+            return out
+
+        return list(pool.map(one, items))
+
     started = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(make_ghost, absent))
-        joins = [j for room in pool.map(make_room, plan.groups) for j in room]
-        list(pool.map(lambda j: call("POST", f"/_matrix/client/v3/rooms/{_q(j[0])}/join", {}, as_user=j[1]), joins))
+        counted("ghosts", make_ghost, absent)
+        joins = [j for room in counted("rooms", make_room, plan.groups) for j in room]
+        counted("joins", lambda j: call("POST", f"/_matrix/client/v3/rooms/{_q(j[0])}/join", {}, as_user=j[1]),
+                joins)
     return time.monotonic() - started
-
-
-def _wait_quiet(stack: Any, still_s: float = 3.0, timeout: float = 600) -> None:
-    """Until the bridge has received and handled no new transaction for ``still_s`` seconds."""
-    url = stack.info["bridge"]["url"] + "/health"
-    last, since, deadline = None, time.monotonic(), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = requests.get(url, timeout=10).json()
-        seen = (now.get("transactions"), now.get("processed"))
-        if seen != last:
-            last, since = seen, time.monotonic()
-        elif time.monotonic() - since >= still_s:
-            return
-        time.sleep(0.5)

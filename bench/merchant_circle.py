@@ -20,7 +20,6 @@ import os
 import secrets
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -29,6 +28,8 @@ from urllib.parse import quote
 import requests
 
 from bench.core import BenchStack
+from bench.progress import Progress
+from bench.progress import both as _both
 from bench.stats import ratio, summary_ms
 
 API = "/_synapse/client/wangxin/v1"
@@ -56,44 +57,6 @@ def create_users(stack: Any, n: int, concurrency: int) -> list[str]:
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(make, ids))
     return ids
-
-
-class Progress:
-    """Counts finished items per side; a reporter thread prints them to stderr every ``every_s``."""
-
-    def __init__(self, label: str, totals: dict[str, int], every_s: float = 30.0):
-        self.label, self.totals, self.every_s = label, totals, every_s
-        self.done = dict.fromkeys(totals, 0)
-        self.started = time.perf_counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._report, daemon=True)
-
-    def __enter__(self) -> Progress:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.print()
-
-    def tick(self, side: str, n: int = 1) -> None:
-        with self._lock:
-            self.done[side] += n
-
-    def set(self, side: str, n: int) -> None:
-        with self._lock:
-            self.done[side] = n
-
-    def print(self) -> None:
-        elapsed = time.perf_counter() - self.started
-        parts = [f"{side} {self.done[side]}/{total}" for side, total in self.totals.items()]
-        print(f"[{self.label} {elapsed:6.0f} s] " + " · ".join(parts), file=sys.stderr, flush=True)
-
-    def _report(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.print()
 
 
 def _run_all(fn: Any, items: list[Any], concurrency: int, progress: Progress | None = None,
@@ -178,13 +141,6 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
                 wangxin.stop()
         finally:
             stock.stop()
-
-
-def _both(a: Any, b: Any) -> tuple[Any, Any]:
-    """Run two callables at the same time; both sides share the machine alike."""
-    with ThreadPoolExecutor(2) as pool:
-        fa, fb = pool.submit(a), pool.submit(b)
-        return fa.result(), fb.result()
 
 
 def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:

@@ -1,0 +1,54 @@
+"""Progress lines on stderr for long benchmarks, and running two sides at the same time."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+class Progress:
+    """Counts finished items per side (or holds a status text); a thread prints them every ``every_s``."""
+
+    def __init__(self, label: str, totals: dict[str, int], every_s: float = 30.0):
+        self.label, self.totals, self.every_s = label, totals, every_s
+        self.done: dict[str, int | str] = dict.fromkeys(totals, 0)
+        self.started = time.perf_counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._report, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.print()
+
+    def tick(self, side: str, n: int = 1) -> None:
+        with self._lock:
+            self.done[side] = int(self.done[side]) + n
+
+    def set(self, side: str, n: int | str) -> None:
+        with self._lock:
+            self.done[side] = n
+
+    def print(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        parts = [f"{side} {self.done[side]}" + (f"/{total}" if total else "") for side, total in self.totals.items()]
+        print(f"[{self.label} {elapsed:6.0f} s] " + " · ".join(parts), file=sys.stderr, flush=True)
+
+    def _report(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.print()
+
+
+def both(a: Any, b: Any) -> tuple[Any, Any]:
+    """Run two callables at the same time; both sides share the machine alike."""
+    with ThreadPoolExecutor(2) as pool:
+        fa, fb = pool.submit(a), pool.submit(b)
+        return fa.result(), fb.result()
