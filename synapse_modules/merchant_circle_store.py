@@ -440,26 +440,36 @@ def post_decision(
     return PostDecision(None)
 
 
-def confirm_posts_txn(txn: Any, merchant_id: str, now: int) -> None:
-    """Mark the merchant's admitted posts that reached the database; forget old ones that did not."""
+def confirm_posts_txn(txn: Any, merchant_id: str, now: int) -> list[PostRow]:
+    """The merchant's admitted posts of the last day, after marking those that reached the
+    database as persisted and forgetting those that, RECHECK_MS after admission, never did.
+
+    A post is checked against Synapse's ``events`` table whenever the merchant's quota is next
+    read, however long after: a post stays counted even if the next one comes hours later."""
     from synapse_modules._internals import persisted_event_ids_txn
 
     txn.execute(
-        "DELETE FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0 AND ts <= ?",
-        (merchant_id, now - RECHECK_MS),
-    )
-    txn.execute("SELECT event_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0", (merchant_id,))
-    pending = [r[0] for r in txn.fetchall()]
-    for event_id in persisted_event_ids_txn(txn, pending) if pending else ():
-        txn.execute("UPDATE wangxin_circle_posts SET persisted = 1 WHERE event_id = ?", (event_id,))
-
-
-def _window_rows_txn(txn: Any, merchant_id: str, now: int) -> list[PostRow]:
-    txn.execute(
-        "SELECT ts, persisted, device_id, product_id FROM wangxin_circle_posts WHERE merchant_id = ? AND ts > ?",
+        "SELECT event_id, ts, persisted, device_id, product_id FROM wangxin_circle_posts"
+        " WHERE merchant_id = ? AND (ts > ? OR persisted = 0)",
         (merchant_id, now - DAY_MS),
     )
-    return [PostRow(int(r[0]), bool(r[1]), r[2], r[3]) for r in txn.fetchall()]
+    rows = txn.fetchall()
+    pending = [r[0] for r in rows if not r[2]]
+    confirmed = persisted_event_ids_txn(txn, pending) if pending else set()
+    lost = {r[0] for r in rows if not r[2] and r[0] not in confirmed and int(r[1]) <= now - RECHECK_MS}
+    _in_chunks(txn, "UPDATE wangxin_circle_posts SET persisted = 1 WHERE event_id IN ({})", sorted(confirmed))
+    _in_chunks(txn, "DELETE FROM wangxin_circle_posts WHERE event_id IN ({})", sorted(lost))
+    return [
+        PostRow(int(r[1]), bool(r[2]) or r[0] in confirmed, r[3], r[4])
+        for r in rows
+        if int(r[1]) > now - DAY_MS and r[0] not in lost
+    ]
+
+
+def _in_chunks(txn: Any, sql: str, values: list[str]) -> None:
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        txn.execute(sql.format(", ".join("?" for _ in chunk)), chunk)
 
 
 def record_post_txn(
@@ -481,7 +491,7 @@ def record_post_txn(
     posts still in flight from another device) count; see :func:`counted_posts`.
     """
     txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
-    confirm_posts_txn(txn, merchant_id, now)
+    rows = confirm_posts_txn(txn, merchant_id, now)
     last_product_ts = None
     if product_id is not None:
         txn.execute(
@@ -490,8 +500,7 @@ def record_post_txn(
         )
         row = txn.fetchone()
         last_product_ts = int(row[0]) if row and row[0] is not None else None
-    decision = post_decision(_window_rows_txn(txn, merchant_id, now), last_product_ts, product_id, device_id, now,
-                             posts_per_day, cooldown_ms)
+    decision = post_decision(rows, last_product_ts, product_id, device_id, now, posts_per_day, cooldown_ms)
     if decision.retry_after_ms is None:
         txn.execute(
             "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, product_id, product, ts, device_id,"
@@ -503,8 +512,7 @@ def record_post_txn(
 
 def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, int]:
     """``(posts_today, next_post_allowed_in_ms)`` as a post sent now from a new device would see."""
-    confirm_posts_txn(txn, merchant_id, now)
-    rows = _window_rows_txn(txn, merchant_id, now)
+    rows = confirm_posts_txn(txn, merchant_id, now)
     decision = post_decision(rows, None, None, None, now, posts_per_day, 0)
     return sum(1 for r in rows if r.persisted), decision.retry_after_ms or 0
 

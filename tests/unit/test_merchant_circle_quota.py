@@ -48,3 +48,43 @@ def test_the_repost_cooldown_uses_the_last_persisted_post_of_the_product() -> No
     decision = post_decision([row(100, persisted=False, device="BOT", product="tea")], None, "tea", "PHONE", NOW,
                              3, WEEK)
     assert decision.retry_after_ms == IN_FLIGHT_MS - 100
+
+
+# -- the same rules through the store's SQL, on a real SQLite database -------------------------
+
+def _store_db():  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from synapse_modules.merchant_circle_store import create_schema_txn
+
+    db = sqlite3.connect(":memory:")
+    txn = db.cursor()
+    create_schema_txn(txn)
+    txn.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY)")  # Synapse's, as far as it is read
+    txn.execute("INSERT INTO wangxin_merchants (user_id, name, circle_room_id, created_ts)"
+                " VALUES ('@shop:hs', 'Shop', '!circle', 0)")
+    return txn
+
+
+def _post(txn, event_id: str, at: int, per_day: int = 1):  # type: ignore[no-untyped-def]
+    from synapse_modules.merchant_circle_store import record_post_txn
+
+    return record_post_txn(txn, "@shop:hs", event_id, "@shop:hs", "PHONE", None, None, at, per_day, 0)
+
+
+def test_a_persisted_post_still_counts_when_the_next_comes_hours_later() -> None:
+    txn = _store_db()
+    assert _post(txn, "$first", NOW).retry_after_ms is None
+    txn.execute("INSERT INTO events (event_id) VALUES ('$first')")
+    two_hours = 2 * 3600 * 1000
+    assert _post(txn, "$second", NOW + two_hours).retry_after_ms == DAY_MS - two_hours
+
+
+def test_a_post_that_never_reached_the_database_is_forgotten_after_the_recheck_time() -> None:
+    from synapse_modules.merchant_circle_store import RECHECK_MS
+
+    txn = _store_db()
+    assert _post(txn, "$refused", NOW).retry_after_ms is None  # admitted, then refused by auth
+    assert _post(txn, "$next", NOW + RECHECK_MS + 1).retry_after_ms is None
+    txn.execute("SELECT event_id FROM wangxin_circle_posts ORDER BY ts")
+    assert [r[0] for r in txn.fetchall()] == ["$next"]
