@@ -39,7 +39,7 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 import attrs
@@ -94,6 +94,7 @@ class MerchantCircleConfig:
     space_name: str
     follow_batch_size: int
     chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
+    follow_concurrency: int = 8
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -101,7 +102,7 @@ class MerchantCircleConfig:
         reject_unknown(
             config,
             ("platform_secret", "merchant_bot", "owner_localpart", "posts_per_day", "repost_cooldown_hours",
-             "space_name", "follow_batch_size", "chat_follow_wait_s"),
+             "space_name", "follow_batch_size", "chat_follow_wait_s", "follow_concurrency"),
         )
         secret = get_str(config, "platform_secret")
         if len(secret) < 16:
@@ -118,6 +119,7 @@ class MerchantCircleConfig:
             space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
             chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
+            follow_concurrency=get_int(config, "follow_concurrency", 8, minimum=1),
         )
 
 
@@ -419,12 +421,35 @@ class MerchantCircle:
                     jobs = await self._store.due_jobs(("follow",), now, self._config.follow_batch_size)
                 if not jobs:
                     jobs = await self._store.due_jobs(("file", "unfile"), now, 20)
-                for job in jobs:
-                    await self._run_job(job)
+                await self._run_jobs(jobs)
                 if not jobs and not self._rerun:
                     return
         finally:
             self._processing = False
+
+    async def _run_jobs(self, jobs: list[Any]) -> None:
+        """Different users' jobs at the same time (``follow_concurrency`` at most), each user's in
+        order. Joins into one room that arrive together are persisted by Synapse in one batch, as
+        concurrent admin-API joins are; one at a time, a big follow wave would take far longer."""
+        from synapse.module_api import make_deferred_yieldable, run_in_background
+        from twisted.internet import defer
+
+        by_user: dict[str, list[Any]] = {}
+        for job in jobs:
+            by_user.setdefault(job.user_id, []).append(job)
+        pending = deque(by_user.values())
+
+        async def worker() -> None:
+            while pending:
+                for job in pending.popleft():
+                    await self._run_job(job)  # a job's own failure is recorded on it
+
+        workers = [run_in_background(worker) for _ in range(min(self._config.follow_concurrency, len(pending)))]
+        # Wait for every worker before the next batch is claimed, then surface the first error.
+        results = await make_deferred_yieldable(defer.DeferredList(workers, consumeErrors=True))
+        for ok, failure in results:
+            if not ok:
+                failure.raiseException()
 
     async def _run_job(self, job: Any) -> None:
         handlers = {"follow": self._do_follow, "file": self._do_file, "unfile": self._do_unfile,
