@@ -53,6 +53,14 @@ def ensure_installed() -> None:
         f.write(fingerprint)
 
 
+def _parallel(args: list[str]) -> list[str]:
+    """Three pytest-xdist workers, one per backend (tests/conftest.py groups them), unless the
+    caller chose (``-n 0`` runs everything in this process, e.g. under a debugger)."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in args) or "no:xdist" in args:
+        return []
+    return ["-n", "3", "--dist", "loadgroup"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("up", "test", "bench"):
         print(__doc__.strip())
@@ -63,7 +71,7 @@ def main(argv: list[str]) -> int:
     if command == "up":
         argv_out = [PYTHON, "-m", "wangxin_stack", "up", *rest]
     elif command == "test":
-        argv_out = [PYTHON, "-m", "pytest", *rest]
+        argv_out = [PYTHON, "-m", "pytest", *_parallel(rest), *rest]
     else:
         argv_out = [PYTHON, "-m", "bench", *rest]
     # Replace this process, so Ctrl-C and SIGTERM reach the launcher or pytest directly.

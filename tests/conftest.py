@@ -2,7 +2,9 @@
 
 Tests that use ``stack`` run once per enabled backend (SQLite; PostgreSQL with
 ``WANGXIN_TEST_PG``; workers with ``WANGXIN_TEST_REDIS`` too). pytest groups tests by backend,
-so each stack starts once per session.
+so each stack starts once per session. Under pytest-xdist (``python3 run.py test`` starts three
+workers with ``--dist loadgroup``) each backend's tests go to one worker, so each stack still
+starts once and the three backends run side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", services.enabled_backends(), scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if backend is not None:
+            item.add_marker(pytest.mark.xdist_group(f"backend-{backend}"))
 
 
 @pytest.fixture(scope="session")

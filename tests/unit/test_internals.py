@@ -59,6 +59,7 @@ def test_the_private_membership_api_the_merchant_circle_uses_exists() -> None:
     import os
 
     import synapse
+    import synapse.server  # noqa: F401 (imports the handlers in an order free of import cycles)
     from synapse.handlers.room_member import RoomMemberHandler
     from synapse.storage.databases.main.roommember import RoomMemberWorkerStore
     from synapse.storage.databases.main.stream import StreamWorkerStore
