@@ -49,6 +49,11 @@ class Progress:
 
 def both(a: Any, b: Any) -> tuple[Any, Any]:
     """Run two callables at the same time; both sides share the machine alike."""
-    with ThreadPoolExecutor(2) as pool:
-        fa, fb = pool.submit(a), pool.submit(b)
+    pool = ThreadPoolExecutor(2)
+    fa, fb = pool.submit(a), pool.submit(b)
+    try:
         return fa.result(), fb.result()
+    finally:
+        # On SIGTERM/Ctrl-C do not wait for the two sides: the caller's `finally` blocks stop the
+        # stacks, which ends their requests. (A `with` block would wait here for hours.)
+        pool.shutdown(wait=False, cancel_futures=True)
