@@ -58,8 +58,8 @@ def _measure(floor: BenchStack, bench: BenchStack, contacts: int, groups: int, c
     plan = build_plan(parse_export(data, "result.json"))
     progress = Progress("import", {"floor": 0, "import": 0})
     with progress:
-        (floor_s, _), (import_s, preview_s, job) = _both(
-            lambda: (_floor(floor.stack, plan, concurrency, progress), None),
+        floor_s, (import_s, preview_s, job) = _both(
+            lambda: _floor(floor.stack, plan, concurrency, progress),
             lambda: _import(bench.stack, data, progress),
         )
     assert job["state"] == "done", job
