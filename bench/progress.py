@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 
@@ -52,7 +52,15 @@ def both(a: Any, b: Any) -> tuple[Any, Any]:
     pool = ThreadPoolExecutor(2)
     fa, fb = pool.submit(a), pool.submit(b)
     try:
-        return fa.result(), fb.result()
+        # Wait in short steps: a signal handler (SIGTERM from `timeout`) then runs within a second
+        # rather than whenever both sides return. A side that fails ends the wait at once.
+        while True:
+            wait((fa, fb), timeout=1.0, return_when=FIRST_EXCEPTION)
+            for f in (fa, fb):
+                if f.done() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+            if fa.done() and fb.done():
+                return fa.result(), fb.result()
     finally:
         # On SIGTERM/Ctrl-C do not wait for the two sides: the caller's `finally` blocks stop the
         # stacks, which ends their requests. (A `with` block would wait here for hours.)
