@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle)")
     parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
+    parser.add_argument("--follows-only", action="store_true",
+                        help="merchant_circle: measure the follow wave only (no filing wait, no sends)")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
     parser.add_argument("--seconds", type=int, default=60, help="how long to push SMS (sms)")
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench import merchant_circle
 
         result = merchant_circle.run(followers=args.followers, messages=args.messages,
-                                     concurrency=args.concurrency, postgres=bool(args.postgres))
+                                     concurrency=args.concurrency, postgres=bool(args.postgres),
+                                     follows_only=args.follows_only)
     elif args.which == "contact_import":
         from bench import contact_import
 

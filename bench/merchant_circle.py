@@ -85,9 +85,10 @@ def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: i
 
 
 def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int,
-                             progress: Progress | None = None) -> tuple[float, float, float]:
+                             progress: Progress | None = None, wait_for_filing: bool = True
+                             ) -> tuple[float, float, float | None]:
     """Seconds until every webhook was answered, until every buyer follows, and until the circle
-    is filed in every follower's space (the follow queue is empty)."""
+    is filed in every follower's space (the follow queue is empty; ``None`` if not waited for)."""
     platform = _session(stack.info["merchant_circle"]["platform_secret"])
     admin = _session(stack.info["admin"]["access_token"])
     started = time.perf_counter()
@@ -106,6 +107,8 @@ def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concur
             progress.set("wangxin follows", got["followers"])
         if followed is None and got["followers"] >= len(users):
             followed = time.perf_counter() - started
+            if not wait_for_filing:
+                return answered, followed, None
         if followed is not None and got["follows_queued"] == 0 and got["filings_queued"] == 0:
             return answered, followed, time.perf_counter() - started
         time.sleep(1.0)
@@ -128,7 +131,9 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
     _run_all(mute, users, concurrency)
 
 
-def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False) -> dict[str, Any]:
+def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
+        follows_only: bool = False) -> dict[str, Any]:
+    """``follows_only``: stop after the follow wave (no filing wait, no sends)."""
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
         stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
         try:
@@ -136,7 +141,8 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
             wangxin = BenchStack(os.path.join(tmp, "wangxin"),
                                  ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
             try:
-                return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres)
+                return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
+                                follows_only)
             finally:
                 wangxin.stop()
         finally:
@@ -176,7 +182,7 @@ def _interleave(a: Any, b: Any, messages: int) -> tuple[list[float], list[float]
 
 
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
-             postgres: bool) -> dict[str, Any]:
+             postgres: bool, follows_only: bool = False) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
     poster = stock.register_user()
     poster_http = _session(poster["access_token"])
@@ -198,12 +204,41 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     with Progress("circle", {"stock admin joins": followers, "wangxin follows": followers}) as progress:
         stock_join_s, (answered_s, follow_s, filed_s) = _both(
             lambda: stock_admin_joins(stock, stock_room, stock_users, concurrency, progress),
-            lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency, progress),
+            lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency, progress,
+                                             wait_for_filing=not follows_only),
         )
+    # Whichever side finished first gave the machine to the other: the counts at that moment
+    # compare the two while they shared it.
+    shared = progress.at_first_completion or progress.done
 
     newcomer = wangxin.register_user()
     real_join = requests.post(f"{wangxin.url}/_matrix/client/v3/join/{quote(circle)}", json={},
                               headers={"Authorization": f"Bearer {newcomer['access_token']}"}, timeout=60)
+
+    stock_rate = followers / stock_join_s
+    follow_rate = followers / follow_s
+    follows = {
+        "stock_admin_api_joins_per_s": round(stock_rate, 1),
+        "wangxin_purchase_follows_per_s": round(follow_rate, 1),
+        "webhooks_answered_s": round(answered_s, 2),
+        "all_followed_s": round(follow_s, 2),
+        "all_filed_in_spaces_s": None if filed_s is None else round(filed_s, 2),
+        "stock_all_joined_s": round(stock_join_s, 2),
+        "rate_ratio": ratio(follow_rate, stock_rate),
+        "measured": "both sides at the same time, one run",
+        # Done on each side when the first finished: the rate ratio while they shared the machine.
+        "done_when_first_side_finished": shared,
+        "rate_ratio_while_both_ran": ratio(int(shared["wangxin follows"]), int(shared["stock admin joins"])),
+    }
+    result: dict[str, Any] = {
+        "database": "postgres" if postgres else "sqlite",
+        "followers": followers,
+        "concurrency": concurrency,
+        "follows": follows,
+        "real_user_join_after_bulk_follows": real_join.status_code,
+    }
+    if follows_only:
+        return result
 
     wx_send = _sender(merchant_http, wangxin.url, circle, True)
     st_send = _sender(poster_http, stock.url, stock_room, False)
@@ -219,23 +254,8 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
         return {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
                 "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
 
-    stock_rate = followers / stock_join_s
-    follow_rate = followers / follow_s
     return {
-        "database": "postgres" if postgres else "sqlite",
-        "followers": followers,
-        "concurrency": concurrency,
-        "follows": {
-            "stock_admin_api_joins_per_s": round(stock_rate, 1),
-            "wangxin_purchase_follows_per_s": round(follow_rate, 1),
-            "webhooks_answered_s": round(answered_s, 2),
-            "all_followed_s": round(follow_s, 2),
-            "all_filed_in_spaces_s": round(filed_s, 2),
-            "stock_all_joined_s": round(stock_join_s, 2),
-            "rate_ratio": ratio(follow_rate, stock_rate),
-            "measured": "both sides at the same time, one run",
-        },
-        "real_user_join_after_bulk_follows": real_join.status_code,
+        **result,
         # Like for like: the stock room's members carry the same per-room mute rule a follow gives.
         "message_send_in_circle": compare(wx_alike, st_alike),
         # For reference: stock members notified by default (push actions written for each).

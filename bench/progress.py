@@ -15,6 +15,8 @@ class Progress:
     def __init__(self, label: str, totals: dict[str, int], every_s: float = 30.0):
         self.label, self.totals, self.every_s = label, totals, every_s
         self.done: dict[str, int | str] = dict.fromkeys(totals, 0)
+        # Every side's count when the first side reached its total (None until then).
+        self.at_first_completion: dict[str, int | str] | None = None
         self.started = time.perf_counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -32,10 +34,17 @@ class Progress:
     def tick(self, side: str, n: int = 1) -> None:
         with self._lock:
             self.done[side] = int(self.done[side]) + n
+            self._note_completion(side)
 
     def set(self, side: str, n: int | str) -> None:
         with self._lock:
             self.done[side] = n
+            self._note_completion(side)
+
+    def _note_completion(self, side: str) -> None:
+        value, total = self.done[side], self.totals[side]
+        if self.at_first_completion is None and total and isinstance(value, int) and value >= total:
+            self.at_first_completion = dict(self.done)
 
     def print(self) -> None:
         elapsed = time.perf_counter() - self.started

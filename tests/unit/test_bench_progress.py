@@ -52,3 +52,14 @@ def test_a_signal_handler_runs_while_both_sides_are_still_busy() -> None:
         release.set()
         timer.cancel()
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_progress_keeps_every_sides_count_from_when_the_first_side_completed() -> None:
+    from bench.progress import Progress
+
+    progress = Progress("t", {"stock": 3, "wangxin": 3}, every_s=3600)
+    progress.tick("stock")
+    progress.set("wangxin", 2)
+    progress.tick("stock", 2)
+    progress.set("wangxin", 3)
+    assert progress.at_first_completion == {"stock": 3, "wangxin": 2}
