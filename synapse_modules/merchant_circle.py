@@ -197,6 +197,9 @@ class MerchantCircle:
         # room id -> merchant id (circle) or None (any other room); a room's circle-ness is fixed
         # before anyone but the owner is in it, so a cached answer never goes stale.
         self._circle_of_room = _BoundedCache()
+        # merchant id -> circle room id: a merchant is never removed and its circle never changes
+        # (only positive answers are kept: a user may become a merchant on another process).
+        self._circle_of_merchant = _BoundedCache()
         self._room_type = _BoundedCache()
         self._joining: set[tuple[str, str]] = set()
         self._processing = False
@@ -285,6 +288,21 @@ class MerchantCircle:
         value = create.content.get("type")
         self._room_type.put(room_id, value if isinstance(value, str) else None)
         return self._room_type.get(room_id)
+
+    async def _circle_room_of(self, merchant_id: str) -> str | None:
+        cached = self._circle_of_merchant.get(merchant_id)
+        if cached is not ...:
+            return cached
+        merchant = await self._store.get_merchant(merchant_id)
+        if merchant is None:
+            return None
+        self._circle_of_merchant.put(merchant_id, merchant.circle_room_id)
+        return merchant.circle_room_id
+
+    async def _user_exists(self, user_id: str) -> bool:
+        """A local user exists (an exact, cached lookup; ``check_user_exists`` compares
+        case-insensitively with a query no index serves, a full scan of ``users`` each time)."""
+        return self._api.is_mine(user_id) and await self._api.get_userinfo_by_id(user_id) is not None
 
     async def _is_merchant(self, user_id: str) -> bool:
         return bool(await self._store.merchant_ids_among([user_id]))
@@ -456,7 +474,7 @@ class MerchantCircle:
                     "evict": self._do_evict}
         now = self._api.get_current_time_msec()
         try:
-            await handlers[job.kind](job)
+            finished = await handlers[job.kind](job)  # true: the handler finished the job itself
         except _Permanent as e:
             await self._fail_job(job, str(e))
             return
@@ -478,7 +496,8 @@ class MerchantCircle:
                            job.user_id, delay_s, e)
             await self._store.retry_job(job.job_id, job.attempts + 1, now + delay_s * 1000, repr(e))
             return
-        await self._store.finish_job(job.job_id)
+        if not finished:
+            await self._store.finish_job(job.job_id)
 
     async def _fail_job(self, job: Any, error: str) -> None:
         logger.error("Circle job %s (%s of %s, %s, merchant %s) failed for good: %s", job.job_id, job.kind,
@@ -500,27 +519,27 @@ class MerchantCircle:
                 raise _NotYet(f"no invite between {user_id} and {merchant_id} in {room_id}: "
                               "the invite that would start the chat was refused or rejected")
 
-    async def _do_follow(self, job: Any) -> None:
-        merchant = await self._store.get_merchant(job.merchant_id)
-        if merchant is None:
-            raise _Permanent(f"{job.merchant_id} is not a merchant")
+    async def _do_follow(self, job: Any) -> bool:
+        merchant_id = job.merchant_id
+        room_id = await self._circle_room_of(merchant_id)
+        if room_id is None:
+            raise _Permanent(f"{merchant_id} is not a merchant")
         await self._check_user_active(job.user_id)
         if job.reason.startswith("chat:"):
-            await self._check_chat(job.user_id, merchant.user_id, job.reason.removeprefix("chat:"))
-        room_id = merchant.circle_room_id
-        state = await self._store.follow_state(merchant.user_id, job.user_id)
+            await self._check_chat(job.user_id, merchant_id, job.reason.removeprefix("chat:"))
+        state = await self._store.follow_state(merchant_id, job.user_id)
         membership = await self._members.local_membership(job.user_id, room_id)
         if state == "unfollowed":
-            return
+            return False
         if membership == "join":
-            return
+            return False
         if membership == "leave" and await self._members.left_by_self(job.user_id, room_id):
             # They left the circle themselves (the membership watcher has not got there yet):
             # that is an unfollow; remember it.
-            await self._store.record_leave(merchant.user_id, job.user_id, room_id, self._api.get_current_time_msec())
-            return
+            await self._store.record_leave(merchant_id, job.user_id, room_id, self._api.get_current_time_msec())
+            return False
         if await self._members.local_membership(self._owner, room_id) != "join":
-            raise _Permanent(f"the circle room {room_id} of {merchant.user_id} is gone (shut down or purged)")
+            raise _Permanent(f"the circle room {room_id} of {merchant_id} is gone (shut down or purged)")
         # Mute first, so not even the first post after the join can notify.
         await self._mute(job.user_id, room_id)
         self._joining.add((job.user_id, room_id))
@@ -528,9 +547,10 @@ class MerchantCircle:
             await self._members.set_membership(job.user_id, room_id, "join")
         finally:
             self._joining.discard((job.user_id, room_id))
-        now = self._api.get_current_time_msec()
-        await self._store.set_follow_state(merchant.user_id, job.user_id, "following", now)
-        await self._store.enqueue_job("file", job.user_id, merchant.user_id, room_id, "follow", now)
+        # Following, filing queued and this job done: one transaction.
+        await self._store.finish_follow(job.job_id, merchant_id, job.user_id, room_id,
+                                        self._api.get_current_time_msec())
+        return True
 
     async def _mute(self, user_id: str, room_id: str) -> None:
         # Element's "Mute room": an override rule named after the room (field guide, Part A §4).
@@ -544,8 +564,8 @@ class MerchantCircle:
         if job.room_id is None or await self._store.is_filed(job.user_id, job.room_id):
             return
         await self._check_user_active(job.user_id)
-        merchant = await self._store.get_merchant(job.merchant_id) if job.merchant_id else None
-        is_circle = merchant is not None and merchant.circle_room_id == job.room_id
+        circle_room = await self._circle_room_of(job.merchant_id) if job.merchant_id else None
+        is_circle = circle_room == job.room_id
         if is_circle:
             if await self._store.follow_state(job.merchant_id, job.user_id) == "unfollowed":
                 return
@@ -718,7 +738,7 @@ class MerchantCircle:
         avatar_url = body.get("avatar_url")
         if avatar_url is not None and (not isinstance(avatar_url, str) or not avatar_url.startswith("mxc://")):
             raise _bad_json("'avatar_url' must be an mxc:// URI")
-        if not self._api.is_mine(user_id) or await self._api.check_user_exists(user_id) is None:
+        if not await self._user_exists(user_id):
             raise errors.SynapseError(404, f"No local user {user_id}", errors.Codes.NOT_FOUND)
         if user_id in self._service_users():
             raise errors.SynapseError(400, f"{user_id} is a service account", errors.Codes.INVALID_PARAM)
@@ -739,14 +759,14 @@ class MerchantCircle:
         await self._evict_from_moments(user_id)
         # (Re-)ensure the posters are in: a crash between the steps is repaired by a retried PUT.
         for poster in [user_id] + ([self._config.merchant_bot] if self._config.merchant_bot else []):
-            if poster != user_id and await self._api.check_user_exists(poster) is None:
+            if poster != user_id and not await self._user_exists(poster):
                 continue
             if await self._members.local_membership(poster, merchant.circle_room_id) != "join":
                 await self._members.set_membership(poster, merchant.circle_room_id, "join")
         return 200, {"user_id": user_id, "circle_room_id": merchant.circle_room_id}
 
     async def _create_circle(self, user_id: str, name: str, avatar_url: str | None) -> str:
-        if await self._api.check_user_exists(self._owner) is None:
+        if not await self._user_exists(self._owner):
             await self._api.register_user(self._config.owner_localpart, "Wangxin merchant circles")
         users = {user_id: POSTER_LEVEL}
         if self._config.merchant_bot:
@@ -871,8 +891,9 @@ class MerchantCircle:
         items = body.get("items")
         if not isinstance(items, list):
             raise _bad_json("'items' must be a list")
-        await self._merchant_or_404(merchant_id)
-        if not self._api.is_mine(buyer) or await self._api.check_user_exists(buyer) is None:
+        if await self._circle_room_of(merchant_id) is None:
+            raise errors.SynapseError(404, f"{merchant_id} is not a merchant", errors.Codes.NOT_FOUND)
+        if not await self._user_exists(buyer):
             raise errors.SynapseError(404, f"No local user {buyer}", errors.Codes.NOT_FOUND)
         new, follow = await self._store.record_purchase(
             order_id, buyer, merchant_id, items, self._api.get_current_time_msec()

@@ -291,6 +291,14 @@ def finish_job_txn(txn: Any, job_id: str) -> None:
     txn.execute("DELETE FROM wangxin_circle_jobs WHERE job_id = ?", (job_id,))
 
 
+def finish_follow_txn(txn: Any, job_id: str, merchant_id: str, user_id: str, room_id: str, now: int) -> None:
+    """A follow job joined the user: record the follow, queue the filing in their space, and
+    drop the job, all at once (a crash in between would otherwise re-run the follow)."""
+    set_follow_state_txn(txn, merchant_id, user_id, "following", now)
+    enqueue_job_txn(txn, "file", user_id, merchant_id, room_id, "follow", now)
+    finish_job_txn(txn, job_id)
+
+
 def retry_job_txn(txn: Any, job_id: str, attempts: int, next_try_ts: int, error: str) -> None:
     txn.execute(
         "UPDATE wangxin_circle_jobs SET attempts = ?, next_try_ts = ?, last_error = ? WHERE job_id = ?",

@@ -1,0 +1,35 @@
+"""The follow queue's bookkeeping, through the store's SQL on a real SQLite database."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from synapse_modules.merchant_circle_store import (
+    create_schema_txn,
+    due_jobs_txn,
+    finish_follow_txn,
+    follow_state_txn,
+    record_purchase_txn,
+)
+
+
+def _txn() -> Any:
+    txn = sqlite3.connect(":memory:").cursor()
+    create_schema_txn(txn)
+    return txn
+
+
+def test_a_finished_follow_is_recorded_queues_its_filing_and_leaves_the_queue_at_once() -> None:
+    txn = _txn()
+    assert record_purchase_txn(txn, "order-1", "@buyer:hs", "@shop:hs", [], 1000) == (True, "queued")
+    (job,) = due_jobs_txn(txn, ("follow",), 2000, 10)
+    finish_follow_txn(txn, job.job_id, "@shop:hs", "@buyer:hs", "!circle", 3000)
+    assert follow_state_txn(txn, "@shop:hs", "@buyer:hs") == "following"
+    assert due_jobs_txn(txn, ("follow",), 4000, 10) == []
+    (filing,) = due_jobs_txn(txn, ("file",), 4000, 10)
+    assert (filing.user_id, filing.merchant_id, filing.room_id, filing.reason) == (
+        "@buyer:hs", "@shop:hs", "!circle", "follow")
+    # A replayed purchase queues nothing new.
+    assert record_purchase_txn(txn, "order-1", "@buyer:hs", "@shop:hs", [], 5000) == (False, "replay")
+    assert due_jobs_txn(txn, ("follow",), 6000, 10) == []
