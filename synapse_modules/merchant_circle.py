@@ -532,6 +532,12 @@ class MerchantCircle:
         if state == "unfollowed":
             return False
         if membership == "join":
+            if state is None:
+                # Joined by an earlier run of this job that stopped before recording it (a crash
+                # or restart between the join and the bookkeeping): record and file it now.
+                await self._store.finish_follow(job.job_id, merchant_id, job.user_id, room_id,
+                                                self._api.get_current_time_msec())
+                return True
             return False
         if membership == "leave" and await self._members.left_by_self(job.user_id, room_id):
             # They left the circle themselves (the membership watcher has not got there yet):
