@@ -60,8 +60,17 @@ def wait_until(what: str, check: Any, timeout: float = 60) -> Any:
     raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
+def followed_rooms(stack: RunningStack, user: dict[str, Any]) -> list[str]:
+    r = requests.get(f"{stack.url}{API}/circle", headers=_h(user), timeout=30)
+    r.raise_for_status()
+    return [m["circle_room_id"] for m in r.json()["merchants"]]
+
+
 def wait_following(stack: RunningStack, user: dict[str, Any], room_id: str) -> None:
-    wait_until(f"{user['user_id']} following {room_id}", lambda: membership(stack, user, room_id) == "join")
+    """Joined, and listed by ``GET /circle``: the follow is recorded just after the join (and, on
+    workers, the process answering may learn of the join by replication a moment later)."""
+    wait_until(f"{user['user_id']} following {room_id}",
+               lambda: membership(stack, user, room_id) == "join" and room_id in followed_rooms(stack, user))
 
 
 def send(stack: RunningStack, user: dict[str, Any], room_id: str, content: dict[str, Any],
