@@ -110,6 +110,14 @@ ADDED_COLUMNS = [
     ("wangxin_circle_posts", "persisted", "INTEGER NOT NULL DEFAULT 0"),
 ]
 
+# Indexes on added columns, created after those columns exist.
+ADDED_INDEXES = [
+    # The quota reads a merchant's pending posts, and counts its persisted posts of the last day.
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_state ON wangxin_circle_posts (merchant_id, persisted, ts)",
+    # The repost cooldown reads a product's last post.
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_product ON wangxin_circle_posts (merchant_id, product_id, ts)",
+]
+
 # A post admitted but not (yet) persisted counts against the quota for this long: it may still
 # be on its way to the database. Posts that are still not persisted after RECHECK_MS never will be.
 IN_FLIGHT_MS = 30_000
@@ -150,6 +158,8 @@ def create_schema_txn(txn: Any) -> None:
         txn.execute(f"SELECT * FROM {table} LIMIT 0")
         if column not in [d[0] for d in txn.description]:
             txn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    for statement in ADDED_INDEXES:
+        txn.execute(statement)
 
 
 # -- merchants ---------------------------------------------------------------------------------
@@ -448,30 +458,50 @@ def post_decision(
     return PostDecision(None)
 
 
-def confirm_posts_txn(txn: Any, merchant_id: str, now: int) -> list[PostRow]:
-    """The merchant's admitted posts of the last day, after marking those that reached the
-    database as persisted and forgetting those that, RECHECK_MS after admission, never did.
+def confirm_pending_posts_txn(txn: Any, merchant_id: str, now: int) -> list[PostRow]:
+    """Mark the merchant's admitted posts that reached the database as persisted, forget those
+    that, RECHECK_MS after admission, never did, and return the ones still pending.
 
     A post is checked against Synapse's ``events`` table whenever the merchant's quota is next
-    read, however long after: a post stays counted even if the next one comes hours later."""
+    read, however long after: a post stays counted even if the next one comes hours later. Only
+    the few pending posts are read (an index range), never the merchant's whole history."""
     from synapse_modules._internals import persisted_event_ids_txn
 
     txn.execute(
-        "SELECT event_id, ts, persisted, device_id, product_id FROM wangxin_circle_posts"
-        " WHERE merchant_id = ? AND (ts > ? OR persisted = 0)",
-        (merchant_id, now - DAY_MS),
+        "SELECT event_id, ts, device_id, product_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0",
+        (merchant_id,),
     )
     rows = txn.fetchall()
-    pending = [r[0] for r in rows if not r[2]]
-    confirmed = persisted_event_ids_txn(txn, pending) if pending else set()
-    lost = {r[0] for r in rows if not r[2] and r[0] not in confirmed and int(r[1]) <= now - RECHECK_MS}
+    if not rows:
+        return []
+    confirmed = persisted_event_ids_txn(txn, [r[0] for r in rows])
+    lost = {r[0] for r in rows if r[0] not in confirmed and int(r[1]) <= now - RECHECK_MS}
     _in_chunks(txn, "UPDATE wangxin_circle_posts SET persisted = 1 WHERE event_id IN ({})", sorted(confirmed))
     _in_chunks(txn, "DELETE FROM wangxin_circle_posts WHERE event_id IN ({})", sorted(lost))
-    return [
-        PostRow(int(r[1]), bool(r[2]) or r[0] in confirmed, r[3], r[4])
-        for r in rows
-        if int(r[1]) > now - DAY_MS and r[0] not in lost
-    ]
+    return [PostRow(int(r[1]), False, r[2], r[3]) for r in rows if r[0] not in confirmed and r[0] not in lost]
+
+
+def recent_posts_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, list[PostRow]]:
+    """``(posts persisted in the last day, rows)``: ``rows`` are the pending posts, plus the
+    newest ``posts_per_day`` persisted posts of the last day when the quota could bind at all.
+
+    That is all :func:`post_decision` needs: the quota frees when the ``posts_per_day``-th latest
+    counted post expires, and that one is among these rows. The cost is a count over an index
+    range and at most ``posts_per_day`` rows, however many posts the merchant made."""
+    pending = confirm_pending_posts_txn(txn, merchant_id, now)
+    txn.execute(
+        "SELECT COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 1 AND ts > ?",
+        (merchant_id, now - DAY_MS),
+    )
+    persisted = int(txn.fetchone()[0])
+    if persisted + len(pending) < posts_per_day:
+        return persisted, pending
+    txn.execute(
+        "SELECT ts, device_id, product_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 1"
+        " AND ts > ? ORDER BY ts DESC LIMIT ?",
+        (merchant_id, now - DAY_MS, posts_per_day),
+    )
+    return persisted, pending + [PostRow(int(r[0]), True, r[1], r[2]) for r in txn.fetchall()]
 
 
 def _in_chunks(txn: Any, sql: str, values: list[str]) -> None:
@@ -499,7 +529,7 @@ def record_post_txn(
     posts still in flight from another device) count; see :func:`counted_posts`.
     """
     txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
-    rows = confirm_posts_txn(txn, merchant_id, now)
+    _, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day)
     last_product_ts = None
     if product_id is not None:
         txn.execute(
@@ -520,14 +550,14 @@ def record_post_txn(
 
 def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, int]:
     """``(posts_today, next_post_allowed_in_ms)`` as a post sent now from a new device would see."""
-    rows = confirm_posts_txn(txn, merchant_id, now)
+    persisted, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day)
     decision = post_decision(rows, None, None, None, now, posts_per_day, 0)
-    return sum(1 for r in rows if r.persisted), decision.retry_after_ms or 0
+    return persisted, decision.retry_after_ms or 0
 
 
 def products_txn(txn: Any, merchant_id: str, now: int) -> list[tuple[dict[str, Any], int, int]]:
     """``(product, last_posted_ts, times_posted)`` of every product the merchant posted, newest first."""
-    confirm_posts_txn(txn, merchant_id, now)
+    confirm_pending_posts_txn(txn, merchant_id, now)
     txn.execute(
         "SELECT product_id, MAX(ts), COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ?"
         " AND product_id IS NOT NULL AND persisted = 1 GROUP BY product_id ORDER BY MAX(ts) DESC",

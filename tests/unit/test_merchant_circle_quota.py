@@ -88,3 +88,39 @@ def test_a_post_that_never_reached_the_database_is_forgotten_after_the_recheck_t
     assert _post(txn, "$next", NOW + RECHECK_MS + 1).retry_after_ms is None
     txn.execute("SELECT event_id FROM wangxin_circle_posts ORDER BY ts")
     assert [r[0] for r in txn.fetchall()] == ["$next"]
+
+
+def test_the_quota_reads_a_bounded_number_of_posts_however_many_the_merchant_made() -> None:
+    from synapse_modules.merchant_circle_store import recent_posts_txn
+
+    txn = _store_db()
+    # 50 posts spread over the last day, all persisted; plus a week of older history.
+    for i in range(200):
+        at = NOW - 7 * DAY_MS + i * 60_000 if i < 150 else NOW - DAY_MS + (i - 149) * 60_000
+        assert _post(txn, f"$p{i}", at, per_day=1000).retry_after_ms is None
+        txn.execute("INSERT INTO events (event_id) VALUES (?)", (f"$p{i}",))
+    assert _post(txn, "$in-flight", NOW, per_day=1000).retry_after_ms is None  # not persisted yet
+
+    count, rows = recent_posts_txn(txn, "@shop:hs", NOW + 1, 100)
+    assert count == 50 and [r.persisted for r in rows] == [False]  # under the quota: pending only
+    count, rows = recent_posts_txn(txn, "@shop:hs", NOW + 1, 3)
+    assert count == 50 and len(rows) == 1 + 3
+    # At the quota the decision still frees when the third-latest persisted post expires (the
+    # unpersisted attempt came from the device sending now, so it is over and does not count).
+    decision = _post(txn, "$over", NOW + 1, per_day=3)
+    assert decision.retry_after_ms == (NOW - DAY_MS + 48 * 60_000) + DAY_MS - (NOW + 1)
+
+
+def test_the_quota_queries_use_indexes() -> None:
+    txn = _store_db()
+    plans = {}
+    for name, sql in {
+        "pending": "SELECT event_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 0",
+        "count": "SELECT COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 1 AND ts > ?",
+        "product": "SELECT MAX(ts) FROM wangxin_circle_posts WHERE merchant_id = ? AND product_id = ?"
+                   " AND persisted = 1",
+    }.items():
+        txn.execute("EXPLAIN QUERY PLAN " + sql, ("@shop:hs",) + (("x",) if "?" in sql.split("?", 1)[1] else ()))
+        plans[name] = " ".join(str(r[-1]) for r in txn.fetchall())
+    assert "wangxin_circle_posts_state" in plans["pending"] and "wangxin_circle_posts_state" in plans["count"]
+    assert "wangxin_circle_posts_product" in plans["product"]
