@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
     parser.add_argument("--follows-only", action="store_true",
                         help="merchant_circle: measure the follow wave only (no filing wait, no sends)")
+    parser.add_argument("--control-room", action="store_true",
+                        help="merchant_circle: also post into a plain room with the same members on the Wangxin "
+                             "server, to split the modules' cost per post from the rest of the server's")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
     parser.add_argument("--seconds", type=int, default=60, help="how long to push SMS (sms)")
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = merchant_circle.run(followers=args.followers, messages=args.messages,
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
-                                     follows_only=args.follows_only)
+                                     follows_only=args.follows_only, control_room=args.control_room)
     elif args.which == "contact_import":
         from bench import contact_import
 

@@ -12,6 +12,11 @@ Two stacks side by side (stock Synapse, and Wangxin with every module), each wit
   joins would answer 429.
 - **message send**: the merchant posts into the circle, a member posts into the stock room,
   alternating in batches; p50/p95 ratio (the target p50 ratio is <= 1.05).
+- **control room** (``control_room``): the same followers are also admin-joined to a plain room
+  on the Wangxin server and muted alike, and a plain user posts there in the same rotation. The
+  circle against it is what a post costs the modules alone; it against stock is what the rest
+  of the Wangxin server (modules idle, followers' spaces, more rooms in its caches) costs every
+  room's sends.
 """
 
 from __future__ import annotations
@@ -132,8 +137,9 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
 
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
-        follows_only: bool = False) -> dict[str, Any]:
-    """``follows_only``: stop after the follow wave (no filing wait, no sends)."""
+        follows_only: bool = False, control_room: bool = False) -> dict[str, Any]:
+    """``follows_only``: stop after the follow wave (no filing wait, no sends); ``control_room``:
+    also send into a plain room with the same members on the Wangxin server."""
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
         stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
         try:
@@ -142,7 +148,7 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
                                  ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
             try:
                 return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
-                                follows_only)
+                                follows_only, control_room)
             finally:
                 wangxin.stop()
         finally:
@@ -151,6 +157,7 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
 
 def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:
     counter = [0]
+    tag = secrets.token_hex(3)  # one user's senders into two rooms must not share transaction ids
 
     def send_once() -> float:
         counter[0] += 1
@@ -160,7 +167,7 @@ def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> An
             content["org.wangxin.product"] = {"id": f"bench-{n}", "title": f"Item {n}", "price": "1.00",
                                               "currency": "CNY", "url": f"https://shop.example/{n}"}
         started = time.perf_counter()
-        r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{n}",
+        r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{tag}-{n}",
                      json=content, timeout=120)
         elapsed = time.perf_counter() - started
         r.raise_for_status()
@@ -169,20 +176,21 @@ def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> An
     return send_once
 
 
-def _interleave(a: Any, b: Any, messages: int) -> tuple[list[float], list[float]]:
+def _interleave(*senders: Any, messages: int) -> list[list[float]]:
+    """Each sender in turn, ten sends at a time, until each has ``messages`` samples (after ten
+    unmeasured warm-up sends each)."""
     for _ in range(10):
-        a()
-        b()
-    sa: list[float] = []
-    sb: list[float] = []
-    while len(sa) < messages:
-        sa += [a() for _ in range(10)]
-        sb += [b() for _ in range(10)]
-    return sa, sb
+        for send in senders:
+            send()
+    samples: list[list[float]] = [[] for _ in senders]
+    while len(samples[0]) < messages:
+        for send, got in zip(senders, samples, strict=True):
+            got += [send() for _ in range(10)]
+    return samples
 
 
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
-             postgres: bool, follows_only: bool = False) -> dict[str, Any]:
+             postgres: bool, follows_only: bool = False, control_room: bool = False) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
     poster = stock.register_user()
     poster_http = _session(poster["access_token"])
@@ -243,17 +251,45 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     wx_send = _sender(merchant_http, wangxin.url, circle, True)
     st_send = _sender(poster_http, stock.url, stock_room, False)
     print("[circle] sending: circle vs stock room with default push rules", file=sys.stderr, flush=True)
-    wx_default, st_default = _interleave(wx_send, st_send, messages)
-    print("[circle] muting the stock room for its members, as a follow mutes the circle", file=sys.stderr, flush=True)
-    mute_for_everyone(stock, stock_room, stock_users, concurrency)
-    print("[circle] sending: circle vs stock room muted alike", file=sys.stderr, flush=True)
-    wx_alike, st_alike = _interleave(wx_send, st_send, messages)
+    wx_default, st_default = _interleave(wx_send, st_send, messages=messages)
+    if control_room:
+        control_poster = wangxin.register_user()
+        control_http = _session(control_poster["access_token"])
+        r = control_http.post(f"{wangxin.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                              timeout=60)
+        r.raise_for_status()
+        control = r.json()["room_id"]
+        print("[circle] muting the stock room for its members, as a follow mutes the circle; joining the"
+              " followers to a control room on Wangxin, muted alike", file=sys.stderr, flush=True)
+
+        def join_and_mute_control() -> None:
+            stock_admin_joins(wangxin, control, buyers, concurrency)
+            mute_for_everyone(wangxin, control, buyers, concurrency)
+
+        _both(lambda: mute_for_everyone(stock, stock_room, stock_users, concurrency), join_and_mute_control)
+        print("[circle] sending: circle vs control room vs stock room, muted alike", file=sys.stderr, flush=True)
+        wx_alike, ctl_alike, st_alike = _interleave(
+            wx_send, _sender(control_http, wangxin.url, control, False), st_send, messages=messages)
+    else:
+        print("[circle] muting the stock room for its members, as a follow mutes the circle", file=sys.stderr,
+              flush=True)
+        mute_for_everyone(stock, stock_room, stock_users, concurrency)
+        print("[circle] sending: circle vs stock room muted alike", file=sys.stderr, flush=True)
+        wx_alike, st_alike = _interleave(wx_send, st_send, messages=messages)
 
     def compare(wx_samples: list[float], st_samples: list[float]) -> dict[str, Any]:
         wx, st = summary_ms(wx_samples), summary_ms(st_samples)
         return {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
                 "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
 
+    if control_room:
+        control_vs_stock = compare(ctl_alike, st_alike)
+        result["control_room"] = {
+            # The modules' own cost per post: circle vs a plain room on the same server and members.
+            "circle_vs_control_p50_ratio": ratio(summary_ms(wx_alike)["p50_ms"], control_vs_stock["wangxin"]["p50_ms"]),
+            # The rest of the server's cost for every room: plain room on Wangxin vs stock.
+            "control_vs_stock": control_vs_stock,
+        }
     return {
         **result,
         # Like for like: the stock room's members carry the same per-room mute rule a follow gives.
