@@ -107,14 +107,36 @@ def drop_database(db: FreshDatabase) -> None:
 
 
 def free_port_block(size: int = 6, start: int = 20000, end: int = 60000) -> int:
-    """A base port whose next ``size`` ports are all free on 127.0.0.1."""
+    """A base port whose next ``size`` ports are all free on 127.0.0.1.
+
+    Blocks are drawn below the kernel's ephemeral range: a port in that range that is free now
+    can be taken as the local port of any outgoing connection (another stack's database or Redis
+    client, a test's HTTP client) before the stack binds it, which made a listener fail with
+    "Address already in use" seconds after the check.
+    """
     import random
 
+    low, high = _ephemeral_range()
+    if start < low:
+        end = min(end, low)
     for _ in range(200):
         base = random.randrange(start, end - size)
-        if all(_port_free(base + i) for i in range(size)):
+        ports = range(base, base + size)
+        if any(low <= port <= high for port in ports):
+            continue
+        if all(_port_free(port) for port in ports):
             return base
-    raise RuntimeError("no free block of ports found")
+    raise RuntimeError(f"no free block of {size} ports found in {start}..{end} outside {low}..{high}")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; IANA's elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(part) for part in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def _port_free(port: int) -> bool:
