@@ -581,16 +581,17 @@ class MerchantCircle:
                 await self._mute(job.user_id, job.room_id)
         elif job.merchant_id:
             await self._check_chat(job.user_id, job.merchant_id, job.room_id)
-        space_id = await self._space_for(job.user_id)
-        await self._api.create_and_send_event_into_room(
-            {
-                "type": "m.space.child",
-                "room_id": space_id,
-                "sender": job.user_id,
-                "state_key": job.room_id,
-                "content": {"via": [self._api.server_name], "order": "1" if is_circle else "0"},
-            }
-        )
+        child = {"via": [self._api.server_name], "order": "1" if is_circle else "0"}
+        space_id = await self._store.get_space(job.user_id)
+        if space_id is None:
+            # The user's first filing makes the space with the room already in it: one event and
+            # one state group fewer per follower than creating it and then adding the child.
+            await self._create_space(job.user_id, job.room_id, child)
+        else:
+            await self._api.create_and_send_event_into_room(
+                {"type": "m.space.child", "room_id": space_id, "sender": job.user_id, "state_key": job.room_id,
+                 "content": child}
+            )
         await self._store.set_filed(job.user_id, job.room_id, True)
 
     async def _do_unfile(self, job: Any) -> None:
@@ -693,10 +694,7 @@ class MerchantCircle:
         if queued:
             self._kick_queue()
 
-    async def _space_for(self, user_id: str) -> str:
-        existing = await self._store.get_space(user_id)
-        if existing:
-            return existing
+    async def _create_space(self, user_id: str, first_room_id: str, child: dict[str, Any]) -> str:
         room_id, _ = await self._api.create_room(
             user_id,
             {
@@ -706,10 +704,17 @@ class MerchantCircle:
                 "visibility": "private",
                 "creation_content": {"type": "m.space"},
                 "power_level_content_override": {"events_default": 100, "invite": 100},
+                "initial_state": [{"type": "m.space.child", "state_key": first_room_id, "content": child}],
             },
             ratelimit=False,
         )
-        return await self._store.set_space(user_id, room_id)
+        stored = await self._store.set_space(user_id, room_id)
+        if stored != room_id:  # another space was recorded first: file the room there instead
+            await self._api.create_and_send_event_into_room(
+                {"type": "m.space.child", "room_id": stored, "sender": user_id, "state_key": first_room_id,
+                 "content": child}
+            )
+        return stored
 
     # -- HTTP ---------------------------------------------------------------------------------
 
