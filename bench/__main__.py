@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-room", action="store_true",
                         help="merchant_circle: also post into a plain room with the same members on the Wangxin "
                              "server, to split the modules' cost per post from the rest of the server's")
+    parser.add_argument("--same-data", action="store_true",
+                        help="merchant_circle: at the end, post into the same circle on Wangxin and on stock "
+                             "Synapse serving a copy of its database (both restarted)")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
     parser.add_argument("--seconds", type=int, default=60, help="how long to push SMS (sms)")
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
         result = merchant_circle.run(followers=args.followers, messages=args.messages,
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
-                                     follows_only=args.follows_only, control_room=args.control_room)
+                                     follows_only=args.follows_only, control_room=args.control_room,
+                                     same_data=args.same_data)
     elif args.which == "contact_import":
         from bench import contact_import
 

@@ -39,9 +39,47 @@ class BenchStack:
             if "--stock" not in extra:
                 self.databases.append(services.create_database("wx_bench_bridge"))
                 args += ["--bridge-postgres", self.databases[1].dsn]
+        self.directory, self.args = directory, args
         started = time.monotonic()
         self.stack = RunningStack(directory, args).start()
         self.startup_s = time.monotonic() - started
+
+    def restart(self) -> None:
+        """Stop every process of the stack and start it again on the same data and ports."""
+        self.stack.stop()
+        self.stack = RunningStack(self.directory, self.args).start()
+
+    def stock_copy(self, directory: str) -> BenchStack:
+        """Stock Synapse (no modules, no bridge) serving a copy of this stack's homeserver
+        database, under the same server name; this stack is stopped while it is copied and
+        started again after."""
+        import shutil
+
+        from tests.harness import services
+
+        self.stack.stop()
+        try:
+            args = ["--port", str(free_base_port()), "--server-name", self.stack.server_name,
+                    "--relaxed-rate-limits", "--stock"]
+            databases = []
+            if self.databases:
+                databases = [services.create_database("wx_bench_copy", copy_of=self.databases[0])]
+                args += ["--postgres", databases[0].dsn]
+            os.makedirs(directory)
+            for name in os.listdir(self.directory):
+                # The stack's saved secrets and admin, and on SQLite the database itself.
+                if name == "state.json" or name.startswith("homeserver.db") or name.endswith(".signing.key"):
+                    shutil.copy2(os.path.join(self.directory, name), directory)
+        finally:
+            self.stack = RunningStack(self.directory, self.args).start()
+        return BenchStack.__new__(BenchStack)._adopt(directory, args, databases)
+
+    def _adopt(self, directory: str, args: list[str], databases: list[Any]) -> BenchStack:
+        self.directory, self.args, self.databases = directory, args, databases
+        started = time.monotonic()
+        self.stack = RunningStack(directory, args).start()
+        self.startup_s = time.monotonic() - started
+        return self
 
     def stop(self) -> None:
         from tests.harness import services

@@ -12,6 +12,10 @@ Two stacks side by side (stock Synapse, and Wangxin with every module), each wit
   joins would answer 429.
 - **message send**: the merchant posts into the circle, a member posts into the stock room,
   alternating in batches; p50/p95 ratio (the target p50 ratio is <= 1.05).
+- **same data** (``same_data``): last, the Wangxin stack is stopped, its database copied, and
+  stock Synapse started on the copy under the same server name while Wangxin starts again; the
+  merchant posts into the same circle on both. Same followers, spaces, push rules and history,
+  both processes fresh: the ratio is what the modules cost per post, nothing else.
 - **control room** (``control_room``): the same followers are also admin-joined to a plain room
   on the Wangxin server and muted alike, and a plain user posts there in the same rotation. The
   circle against it is what a post costs the modules alone; it against stock is what the rest
@@ -137,9 +141,10 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
 
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
-        follows_only: bool = False, control_room: bool = False) -> dict[str, Any]:
+        follows_only: bool = False, control_room: bool = False, same_data: bool = False) -> dict[str, Any]:
     """``follows_only``: stop after the follow wave (no filing wait, no sends); ``control_room``:
-    also send into a plain room with the same members on the Wangxin server."""
+    also send into a plain room with the same members on the Wangxin server; ``same_data``: at the
+    end, stock Synapse on a copy of the Wangxin server's database against Wangxin restarted."""
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
         stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
         try:
@@ -147,24 +152,49 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
             wangxin = BenchStack(os.path.join(tmp, "wangxin"),
                                  ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
             try:
+                after = None
+                if same_data:
+                    def after(merchant_token: str, circle: str) -> dict[str, Any]:
+                        stock.stop()  # the machine's second core goes to the copy
+                        return _same_data(wangxin, os.path.join(tmp, "copy"), merchant_token, circle, messages)
                 return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
-                                follows_only, control_room)
+                                follows_only, control_room, after)
             finally:
                 wangxin.stop()
         finally:
             stock.stop()
 
 
+def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle: str,
+               messages: int) -> dict[str, Any]:
+    """The merchant posts into the same circle, with the same followers, spaces and rules, on two
+    servers started afresh from one database: Wangxin with every module, and stock Synapse. What
+    is left of the difference is what the modules cost per post."""
+    print("[circle] copying the Wangxin database for stock Synapse; restarting both", file=sys.stderr, flush=True)
+    copy = wangxin.stock_copy(directory)
+    try:
+        wx_send = _sender(_session(merchant_token), wangxin.stack.url, circle, True)
+        copy_send = _sender(_session(merchant_token), copy.stack.url, circle, True)
+        print("[circle] sending: the circle on Wangxin vs the same circle on stock Synapse", file=sys.stderr,
+              flush=True)
+        wx_samples, copy_samples = _interleave(wx_send, copy_send, messages=messages)
+    finally:
+        copy.stop()
+    wx, st = summary_ms(wx_samples), summary_ms(copy_samples)
+    return {"wangxin": wx, "stock_on_a_copy": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+            "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
+
+
 def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:
     counter = [0]
-    tag = secrets.token_hex(3)  # one user's senders into two rooms must not share transaction ids
+    tag = secrets.token_hex(3)  # a user's senders must share neither transaction ids nor product ids
 
     def send_once() -> float:
         counter[0] += 1
         n = counter[0]
         content: dict[str, Any] = {"msgtype": "m.text", "body": f"benchmark post {n}"}
         if product:
-            content["org.wangxin.product"] = {"id": f"bench-{n}", "title": f"Item {n}", "price": "1.00",
+            content["org.wangxin.product"] = {"id": f"bench-{tag}-{n}", "title": f"Item {n}", "price": "1.00",
                                               "currency": "CNY", "url": f"https://shop.example/{n}"}
         started = time.perf_counter()
         r = http.put(f"{url}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/b{tag}-{n}",
@@ -190,7 +220,8 @@ def _interleave(*senders: Any, messages: int) -> list[list[float]]:
 
 
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
-             postgres: bool, follows_only: bool = False, control_room: bool = False) -> dict[str, Any]:
+             postgres: bool, follows_only: bool = False, control_room: bool = False,
+             after: Any = None) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
     poster = stock.register_user()
     poster_http = _session(poster["access_token"])
@@ -290,6 +321,9 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
             # The rest of the server's cost for every room: plain room on Wangxin vs stock.
             "control_vs_stock": control_vs_stock,
         }
+    if after is not None:
+        # Same followers, spaces and rules on both sides, both processes fresh (see _same_data).
+        result["same_data_modules_on_vs_stock"] = after(merchant["access_token"], circle)
     return {
         **result,
         # Like for like: the stock room's members carry the same per-room mute rule a follow gives.

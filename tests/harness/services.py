@@ -78,16 +78,18 @@ def _admin_connection():  # type: ignore[no-untyped-def]
     return conn
 
 
-def create_database(prefix: str) -> FreshDatabase:
-    """A new, empty database with the C collation Synapse insists on."""
+def create_database(prefix: str, copy_of: FreshDatabase | None = None) -> FreshDatabase:
+    """A new, empty database with the C collation Synapse insists on; or a copy of ``copy_of``
+    (nothing may be connected to it meanwhile)."""
     from psycopg2.extensions import make_dsn, parse_dsn
 
     name = f"{prefix}_{secrets.token_hex(4)}"
+    template = copy_of.name if copy_of else "template0"
     conn = _admin_connection()
     try:
         with conn.cursor() as cur:
             cur.execute(
-                f'CREATE DATABASE "{name}" ENCODING \'UTF8\' LC_COLLATE \'C\' LC_CTYPE \'C\' TEMPLATE template0'
+                f'CREATE DATABASE "{name}" ENCODING \'UTF8\' LC_COLLATE \'C\' LC_CTYPE \'C\' TEMPLATE "{template}"'
             )
     finally:
         conn.close()
