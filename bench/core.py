@@ -44,11 +44,6 @@ class BenchStack:
         self.stack = RunningStack(directory, args).start()
         self.startup_s = time.monotonic() - started
 
-    def restart(self) -> None:
-        """Stop every process of the stack and start it again on the same data and ports."""
-        self.stack.stop()
-        self.stack = RunningStack(self.directory, self.args).start()
-
     def stock_copy(self, directory: str) -> BenchStack:
         """Stock Synapse (no modules, no bridge) serving a copy of this stack's homeserver
         database, under the same server name; this stack is stopped while it is copied and
@@ -72,14 +67,17 @@ class BenchStack:
                     shutil.copy2(os.path.join(self.directory, name), directory)
         finally:
             self.stack = RunningStack(self.directory, self.args).start()
-        return BenchStack.__new__(BenchStack)._adopt(directory, args, databases)
-
-    def _adopt(self, directory: str, args: list[str], databases: list[Any]) -> BenchStack:
-        self.directory, self.args, self.databases = directory, args, databases
+        copy = BenchStack.__new__(BenchStack)
+        copy.directory, copy.args, copy.databases = directory, args, databases
         started = time.monotonic()
-        self.stack = RunningStack(directory, args).start()
-        self.startup_s = time.monotonic() - started
-        return self
+        try:
+            copy.stack = RunningStack(directory, args).start()
+        except BaseException:
+            for db in databases:
+                services.drop_database(db)
+            raise
+        copy.startup_s = time.monotonic() - started
+        return copy
 
     def stop(self) -> None:
         from tests.harness import services
