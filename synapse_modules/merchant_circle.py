@@ -588,10 +588,7 @@ class MerchantCircle:
             # one state group fewer per follower than creating it and then adding the child.
             await self._create_space(job.user_id, job.room_id, child)
         else:
-            await self._api.create_and_send_event_into_room(
-                {"type": "m.space.child", "room_id": space_id, "sender": job.user_id, "state_key": job.room_id,
-                 "content": child}
-            )
+            await self._set_child(job.user_id, space_id, job.room_id, child)
         await self._store.set_filed(job.user_id, job.room_id, True)
 
     async def _do_unfile(self, job: Any) -> None:
@@ -603,11 +600,15 @@ class MerchantCircle:
         """Take a room out of the user's space (an ``m.space.child`` with empty content)."""
         space_id = await self._store.get_space(user_id)
         if space_id and await self._store.is_filed(user_id, room_id):
-            await self._api.create_and_send_event_into_room(
-                {"type": "m.space.child", "room_id": space_id, "sender": user_id, "state_key": room_id,
-                 "content": {}}
-            )
+            await self._set_child(user_id, space_id, room_id, {})
             await self._store.set_filed(user_id, room_id, False)
+
+    async def _set_child(self, user_id: str, space_id: str, room_id: str, content: dict[str, Any]) -> None:
+        """The user's ``m.space.child`` for ``room_id`` in their space (empty content removes it)."""
+        await self._api.create_and_send_event_into_room(
+            {"type": "m.space.child", "room_id": space_id, "sender": user_id, "state_key": room_id,
+             "content": content}
+        )
 
     async def _do_evict(self, job: Any) -> None:
         await self._evict(job.user_id, job.room_id)
@@ -710,10 +711,7 @@ class MerchantCircle:
         )
         stored = await self._store.set_space(user_id, room_id)
         if stored != room_id:  # another space was recorded first: file the room there instead
-            await self._api.create_and_send_event_into_room(
-                {"type": "m.space.child", "room_id": stored, "sender": user_id, "state_key": first_room_id,
-                 "content": child}
-            )
+            await self._set_child(user_id, stored, first_room_id, child)
         return stored
 
     # -- HTTP ---------------------------------------------------------------------------------
