@@ -39,7 +39,7 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
 
 import attrs
@@ -53,6 +53,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
+from synapse_modules._job_pool import JobPool
 from synapse_modules.merchant_circle_store import Merchant, MerchantCircleStore
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def chat_confirm_delays(wait_s: int) -> tuple[int, ...]:
             step *= 2
     return tuple(delays)
 IN_ROOM = ("join", "invite", "knock")
+OWNER_CHECK_MS = 60_000
 _LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
 
 
@@ -204,6 +206,12 @@ class MerchantCircle:
         self._joining: set[tuple[str, str]] = set()
         self._processing = False
         self._rerun = False
+        # Different users' jobs at once (``follow_concurrency``), each user's in order: joins into
+        # one room that arrive together are persisted by Synapse in one batch, as concurrent
+        # admin-API joins are; one at a time, a big follow wave would take far longer.
+        self._pool = JobPool(config.follow_concurrency, self._claim_jobs, self._run_job)
+        # circle room -> when its owner was last seen joined (a follow checks the room is alive)
+        self._owner_seen: dict[str, int] = {}
         self._watching = False
         self._members_pos: int | None = None
 
@@ -431,43 +439,24 @@ class MerchantCircle:
         try:
             while True:
                 self._rerun = False
-                now = self._api.get_current_time_msec()
-                # Evictions from moments first; then follows, so a follower is in the circle
-                # before the slower filing in spaces.
-                jobs = await self._store.due_jobs(("evict",), now, 20)
-                if not jobs:
-                    jobs = await self._store.due_jobs(("follow",), now, self._config.follow_batch_size)
-                if not jobs:
-                    jobs = await self._store.due_jobs(("file", "unfile"), now, 20)
-                await self._run_jobs(jobs)
-                if not jobs and not self._rerun:
+                await self._pool.drain()
+                if not self._rerun:
                     return
         finally:
             self._processing = False
 
-    async def _run_jobs(self, jobs: list[Any]) -> None:
-        """Different users' jobs at the same time (``follow_concurrency`` at most), each user's in
-        order. Joins into one room that arrive together are persisted by Synapse in one batch, as
-        concurrent admin-API joins are; one at a time, a big follow wave would take far longer."""
-        from synapse.module_api import make_deferred_yieldable, run_in_background
-        from twisted.internet import defer
-
-        by_user: dict[str, list[Any]] = {}
-        for job in jobs:
-            by_user.setdefault(job.user_id, []).append(job)
-        pending = deque(by_user.values())
-
-        async def worker() -> None:
-            while pending:
-                for job in pending.popleft():
-                    await self._run_job(job)  # a job's own failure is recorded on it
-
-        workers = [run_in_background(worker) for _ in range(min(self._config.follow_concurrency, len(pending)))]
-        # Wait for every worker before the next batch is claimed, then surface the first error.
-        results = await make_deferred_yieldable(defer.DeferredList(workers, consumeErrors=True))
-        for ok, failure in results:
-            if not ok:
-                failure.raiseException()
+    async def _claim_jobs(self, exclude: frozenset[str]) -> list[Any]:
+        """Due jobs not already claimed: evictions from moments first; then follows, so a
+        follower is in the circle before the slower filing in spaces; then filings. While jobs of
+        a kind are due or running, the next kind waits (a follow wave's last joins do not share
+        the server with the first space creations)."""
+        now = self._api.get_current_time_msec()
+        for kinds, limit in ((("evict",), 20), (("follow",), self._config.follow_batch_size),
+                             (("file", "unfile"), 20)):
+            due = await self._store.due_jobs(kinds, now, limit + len(exclude))
+            if due:
+                return [j for j in due if j.job_id not in exclude][:limit]
+        return []
 
     async def _run_job(self, job: Any) -> None:
         handlers = {"follow": self._do_follow, "file": self._do_file, "unfile": self._do_unfile,
@@ -544,7 +533,7 @@ class MerchantCircle:
             # that is an unfollow; remember it.
             await self._store.record_leave(merchant_id, job.user_id, room_id, self._api.get_current_time_msec())
             return False
-        if await self._members.local_membership(self._owner, room_id) != "join":
+        if not await self._circle_alive(room_id):
             raise _Permanent(f"the circle room {room_id} of {merchant_id} is gone (shut down or purged)")
         # Mute first, so not even the first post after the join can notify.
         await self._mute(job.user_id, room_id)
@@ -556,6 +545,20 @@ class MerchantCircle:
         # Following, filing queued and this job done: one transaction.
         await self._store.finish_follow(job.job_id, merchant_id, job.user_id, room_id,
                                         self._api.get_current_time_msec())
+        return True
+
+    async def _circle_alive(self, room_id: str) -> bool:
+        """Whether the circle's owner is still in it (not shut down or purged). Checked once a
+        minute per circle, not on each of a follow wave's thousands of joins; a join into a
+        circle that went away in between fails and is retried until this says so."""
+        now = self._api.get_current_time_msec()
+        seen = self._owner_seen.get(room_id)
+        if seen is not None and now - seen < OWNER_CHECK_MS:
+            return True
+        if await self._members.local_membership(self._owner, room_id) != "join":
+            self._owner_seen.pop(room_id, None)
+            return False
+        self._owner_seen[room_id] = now
         return True
 
     async def _mute(self, user_id: str, room_id: str) -> None:
