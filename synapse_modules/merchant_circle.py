@@ -53,6 +53,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
+from synapse_modules._group_commit import GroupCommit
 from synapse_modules._job_pool import JobPool
 from synapse_modules.merchant_circle_store import Merchant, MerchantCircleStore
 
@@ -96,7 +97,7 @@ class MerchantCircleConfig:
     space_name: str
     follow_batch_size: int
     chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
-    follow_concurrency: int = 8
+    follow_concurrency: int = 16
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -121,7 +122,7 @@ class MerchantCircleConfig:
             space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
             chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
-            follow_concurrency=get_int(config, "follow_concurrency", 8, minimum=1),
+            follow_concurrency=get_int(config, "follow_concurrency", 16, minimum=1),
         )
 
 
@@ -210,6 +211,9 @@ class MerchantCircle:
         # one room that arrive together are persisted by Synapse in one batch, as concurrent
         # admin-API joins are; one at a time, a big follow wave would take far longer.
         self._pool = JobPool(config.follow_concurrency, self._claim_jobs, self._run_job)
+        # A follow wave's purchases and finished follows: one commit for all that arrive together.
+        self._purchases: GroupCommit[Any, tuple[bool, str]] = GroupCommit(self._store.record_purchases)
+        self._finished_follows: GroupCommit[Any, None] = GroupCommit(self._store.finish_follows)
         # circle room -> when its owner was last seen joined (a follow checks the room is alive)
         self._owner_seen: dict[str, int] = {}
         self._watching = False
@@ -524,8 +528,8 @@ class MerchantCircle:
             if state is None:
                 # Joined by an earlier run of this job that stopped before recording it (a crash
                 # or restart between the join and the bookkeeping): record and file it now.
-                await self._store.finish_follow(job.job_id, merchant_id, job.user_id, room_id,
-                                                self._api.get_current_time_msec())
+                await self._finished_follows.submit(
+                    (job.job_id, merchant_id, job.user_id, room_id, self._api.get_current_time_msec()))
                 return True
             return False
         if membership == "leave" and await self._members.left_by_self(job.user_id, room_id):
@@ -543,8 +547,8 @@ class MerchantCircle:
         finally:
             self._joining.discard((job.user_id, room_id))
         # Following, filing queued and this job done: one transaction.
-        await self._store.finish_follow(job.job_id, merchant_id, job.user_id, room_id,
-                                        self._api.get_current_time_msec())
+        await self._finished_follows.submit(
+            (job.job_id, merchant_id, job.user_id, room_id, self._api.get_current_time_msec()))
         return True
 
     async def _circle_alive(self, room_id: str) -> bool:
@@ -907,8 +911,8 @@ class MerchantCircle:
             raise errors.SynapseError(404, f"{merchant_id} is not a merchant", errors.Codes.NOT_FOUND)
         if not await self._user_exists(buyer):
             raise errors.SynapseError(404, f"No local user {buyer}", errors.Codes.NOT_FOUND)
-        new, follow = await self._store.record_purchase(
-            order_id, buyer, merchant_id, items, self._api.get_current_time_msec()
+        new, follow = await self._purchases.submit(
+            (order_id, buyer, merchant_id, items, self._api.get_current_time_msec())
         )
         if follow == "conflict":
             raise errors.SynapseError(409, f"order {order_id} was already reported for another buyer or merchant",

@@ -287,6 +287,11 @@ def record_purchase_txn(
     return True, enqueue_follow_txn(txn, buyer, merchant_id, f"purchase:{order_id}", now)
 
 
+def record_purchases_txn(txn: Any, purchases: list[tuple[str, str, str, list[Any], int]]) -> list[tuple[bool, str]]:
+    """:func:`record_purchase_txn` for several purchases in one transaction (group commit)."""
+    return [record_purchase_txn(txn, *purchase) for purchase in purchases]
+
+
 def due_jobs_txn(txn: Any, kinds: tuple[str, ...], now: int, limit: int) -> list[Job]:
     marks = ", ".join("?" for _ in kinds)
     txn.execute(
@@ -307,6 +312,13 @@ def finish_follow_txn(txn: Any, job_id: str, merchant_id: str, user_id: str, roo
     set_follow_state_txn(txn, merchant_id, user_id, "following", now)
     enqueue_job_txn(txn, "file", user_id, merchant_id, room_id, "follow", now)
     finish_job_txn(txn, job_id)
+
+
+def finish_follows_txn(txn: Any, follows: list[tuple[str, str, str, str, int]]) -> list[None]:
+    """:func:`finish_follow_txn` for several follows in one transaction (group commit)."""
+    for follow in follows:
+        finish_follow_txn(txn, *follow)
+    return [None] * len(follows)
 
 
 def retry_job_txn(txn: Any, job_id: str, attempts: int, next_try_ts: int, error: str) -> None:

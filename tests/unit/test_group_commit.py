@@ -1,0 +1,103 @@
+"""Group commit: what arrives while a batch is written goes into the next batch together; a lone
+caller is written at once; a failing batch is retried item by item so only the bad item fails."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from synapse.logging.context import make_deferred_yieldable
+from twisted.internet import defer
+
+from synapse_modules._group_commit import GroupCommit
+from synapse_modules.merchant_circle_store import (
+    create_schema_txn,
+    due_jobs_txn,
+    finish_follows_txn,
+    follow_state_txn,
+    record_purchases_txn,
+)
+
+
+class Writer:
+    """Batches block until the test releases them; items named 'bad' make a batch fail."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.gates: list[defer.Deferred] = []
+
+    async def run(self, items: list[str]) -> list[str]:
+        self.batches.append(list(items))
+        gate: defer.Deferred = defer.Deferred()
+        self.gates.append(gate)
+        await make_deferred_yieldable(gate)
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    def release(self, n: int) -> None:
+        self.gates[n].callback(None)
+
+
+def test_items_arriving_during_a_write_share_the_next_commit() -> None:
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(writer.run)
+    first = defer.ensureDeferred(commit.submit("a"))
+    assert writer.batches == [["a"]]  # a lone caller is written at once, no waiting for company
+    later = [defer.ensureDeferred(commit.submit(x)) for x in ("b", "c", "d")]
+    assert writer.batches == [["a"]]
+    writer.release(0)
+    assert first.result == "A"
+    assert writer.batches == [["a"], ["b", "c", "d"]]
+    writer.release(1)
+    assert [d.result for d in later] == ["B", "C", "D"]
+
+
+def test_a_failing_batch_is_retried_one_by_one_and_only_the_bad_item_fails() -> None:
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(writer.run)
+    head = defer.ensureDeferred(commit.submit("a"))
+    rest = [defer.ensureDeferred(commit.submit(x)) for x in ("b", "bad", "c")]
+    writer.release(0)
+    writer.release(1)  # ["b", "bad", "c"] fails
+    for n in range(2, 5):
+        writer.release(n)
+    assert writer.batches[2:] == [["b"], ["bad"], ["c"]]
+    assert head.result == "A" and rest[0].result == "B" and rest[2].result == "C"
+    failures: list[Any] = []
+    rest[1].addErrback(lambda f: failures.append(f.value))
+    assert len(failures) == 1 and isinstance(failures[0], ValueError)
+
+
+def test_batches_are_capped() -> None:
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(writer.run, max_batch=2)
+    done = [defer.ensureDeferred(commit.submit(x)) for x in "abcde"]
+    for n in range(4):
+        if n < len(writer.gates):
+            writer.release(n)
+    assert writer.batches == [["a"], ["b", "c"], ["d", "e"]]
+    assert [d.result for d in done] == ["A", "B", "C", "D", "E"]
+
+
+def _txn() -> Any:
+    txn = sqlite3.connect(":memory:").cursor()
+    create_schema_txn(txn)
+    return txn
+
+
+def test_purchases_and_finished_follows_in_one_transaction_each_keep_their_own_outcome() -> None:
+    txn = _txn()
+    results = record_purchases_txn(txn, [
+        ("o1", "@a:hs", "@shop:hs", [], 1000),
+        ("o2", "@b:hs", "@shop:hs", [], 1000),
+        ("o1", "@a:hs", "@shop:hs", [], 1000),  # the same order twice in one batch: a replay
+        ("o1", "@c:hs", "@shop:hs", [], 1000),  # the same order id for another buyer: a conflict
+    ])
+    assert results == [(True, "queued"), (True, "queued"), (False, "replay"), (False, "conflict")]
+    jobs = due_jobs_txn(txn, ("follow",), 2000, 10)
+    assert sorted(j.user_id for j in jobs) == ["@a:hs", "@b:hs"]
+    finish_follows_txn(txn, [(j.job_id, "@shop:hs", j.user_id, "!circle", 3000) for j in jobs])
+    assert follow_state_txn(txn, "@shop:hs", "@a:hs") == follow_state_txn(txn, "@shop:hs", "@b:hs") == "following"
+    assert due_jobs_txn(txn, ("follow",), 4000, 10) == []
+    assert len(due_jobs_txn(txn, ("file",), 4000, 10)) == 2
