@@ -97,7 +97,7 @@ class MerchantCircleConfig:
     space_name: str
     follow_batch_size: int
     chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
-    follow_concurrency: int = 16
+    follow_concurrency: int = 8
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -122,7 +122,7 @@ class MerchantCircleConfig:
             space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
             chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
-            follow_concurrency=get_int(config, "follow_concurrency", 16, minimum=1),
+            follow_concurrency=get_int(config, "follow_concurrency", 8, minimum=1),
         )
 
 

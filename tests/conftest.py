@@ -53,7 +53,7 @@ def twilio() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture(scope="session")
-def stack(backend: str, twilio: FakeTwilio) -> Iterator[RunningStack]:
+def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio) -> Iterator[RunningStack]:
     databases = []
     if backend in ("postgres", "workers"):
         databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
@@ -72,7 +72,11 @@ def stack(backend: str, twilio: FakeTwilio) -> Iterator[RunningStack]:
         for db in databases:
             services.drop_database(db)
         assert code == 0, f"the stack exited with {code}:\n{running.output()}"
-        shutil.rmtree(directory, ignore_errors=True)  # kept when something failed, for its logs
+        if request.session.testsfailed:
+            # Kept, with its logs, when a test failed: a failure under load is often not seen again.
+            print(f"\n[{backend}] a test failed: the stack's logs are kept in {directory}", flush=True)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

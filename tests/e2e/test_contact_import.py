@@ -353,7 +353,9 @@ def test_operator_cli_imports_a_file_for_a_user(stack: RunningStack, tmp_path: A
     assert result["state"] == "done"
     assert result["summary"]["rooms_created"] == 1 and result["summary"]["placeholders"] == 6
     assert result["summary"]["invitable_by_sms"] == 6
-    assert "placeholders" in run.stderr  # the progress bar
+    # The progress bar, polled twice a second: its last line; which phases it caught in between
+    # depends on the machine's speed.
+    assert "done " in run.stderr and "[" in run.stderr
     assert list(rooms_named(user)) == ["供应商群"]
 
 
