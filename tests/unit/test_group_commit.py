@@ -3,7 +3,6 @@ caller is written at once; a failing batch is retried item by item so only the b
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from synapse.logging.context import make_deferred_yieldable
@@ -11,12 +10,12 @@ from twisted.internet import defer
 
 from synapse_modules._group_commit import GroupCommit
 from synapse_modules.merchant_circle_store import (
-    create_schema_txn,
     due_jobs_txn,
     finish_follows_txn,
     follow_state_txn,
     record_purchases_txn,
 )
+from tests.unit.test_merchant_circle_jobs import _txn
 
 
 class Writer:
@@ -78,12 +77,6 @@ def test_batches_are_capped() -> None:
             writer.release(n)
     assert writer.batches == [["a"], ["b", "c"], ["d", "e"]]
     assert [d.result for d in done] == ["A", "B", "C", "D", "E"]
-
-
-def _txn() -> Any:
-    txn = sqlite3.connect(":memory:").cursor()
-    create_schema_txn(txn)
-    return txn
 
 
 def test_purchases_and_finished_follows_in_one_transaction_each_keep_their_own_outcome() -> None:
