@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from bench.stats import ratio, summary_ms
+from bench.stats import p50_ratio_interval, ratio, summary_ms
 from wangxin_stack.running import RunningStack
 
 
@@ -154,5 +154,6 @@ def run(messages: int = 300, postgres: bool = False) -> dict[str, Any]:
         "cold_start_s": {"wangxin_full_stack": round(wangxin_start, 2), "stock_synapse": round(stock_start, 2),
                          "ratio": ratio(wangxin_start, stock_start)},
         "message_send": {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+                         "p50_ratio_95pct_interval": p50_ratio_interval(wx_samples, stock_samples),
                          "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])},
     }

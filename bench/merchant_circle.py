@@ -39,7 +39,7 @@ import requests
 from bench.core import BenchStack
 from bench.progress import Progress
 from bench.progress import both as _both
-from bench.stats import ratio, summary_ms
+from bench.stats import p50_ratio_interval, ratio, summary_ms
 
 API = "/_synapse/client/wangxin/v1"
 
@@ -182,6 +182,7 @@ def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle:
         copy.stop()
     wx, st = summary_ms(wx_samples), summary_ms(copy_samples)
     return {"wangxin": wx, "stock_on_a_copy": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+            "p50_ratio_95pct_interval": p50_ratio_interval(wx_samples, copy_samples),
             "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
 
 
@@ -311,6 +312,7 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     def compare(wx_samples: list[float], st_samples: list[float]) -> dict[str, Any]:
         wx, st = summary_ms(wx_samples), summary_ms(st_samples)
         return {"wangxin": wx, "stock": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
+                "p50_ratio_95pct_interval": p50_ratio_interval(wx_samples, st_samples),
                 "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
 
     if control_room:
