@@ -301,8 +301,15 @@ class SmsChat:
                 self._status_locks.pop(sms.sms_id, None)
 
     async def _show_status(self, sms: OutboundSms) -> None:
+        if sms.state not in STATUS_REACTIONS:
+            return
         message = await self.rooms.chat_message(sms.sms_id)
-        if message is None or sms.state not in STATUS_REACTIONS:
+        if message is None and sms.room_id and sms.event_id:
+            # The gateway can answer before send_text has recorded the message (the SMS is queued,
+            # and the sender may try it, before that write): record it here, as send_text would.
+            await self.rooms.add_chat_message(sms.sms_id, sms.room_id, sms.event_id)
+            message = await self.rooms.chat_message(sms.sms_id)
+        if message is None:
             return
         if STATUS_RANK[sms.state] <= STATUS_RANK.get(message.shown_state or "queued", 0) and message.shown_state:
             return

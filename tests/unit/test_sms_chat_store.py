@@ -107,3 +107,67 @@ def test_invite_links_carry_a_mac_that_is_checked() -> None:
 def test_the_sms_command_keeps_the_text_as_written(body: str, number: str, text: str) -> None:
     match = _SMS_RE.match(body)
     assert match is not None and match.group(1) == number and match.group(2).strip() == text
+
+
+class _TxnDb:
+    """``Database.run`` on an in-memory SQLite transaction, for driving ChatStore without a pool."""
+
+    def __init__(self) -> None:
+        self.txn = _txn()
+
+    async def run(self, desc: str, func: object, *args: object) -> object:
+        return func(self.txn, *args)  # type: ignore[operator]
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, object], str]] = []
+
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, object], txn_id: str,
+                         as_user: str) -> str:
+        self.sent.append((room_id, event_type, content, as_user))
+        return f"$reaction{len(self.sent)}"
+
+    async def send_notice_as(self, ghost: str, room_id: str, text: str, txn_id: str,
+                             extra: dict[str, object]) -> None:
+        self.sent.append((room_id, "notice", {"body": text}, ghost))
+
+
+def test_a_status_that_arrives_before_the_message_is_recorded_is_still_shown() -> None:
+    """The gateway can refuse an SMS before send_text has written which message it texts (the
+    sender picks the queued SMS up at once): the status must still reach the room."""
+    from twisted.internet import defer
+
+    from bridges.sms.api import OutboundSms
+    from bridges.sms.chat import SmsChat
+
+    class _ChatConfig(_Config):
+        class appservice(_Config.appservice):  # noqa: N801
+            ghost_prefix = "_wx_"
+
+        class homeserver:  # noqa: N801
+            server_name = "hs"
+
+    class _Sms:
+        def add_status_listener(self, kind: str, listener: object) -> None:
+            pass
+
+        def set_inbound_handler(self, handler: object) -> None:
+            pass
+
+    db, client = _TxnDb(), _Client()
+    chat = SmsChat(_ChatConfig, client, None, cs.ChatStore(db), _Sms())  # type: ignore[arg-type]
+    failed = OutboundSms(sms_id=7, kind="chat", to="+8613800000001", body="hi", state="failed", sender="@a:hs",
+                         room_id="!r", event_id="$msg", dedup_key="chat:$msg", provider_id=None, attempts=1,
+                         error="21211: invalid number")
+    defer.ensureDeferred(chat.on_status(failed))
+    reaction = client.sent[0]
+    assert reaction[:2] == ("!r", "m.reaction") and reaction[3] == "@_wx_sms_8613800000001:hs"
+    assert reaction[2] == {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$msg", "key": "✗ not sent"}}
+    assert "could not be sent" in client.sent[1][2]["body"]  # type: ignore[operator]
+    # send_text's own write afterwards changes nothing: the status stays shown, once.
+    defer.ensureDeferred(cs.ChatStore(db).add_chat_message(7, "!r", "$msg"))
+    shown = cs._chat_message_txn(db.txn, 7)
+    assert shown is not None and shown.shown_state == "failed" and shown.reaction_event_id == "$reaction1"
+    defer.ensureDeferred(chat.on_status(failed))
+    assert len(client.sent) == 2
