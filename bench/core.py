@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from bench.progress import both
 from bench.stats import p50_ratio_interval, ratio, summary_ms
 from wangxin_stack.running import RunningStack
 
@@ -43,6 +44,24 @@ class BenchStack:
         started = time.monotonic()
         self.stack = RunningStack(directory, args).start()
         self.startup_s = time.monotonic() - started
+
+    def settle(self, timeout: float = 1200) -> float:
+        """Wait until Synapse has run the background updates a new database starts with; returns
+        the seconds waited. Synapse runs them one batch a second, and some walk every user: a stack
+        that starts a few seconds after the other runs them during the measurement instead of
+        before it (in a 10,000-follower run, Wangxin rebuilt its user directory over all 10,000
+        users in the middle of the follow wave while stock had done it with two users)."""
+        log = os.path.join(self.stack.dir, "logs", "synapse.log")
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                with open(log, encoding="utf-8", errors="replace") as f:
+                    if "No more background updates to do" in f.read():
+                        return time.monotonic() - started
+            except FileNotFoundError:
+                pass
+            time.sleep(1.0)
+        raise RuntimeError(f"Synapse's background updates did not finish in {timeout:.0f} s (see {log})")
 
     def stock_copy(self, directory: str) -> BenchStack:
         """Stock Synapse (no modules, no bridge) serving a copy of this stack's homeserver
@@ -141,6 +160,7 @@ def run(messages: int = 300, postgres: bool = False) -> dict[str, Any]:
         try:
             wangxin = BenchStack(os.path.join(tmp, "wangxin"), [], postgres)
             try:
+                both(stock.settle, wangxin.settle)
                 a, b = Sender(wangxin.stack), Sender(stock.stack)
                 wx_samples, stock_samples = interleaved(a, b, messages)
             finally:

@@ -152,6 +152,7 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
             wangxin = BenchStack(os.path.join(tmp, "wangxin"),
                                  ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
             try:
+                _both(stock.settle, wangxin.settle)
                 after = None
                 if same_data:
                     def after(merchant_token: str, circle: str) -> dict[str, Any]:
