@@ -1,4 +1,4 @@
-"""``python3 run.py bench [core|mute|merchant_circle|contact_import|sms] [options]``: print benchmark figures as JSON.
+"""``python3 run.py bench [core|transactions|mute|merchant_circle|contact_import|sms] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -17,7 +17,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
-                        choices=["core", "mute", "merchant_circle", "contact_import", "sms"])
+                        choices=["core", "transactions", "mute", "merchant_circle", "contact_import", "sms"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle)")
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                              "Synapse serving a copy of its database (both restarted)")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
-    parser.add_argument("--seconds", type=int, default=60, help="how long to push SMS (sms)")
+    parser.add_argument("--seconds", type=int, default=60,
+                        help="how long to push SMS (sms); how long both servers stay idle (transactions)")
     parser.add_argument("--rate", type=int, default=300, help="SMS offered per second (sms)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import core
 
         result = core.run(messages=args.messages, postgres=bool(args.postgres))
+    elif args.which == "transactions":
+        from bench import transactions
+
+        result = transactions.run(seconds=args.seconds, messages=args.messages, postgres=bool(args.postgres))
     elif args.which == "merchant_circle":
         from bench import merchant_circle
 

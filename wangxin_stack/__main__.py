@@ -2,7 +2,7 @@
 
     python -m wangxin_stack up [--dir .stack] [--port 8008] [--server-name localhost]
                                [--postgres DSN [--bridge-postgres DSN]] [--workers --redis HOST:PORT]
-                               [--stock] [--relaxed-rate-limits]
+                               [--stock] [--relaxed-rate-limits] [--log-transactions]
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-bot", action="store_true", help="do not start the merchant bot")
     up.add_argument("--relaxed-rate-limits", action="store_true",
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
+    up.add_argument("--log-transactions", action="store_true",
+                    help="log the name of every database transaction Synapse runs (logger synapse.storage.txn)")
     up.add_argument("--circle-posts-per-day", type=int, metavar="N",
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
     up.add_argument("--circle-chat-wait-s", type=int, metavar="S",
@@ -72,6 +74,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         bridge=not args.stock,
         bot=not args.stock and not args.no_bot,
         relaxed_rate_limits=args.relaxed_rate_limits,
+        log_transactions=args.log_transactions,
         circle_posts_per_day=args.circle_posts_per_day,
         circle_chat_wait_s=args.circle_chat_wait_s,
         sms_provider=args.sms_provider,

@@ -105,6 +105,7 @@ class StackOptions:
     bridge: bool = True
     bot: bool = True
     relaxed_rate_limits: bool = False
+    log_transactions: bool = False  # log every database transaction's name (benchmarks, debugging)
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
     circle_chat_wait_s: int | None = None  # how long a chat-started follow waits for its invite (tests)
     sms_provider: str = "outbox"  # outbox | twilio

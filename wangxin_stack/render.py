@@ -161,6 +161,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         # The bridge serves the msisdn delegate endpoints (bridges/sms/identity.py).
         "msisdn_delegate": f"http://127.0.0.1:{ports.bridge}" if options.bridge else None,
         "relaxed_rate_limits": options.relaxed_rate_limits,
+        "log_transactions": options.log_transactions,
         "workers": [attrs.asdict(w) for w in workers],
         "redis": attrs.asdict(options.redis) if options.redis else None,
         "modules": module_configs(options, state),
