@@ -111,7 +111,12 @@ class SynapseInternals:
         return await self._api.run_db_interaction("wangxin_list_push_rules", _list_rules_txn, user_id, kind)
 
     async def push_rule_changes_since(self, stream_id: int, limit: int = 1000) -> tuple[int, list[tuple[str, str]]]:
-        """``(user_id, full rule_id)`` of push-rule changes after ``stream_id``, and the new position."""
+        """``(user_id, full rule_id)`` of push-rule changes after ``stream_id``, and the new position.
+
+        No database read while the push-rules stream (in memory on every process, advanced by
+        replication on workers) has not moved past ``stream_id``: a poller costs nothing idle."""
+        if stream_id >= self.current_push_rules_stream_id():
+            return stream_id, []
         return await self._api.run_db_interaction("wangxin_push_rule_changes", _changes_txn, stream_id, limit)
 
     def current_push_rules_stream_id(self) -> int:
@@ -160,28 +165,33 @@ async def membership_changes_since(api: Any, stream_id: int, limit: int = 1000) 
     """``(user_id, room_id)`` of membership changes after ``stream_id`` in the current-state
     delta stream (``current_state_delta_stream``, written by the event persisters), and the new
     position. Reading it is how a module learns of leaves without ``on_new_event``, which would
-    load the whole room state for every event (field guide, Part A §2a)."""
-    return await api.run_db_interaction("wangxin_membership_changes", _membership_txn, stream_id, limit)
+    load the whole room state for every event (field guide, Part A §2a). See
+    :func:`membership_deltas`."""
+    position, changes = await membership_deltas(api, stream_id, limit)
+    return position, [(user_id, room_id) for user_id, room_id, _ in changes]
 
 
-async def current_membership_stream_id(api: Any) -> int:
-    return await api.run_db_interaction("wangxin_membership_max", _membership_max_txn)
+def events_position(api: Any) -> int:
+    """The events-stream position up to which every event (of every persister) is persisted;
+    the current-state delta stream shares it."""
+    return int(api._hs.get_datastores().main.get_room_max_stream_ordering())
 
 
-def _membership_txn(txn: Any, stream_id: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
-    txn.execute(
-        "SELECT stream_id, state_key, room_id FROM current_state_delta_stream"
-        " WHERE stream_id > ? AND type = 'm.room.member' ORDER BY stream_id LIMIT ?",
-        (stream_id, limit),
-    )
-    rows = txn.fetchall()
-    position = max([stream_id] + [int(r[0]) for r in rows])
-    return position, [(r[1], r[2]) for r in rows]
+async def membership_deltas(api: Any, after: int, limit: int = 1000) -> tuple[int, list[tuple[str, str, str | None]]]:
+    """``(user_id, room_id, membership)`` of membership changes in the current-state delta
+    stream after ``after`` and up to :func:`events_position` (so no change that a slower
+    persister commits later is skipped), and the position to resume from. ``membership`` is
+    that of the change (``None`` if the member state was removed); the current one may differ.
 
-
-def _membership_max_txn(txn: Any) -> int:
-    txn.execute("SELECT COALESCE(MAX(stream_id), 0) FROM current_state_delta_stream")
-    return int(txn.fetchone()[0])
+    Messages move the events stream but change no room's current state: while Synapse's
+    in-memory record of current-state changes (the cache its own user-directory and stats
+    handlers consult before the same read) says nothing changed after ``after``, this answers
+    without a database read, so pollers cost nothing between membership changes."""
+    store = api._hs.get_datastores().main
+    upper = events_position(api)
+    if upper <= after or not store._curr_state_delta_stream_cache.has_any_entity_changed(after):
+        return max(after, upper), []
+    return await api.run_db_interaction("wangxin_membership_deltas", _membership_deltas_txn, after, upper, limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,19 +244,12 @@ class MembershipInternals:
         return int(await self._store.get_number_joined_users_in_room(room_id))
 
     def events_position(self) -> int:
-        """The events-stream position up to which every event (of every persister) is persisted."""
-        return int(self._store.get_room_max_stream_ordering())
+        return events_position(self._api)
 
     async def membership_deltas(
         self, after: int, limit: int = 1000
     ) -> tuple[int, list[tuple[str, str, str | None]]]:
-        """``(user_id, room_id, membership)`` of membership changes in the current-state delta
-        stream after ``after`` and up to :meth:`events_position` (so no change that a slower
-        persister commits later is skipped), and the position to resume from. ``membership`` is
-        that of the change (``None`` if the member state was removed); the current one may differ."""
-        return await self._api.run_db_interaction(
-            "wangxin_membership_deltas", _membership_deltas_txn, after, self.events_position(), limit
-        )
+        return await membership_deltas(self._api, after, limit)
 
     async def rooms_of(self, user_id: str, memberships: Sequence[str]) -> list[str]:
         """Rooms in which the local user's current membership is one of ``memberships``."""

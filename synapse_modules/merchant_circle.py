@@ -218,6 +218,7 @@ class MerchantCircle:
         self._owner_seen: dict[str, int] = {}
         self._watching = False
         self._members_pos: int | None = None
+        self._members_saved_ms = 0
 
         api.register_spam_checker_callbacks(
             check_event_for_spam=self.check_event_for_spam,
@@ -443,7 +444,9 @@ class MerchantCircle:
         try:
             while True:
                 self._rerun = False
-                await self._pool.drain()
+                # One read when nothing is due, instead of the drain's read per kind of job.
+                if await self._store.any_job_due(self._api.get_current_time_msec()):
+                    await self._pool.drain()
                 if not self._rerun:
                     return
         finally:
@@ -647,7 +650,10 @@ class MerchantCircle:
 
     async def _watch_memberships(self) -> None:
         """Read what changed in memberships since the last look (a cheap indexed read, no
-        per-event hook). The position is stored, so a change is seen even across a restart."""
+        per-event hook, and no read at all while no room's current state changed). The position
+        is stored after every change handled, so a change is seen even across a restart; while
+        only messages move the stream it is stored at most once a minute (a restart then re-reads
+        that minute, which holds no membership change)."""
         if self._watching:
             return
         self._watching = True
@@ -658,12 +664,15 @@ class MerchantCircle:
                     position = self._members.events_position()
                     await self._store.set_position("memberships", position)
                 self._members_pos = position
+                self._members_saved_ms = self._api.get_current_time_msec()
             while True:
                 position, changes = await self._members.membership_deltas(self._members_pos, 1000)
                 await self._on_membership_changes(changes)
-                if position != self._members_pos:
+                now = self._api.get_current_time_msec()
+                if position != self._members_pos and (changes or now - self._members_saved_ms >= 60_000):
                     await self._store.set_position("memberships", position)
-                    self._members_pos = position
+                    self._members_saved_ms = now
+                self._members_pos = position
                 if position >= self._members.events_position():
                     return
         except Exception:

@@ -11,7 +11,8 @@ HTTP (user's own access token, or the Wangxin service secret with ``?user_id=`` 
 
 How it stays right while clients change push rules (see ``mute_rules.py`` for the rules):
 a loop on the push-rules writer reads the push-rules stream and the membership delta stream
-(both cheap, indexed reads of what changed since the last look) every ``repair_interval_ms``.
+(cheap, indexed reads of what changed since the last look, and no read at all while Synapse's
+in-memory stream positions say nothing changed) every ``repair_interval_ms``.
 For each user with exemptions whose rules changed it restores the order (an Element re-mute
 moves the mute rule above the exemptions), puts exemptions to sleep when the client unmutes
 and wakes them when it mutes again; when the user leaves a room, that room's rules go.
@@ -376,7 +377,7 @@ class MuteExemptions:
             if self._rules_pos is None:
                 # First tick: start from now, and check everyone once (changes while we were down).
                 self._rules_pos = self._internals.current_push_rules_stream_id()
-                self._members_pos = await _internals.current_membership_stream_id(self._api)
+                self._members_pos = _internals.events_position(self._api)
                 users = await self._db("wangxin_users", mute_store.users_with_rules_txn, None)
                 for user_id in users:
                     await self._sweep_memberships(user_id)

@@ -68,6 +68,12 @@ def test_the_private_membership_api_the_merchant_circle_uses_exists() -> None:
     params = inspect.signature(RoomMemberWorkerStore.get_rooms_for_local_user_where_membership_is).parameters
     assert list(params)[1:3] == ["user_id", "membership_list"]
     assert hasattr(StreamWorkerStore, "get_room_max_stream_ordering")
+    # The in-memory record of current-state changes the membership pollers consult before reading.
+    from synapse.storage.databases.main.events_worker import EventsWorkerStore
+    from synapse.util.caches.stream_change_cache import StreamChangeCache
+
+    assert "self._curr_state_delta_stream_cache: StreamChangeCache" in inspect.getsource(EventsWorkerStore.__init__)
+    assert list(inspect.signature(StreamChangeCache.has_any_entity_changed).parameters)[1:] == ["stream_pos"]
     schema_dir = os.path.join(os.path.dirname(synapse.__file__), "storage", "schema", "main", "full_schemas")
     text = ""
     for root, _, files in os.walk(schema_dir):

@@ -6,11 +6,13 @@ import sqlite3
 from typing import Any
 
 from synapse_modules.merchant_circle_store import (
+    any_job_due_txn,
     create_schema_txn,
     due_jobs_txn,
     finish_follow_txn,
     follow_state_txn,
     record_purchase_txn,
+    retry_job_txn,
 )
 
 
@@ -33,3 +35,15 @@ def test_a_finished_follow_is_recorded_queues_its_filing_and_leaves_the_queue_at
     # A replayed purchase queues nothing new.
     assert record_purchase_txn(txn, "order-1", "@buyer:hs", "@shop:hs", [], 5000) == (False, "replay")
     assert due_jobs_txn(txn, ("follow",), 6000, 10) == []
+
+
+def test_an_idle_queue_says_so_in_one_read_and_a_job_backing_off_is_not_due() -> None:
+    txn = _txn()
+    assert not any_job_due_txn(txn, 1000)
+    record_purchase_txn(txn, "order-1", "@buyer:hs", "@shop:hs", [], 1000)
+    assert any_job_due_txn(txn, 1000)
+    assert not any_job_due_txn(txn, 999)  # queued "now": not due before it was queued
+    (job,) = due_jobs_txn(txn, ("follow",), 2000, 10)
+    retry_job_txn(txn, job.job_id, 1, 60_000, "the circle is busy")
+    assert not any_job_due_txn(txn, 59_999)
+    assert any_job_due_txn(txn, 60_000)
