@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="merchant_circle: also post into a plain room with the same members on the Wangxin "
                              "server, to split the modules' cost per post from the rest of the server's")
     parser.add_argument("--same-data", action="store_true",
-                        help="merchant_circle: at the end, post into the same circle on Wangxin and on stock "
-                             "Synapse serving a copy of its database (both restarted)")
+                        help="merchant_circle: at the end, post into the same circle on Wangxin and on two stock "
+                             "Synapses serving copies of its database, one with the bridge's registration (all "
+                             "restarted): the modules' cost per post apart from the registered bridge's")
     parser.add_argument("--contacts", type=int, default=5000, help="synthetic export size (contact_import)")
     parser.add_argument("--groups", type=int, default=300, help="synthetic export groups (contact_import)")
     parser.add_argument("--seconds", type=int, default=60,

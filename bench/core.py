@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import requests
+import yaml
 
 from bench.progress import both
 from bench.stats import p50_ratio_interval, ratio, summary_ms
@@ -23,6 +24,16 @@ def free_base_port() -> int:
     from tests.harness.services import free_port_block
 
     return free_port_block()
+
+
+def registration_without_url(source: str, target: str) -> None:
+    """A copy of an application-service registration with no URL: Synapse sends such a service
+    nothing, but still checks its interest in every event and keeps its stream position."""
+    with open(source, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    data["url"] = None
+    with open(target, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f)
 
 
 class BenchStack:
@@ -63,40 +74,57 @@ class BenchStack:
             time.sleep(1.0)
         raise RuntimeError(f"Synapse's background updates did not finish in {timeout:.0f} s (see {log})")
 
-    def stock_copy(self, directory: str) -> BenchStack:
-        """Stock Synapse (no modules, no bridge) serving a copy of this stack's homeserver
-        database, under the same server name; this stack is stopped while it is copied and
-        started again after."""
+    def stock_copies(self, specs: list[tuple[str, bool]]) -> list[BenchStack]:
+        """Stock Synapse (no modules, no bridge) serving copies of this stack's homeserver
+        database, under the same server name, one per ``(directory, with_registration)``; this
+        stack is stopped while they are copied and started again after. ``with_registration``:
+        the copy also registers this stack's application service (the bridge), with no URL (so
+        Synapse sends it nothing, but does all its per-event bookkeeping for it), to tell what
+        the modules cost from what a registered bridge costs."""
         import shutil
 
         from tests.harness import services
 
         self.stack.stop()
+        plans = []
         try:
-            args = ["--port", str(free_base_port()), "--server-name", self.stack.server_name,
-                    "--relaxed-rate-limits", "--stock"]
-            databases = []
-            if self.databases:
-                databases = [services.create_database("wx_bench_copy", copy_of=self.databases[0])]
-                args += ["--postgres", databases[0].dsn]
-            os.makedirs(directory)
-            for name in os.listdir(self.directory):
-                # The stack's saved secrets and admin, and on SQLite the database itself.
-                if name == "state.json" or name.startswith("homeserver.db") or name.endswith(".signing.key"):
-                    shutil.copy2(os.path.join(self.directory, name), directory)
+            for directory, with_registration in specs:
+                args = ["--port", str(free_base_port()), "--server-name", self.stack.server_name,
+                        "--relaxed-rate-limits", "--stock"]
+                databases = []
+                if self.databases:
+                    databases = [services.create_database("wx_bench_copy", copy_of=self.databases[0])]
+                    args += ["--postgres", databases[0].dsn]
+                os.makedirs(directory)
+                for name in os.listdir(self.directory):
+                    # The stack's saved secrets and admin, and on SQLite the database itself.
+                    if name == "state.json" or name.startswith("homeserver.db") or name.endswith(".signing.key"):
+                        shutil.copy2(os.path.join(self.directory, name), directory)
+                if with_registration:
+                    registration = os.path.join(directory, "bridge-registration.yaml")
+                    registration_without_url(os.path.join(self.directory, "appservice-registration.yaml"),
+                                             registration)
+                    args += ["--appservice-registration", registration]
+                plans.append((directory, args, databases))
         finally:
             self.stack = RunningStack(self.directory, self.args).start()
-        copy = BenchStack.__new__(BenchStack)
-        copy.directory, copy.args, copy.databases = directory, args, databases
-        started = time.monotonic()
+        copies = []
         try:
-            copy.stack = RunningStack(directory, args).start()
+            for directory, args, databases in plans:
+                copy = BenchStack.__new__(BenchStack)
+                copy.directory, copy.args, copy.databases = directory, args, databases
+                started = time.monotonic()
+                copy.stack = RunningStack(directory, args).start()
+                copy.startup_s = time.monotonic() - started
+                copies.append(copy)
         except BaseException:
-            for db in databases:
-                services.drop_database(db)
+            for copy in copies:
+                copy.stop()
+            for _, _, databases in plans[len(copies):]:
+                for db in databases:
+                    services.drop_database(db)
             raise
-        copy.startup_s = time.monotonic() - started
-        return copy
+        return copies
 
     def stop(self) -> None:
         from tests.harness import services

@@ -168,23 +168,40 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
 
 def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle: str,
                messages: int) -> dict[str, Any]:
-    """The merchant posts into the same circle, with the same followers, spaces and rules, on two
-    servers started afresh from one database: Wangxin with every module, and stock Synapse. What
-    is left of the difference is what the modules cost per post."""
-    print("[circle] copying the Wangxin database for stock Synapse; restarting both", file=sys.stderr, flush=True)
-    copy = wangxin.stock_copy(directory)
+    """The merchant posts into the same circle, with the same followers, spaces and rules, on
+    three servers started afresh from one database: Wangxin with every module; stock Synapse;
+    and stock Synapse with the bridge's application-service registration (no modules). Wangxin
+    vs the last is what the modules cost per post; the last vs stock is what a registered bridge
+    costs every message on the server."""
+    print("[circle] copying the Wangxin database for two stock Synapses; restarting all", file=sys.stderr,
+          flush=True)
+    copy, copy_as = wangxin.stock_copies([(directory, False), (directory + "-appservice", True)])
     try:
         wx_send = _sender(_session(merchant_token), wangxin.stack.url, circle, True)
         copy_send = _sender(_session(merchant_token), copy.stack.url, circle, True)
-        print("[circle] sending: the circle on Wangxin vs the same circle on stock Synapse", file=sys.stderr,
-              flush=True)
-        wx_samples, copy_samples = _interleave(wx_send, copy_send, messages=messages)
+        copy_as_send = _sender(_session(merchant_token), copy_as.stack.url, circle, True)
+        print("[circle] sending: the circle on Wangxin vs the same circle on stock Synapse, without and with "
+              "the bridge registered", file=sys.stderr, flush=True)
+        wx_samples, copy_samples, copy_as_samples = _interleave(wx_send, copy_send, copy_as_send, messages=messages)
     finally:
-        copy.stop()
-    wx, st = summary_ms(wx_samples), summary_ms(copy_samples)
-    return {"wangxin": wx, "stock_on_a_copy": st, "p50_ratio": ratio(wx["p50_ms"], st["p50_ms"]),
-            "p50_ratio_95pct_interval": p50_ratio_interval(wx_samples, copy_samples),
-            "p95_ratio": ratio(wx["p95_ms"], st["p95_ms"])}
+        try:
+            copy.stop()
+        finally:
+            copy_as.stop()
+
+    def compare(a: list[float], b: list[float]) -> dict[str, Any]:
+        return {"p50_ratio": ratio(summary_ms(a)["p50_ms"], summary_ms(b)["p50_ms"]),
+                "p50_ratio_95pct_interval": p50_ratio_interval(a, b),
+                "p95_ratio": ratio(summary_ms(a)["p95_ms"], summary_ms(b)["p95_ms"])}
+
+    return {"wangxin": summary_ms(wx_samples), "stock_on_a_copy": summary_ms(copy_samples),
+            "stock_with_the_bridge_registered_on_a_copy": summary_ms(copy_as_samples),
+            # The issue's comparison: all modules (and the bridge) vs stock Synapse.
+            **compare(wx_samples, copy_samples),
+            # The modules alone: both servers carry the bridge's registration.
+            "modules_only": compare(wx_samples, copy_as_samples),
+            # What a registered bridge costs a message, without any module.
+            "bridge_registration_only": compare(copy_as_samples, copy_samples)}
 
 
 def _sender(http: requests.Session, url: str, room_id: str, product: bool) -> Any:

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-bot", action="store_true", help="do not start the merchant bot")
     up.add_argument("--relaxed-rate-limits", action="store_true",
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
+    up.add_argument("--appservice-registration", metavar="PATH",
+                    help="with --stock: register this application service (a benchmark's stock Synapse carrying the "
+                         "same bridge registration as Wangxin, to tell the modules' cost from the bridge's)")
     up.add_argument("--log-transactions", action="store_true",
                     help="log the name of every database transaction Synapse runs (logger synapse.storage.txn)")
     up.add_argument("--circle-posts-per-day", type=int, metavar="N",
@@ -75,6 +78,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         bot=not args.stock and not args.no_bot,
         relaxed_rate_limits=args.relaxed_rate_limits,
         log_transactions=args.log_transactions,
+        appservice_registration=os.path.abspath(args.appservice_registration) if args.appservice_registration else None,
         circle_posts_per_day=args.circle_posts_per_day,
         circle_chat_wait_s=args.circle_chat_wait_s,
         sms_provider=args.sms_provider,

@@ -106,6 +106,7 @@ class StackOptions:
     bot: bool = True
     relaxed_rate_limits: bool = False
     log_transactions: bool = False  # log every database transaction's name (benchmarks, debugging)
+    appservice_registration: str | None = None  # with --stock: register this appservice file (benchmarks)
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
     circle_chat_wait_s: int | None = None  # how long a chat-started follow waits for its invite (tests)
     sms_provider: str = "outbox"  # outbox | twilio
@@ -129,6 +130,10 @@ class StackOptions:
             raise OptionError("--workers needs --redis: workers replicate through Redis")
         if not self.modules and (self.bridge or self.bot):
             raise OptionError("--stock runs Synapse alone: it cannot be combined with the bridge or the bot")
+        if self.appservice_registration and self.bridge:
+            raise OptionError("--appservice-registration goes with --stock: a Wangxin stack registers its own bridge")
+        if self.appservice_registration and not os.path.isfile(self.appservice_registration):
+            raise OptionError(f"--appservice-registration: no such file: {self.appservice_registration}")
         if self.sms_provider == "twilio":
             for option, value in (("--twilio-account-sid", self.twilio_account_sid),
                                   ("--twilio-auth-token", self.twilio_auth_token), ("--sms-from", self.sms_from)):

@@ -157,7 +157,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "ports": {"client": ports.main_client, "replication": ports.main_replication},
         "database": database,
         "secrets": s,
-        "appservice_registration": registration_path,
+        "appservice_registration": registration_path or options.appservice_registration,
         # The bridge serves the msisdn delegate endpoints (bridges/sms/identity.py).
         "msisdn_delegate": f"http://127.0.0.1:{ports.bridge}" if options.bridge else None,
         "relaxed_rate_limits": options.relaxed_rate_limits,
