@@ -1,4 +1,5 @@
-"""``python3 run.py bench [core|transactions|mute|merchant_circle|contact_import|sms] [options]``: print benchmark figures as JSON.
+"""``python3 run.py bench [core|transactions|mute|merchant_circle|contact_import|sms] [options]``:
+print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.

@@ -3,8 +3,10 @@
 Latency ratios near 1 are noisy on a shared machine (see docs/merchant-circle.md, "Cost"); a
 count of database transactions is not. Both stacks run with ``--log-transactions`` (Synapse logs
 "[TXN START] {name-id}" for each), settle, then stay idle for ``--seconds``, then each sends
-``--messages`` messages into a room of two. The counts come from the two Synapses' logs, by
-transaction name; names starting with ``wangxin_`` are the modules' own.
+``--messages`` messages into a room of two. The counts come from the Synapses' logs, by
+transaction name; names starting with ``wangxin_`` are the modules' own. A third server, stock
+Synapse carrying the bridge's registration (without a URL, so it sends the bridge nothing), tells
+what the modules add from what a registered application service adds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.core import BenchStack, Sender
-from bench.progress import both
+from bench.core import BenchStack, Sender, registration_without_url
 from bench.stats import ratio
 
 _TXN = re.compile(r"\[TXN START\] \{(.+)-[0-9a-f]+\}")
@@ -56,35 +57,40 @@ def _top(counts: collections.Counter[str], per: float, n: int = 12) -> dict[str,
 
 def run(seconds: int = 60, messages: int = 200, postgres: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="wx-bench-txn-") as tmp:
-        stock = BenchStack(os.path.join(tmp, "stock"), ["--stock", "--log-transactions"], postgres)
+        stacks: list[BenchStack] = []
         try:
-            wangxin = BenchStack(os.path.join(tmp, "wangxin"), ["--log-transactions"], postgres)
-            try:
-                both(stock.settle, wangxin.settle)
-                a, b = Sender(wangxin.stack), Sender(stock.stack)
-                for _ in range(20):  # warm both up
-                    a.send_once()
-                    b.send_once()
-                time.sleep(5)  # let the warm-up's background work end
-                logs = TxnLog(wangxin), TxnLog(stock)
-                for log in logs:
-                    log.mark()
-                time.sleep(seconds)
-                idle = [log.since_mark() for log in logs]
-                sent = []
-                for sender, log in zip((a, b), logs):
-                    log.mark()
-                    started = time.monotonic()
-                    for _ in range(messages):
-                        sender.send_once()
-                    took = time.monotonic() - started
-                    sent.append((log.since_mark(), took))
-            finally:
-                wangxin.stop()
+            stacks.append(BenchStack(os.path.join(tmp, "stock"), ["--stock", "--log-transactions"], postgres))
+            stacks.append(BenchStack(os.path.join(tmp, "wangxin"), ["--log-transactions"], postgres))
+            registration = os.path.join(tmp, "bridge-registration.yaml")
+            registration_without_url(os.path.join(stacks[1].directory, "appservice-registration.yaml"), registration)
+            stacks.append(BenchStack(os.path.join(tmp, "stock-appservice"),
+                                     ["--stock", "--log-transactions", "--appservice-registration", registration],
+                                     postgres))
+            for s in stacks:  # they run their background updates at the same time; wait for all
+                s.settle()
+            senders = [Sender(s.stack) for s in stacks]
+            for _ in range(20):  # warm all up
+                for sender in senders:
+                    sender.send_once()
+            time.sleep(5)  # let the warm-up's background work end
+            logs = [TxnLog(s) for s in stacks]
+            for log in logs:
+                log.mark()
+            time.sleep(seconds)
+            idle = [log.since_mark() for log in logs]
+            sent = []
+            for sender, log in zip(senders, logs, strict=True):
+                log.mark()
+                started = time.monotonic()
+                for _ in range(messages):
+                    sender.send_once()
+                sent.append((log.since_mark(), time.monotonic() - started))
         finally:
-            stock.stop()
+            for s in reversed(stacks):
+                s.stop()
     minutes = seconds / 60
-    (wx_idle, st_idle), ((wx_sent, wx_s), (st_sent, st_s)) = idle, sent
+    st_idle, wx_idle, as_idle = idle
+    (st_sent, st_s), (wx_sent, wx_s), (as_sent, as_s) = sent
     wx_own = collections.Counter({k: v for k, v in wx_sent.items() if k.startswith("wangxin_")})
     return {
         "database": "postgres" if postgres else "sqlite",
@@ -92,6 +98,7 @@ def run(seconds: int = 60, messages: int = 200, postgres: bool = False) -> dict[
             "seconds": seconds,
             "wangxin_per_minute": round(sum(wx_idle.values()) / minutes, 1),
             "stock_per_minute": round(sum(st_idle.values()) / minutes, 1),
+            "stock_with_the_bridge_registered_per_minute": round(sum(as_idle.values()) / minutes, 1),
             "difference_by_name_per_minute": _difference(wx_idle, st_idle, minutes),
             "stock_by_name_per_minute": _top(st_idle, minutes),
         },
@@ -99,9 +106,13 @@ def run(seconds: int = 60, messages: int = 200, postgres: bool = False) -> dict[
             "messages": messages,
             "wangxin_per_message": round(sum(wx_sent.values()) / messages, 2),
             "stock_per_message": round(sum(st_sent.values()) / messages, 2),
+            "stock_with_the_bridge_registered_per_message": round(sum(as_sent.values()) / messages, 2),
             "ratio": ratio(sum(wx_sent.values()), sum(st_sent.values())),
+            "modules_only_ratio": ratio(sum(wx_sent.values()), sum(as_sent.values())),
             "modules_own_per_message": _top(wx_own, messages),
             "difference_by_name_per_message": _difference(wx_sent, st_sent, messages),
-            "send_seconds": {"wangxin": round(wx_s, 1), "stock": round(st_s, 1)},
+            "modules_only_difference_by_name_per_message": _difference(wx_sent, as_sent, messages),
+            "send_seconds": {"wangxin": round(wx_s, 1), "stock": round(st_s, 1),
+                             "stock_with_the_bridge_registered": round(as_s, 1)},
         },
     }
