@@ -44,6 +44,15 @@ def check_synapse_version(version: str | None = None) -> str:
 
 
 @attrs.frozen
+class NewPushRule:
+    user_id: str
+    kind: str
+    rule_id: str  # without the "global/<kind>/" prefix
+    conditions: Sequence[Mapping[str, Any]]
+    actions: Sequence[Any]
+
+
+@attrs.frozen
 class StoredPushRule:
     kind: str
     rule_id: str  # without the "global/<kind>/" prefix
@@ -91,6 +100,46 @@ class SynapseInternals:
             after=f"global/{kind}/{after}" if after else None,
         )
         self._push_rules_handler.notify_user(user_id)
+
+    async def put_push_rules_at_top(self, rules: Sequence[NewPushRule]) -> None:
+        """Create or replace many users' rules, each at the top of its kind, in one transaction.
+
+        What :meth:`put_push_rule` does for each, with one commit for all instead of one per rule
+        (a follow wave mutes the circle for every follower). The statements are Synapse's own
+        (``_add_push_rule_highest_priority_txn``), so priorities, the push-rules stream and the
+        caches it invalidates are exactly as for a client's ``PUT /pushrules``; if one rule is
+        refused (a user over ``limits.rule_count``), the whole transaction is rolled back."""
+        if not rules:
+            return
+        from synapse.util.json import json_encoder
+
+        store = self._store
+        if not store._is_push_writer:
+            raise RuntimeError("push rules can be written only on the push-rules writer")
+        limits = store._config.limits  # the checks add_push_rule makes before its transaction
+        encoded = []
+        for rule in rules:
+            self._api.check_push_rule_actions(list(rule.actions))
+            full_rule_id = f"global/{rule.kind}/{rule.rule_id}"
+            conditions, actions = json_encoder.encode(list(rule.conditions)), json_encoder.encode(list(rule.actions))
+            if len(full_rule_id.encode()) > limits.rule_id_length:
+                raise ValueError(f"push rule id {full_rule_id!r} is longer than {limits.rule_id_length} bytes")
+            if len(conditions.encode()) + len(actions.encode()) > limits.rule_size:
+                raise ValueError(f"push rule {full_rule_id!r} is bigger than {limits.rule_size} bytes")
+            encoded.append((rule.user_id, full_rule_id, PRIORITY_CLASS[rule.kind], conditions, actions))
+        async with store._push_rules_stream_id_gen.get_next_mult(len(rules)) as stream_ids:
+            events_position = store._stream_id_gen.get_current_token()
+            rows = [(stream_id, *row) for stream_id, row in zip(stream_ids, encoded, strict=True)]
+
+            def add_all_txn(txn: Any) -> None:
+                for stream_id, user_id, full_rule_id, priority_class, conditions, actions in rows:
+                    store._add_push_rule_highest_priority_txn(
+                        txn, stream_id, events_position, user_id, full_rule_id, priority_class, conditions, actions
+                    )
+
+            await self._api.run_db_interaction("wangxin_add_push_rules", add_all_txn)
+        for user_id in dict.fromkeys(rule.user_id for rule in rules):
+            self._push_rules_handler.notify_user(user_id)
 
     async def delete_push_rule(self, user_id: str, kind: str, rule_id: str) -> bool:
         from synapse.storage.push_rule import RuleNotFoundException

@@ -97,7 +97,7 @@ class MerchantCircleConfig:
     space_name: str
     follow_batch_size: int
     chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
-    follow_concurrency: int = 8
+    follow_concurrency: int = 16
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -122,7 +122,7 @@ class MerchantCircleConfig:
             space_name=get_str(config, "space_name", DEFAULT_SPACE_NAME),
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
             chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
-            follow_concurrency=get_int(config, "follow_concurrency", 8, minimum=1),
+            follow_concurrency=get_int(config, "follow_concurrency", 16, minimum=1),
         )
 
 
@@ -214,6 +214,8 @@ class MerchantCircle:
         # A follow wave's purchases and finished follows: one commit for all that arrive together.
         self._purchases: GroupCommit[Any, tuple[bool, str]] = GroupCommit(self._store.record_purchases)
         self._finished_follows: GroupCommit[Any, None] = GroupCommit(self._store.finish_follows)
+        # ... and the mute rules of the followers joining together.
+        self._mutes: GroupCommit[tuple[str, str], None] = GroupCommit(self._write_mutes)
         # circle room -> when its owner was last seen joined (a follow checks the room is alive)
         self._owner_seen: dict[str, int] = {}
         self._watching = False
@@ -569,11 +571,19 @@ class MerchantCircle:
         return True
 
     async def _mute(self, user_id: str, room_id: str) -> None:
-        # Element's "Mute room": an override rule named after the room (field guide, Part A §4).
-        await self._push.put_push_rule(
-            user_id, "override", room_id, [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
-            ["dont_notify"],
-        )
+        """Element's "Mute room" for this user: an override rule named after the room (field
+        guide, Part A §4). Follows that mute at the same time share one transaction."""
+        await self._mutes.submit((user_id, room_id))
+
+    async def _write_mutes(self, mutes: list[tuple[str, str]]) -> list[None]:
+        from synapse_modules._internals import NewPushRule
+
+        await self._push.put_push_rules_at_top([
+            NewPushRule(user_id, "override", room_id, [{"kind": "event_match", "key": "room_id", "pattern": room_id}],
+                        ["dont_notify"])
+            for user_id, room_id in mutes
+        ])
+        return [None] * len(mutes)
 
     async def _do_file(self, job: Any) -> None:
         """Put ``job.room_id`` (a circle, or a chat with a merchant) into the user's space."""

@@ -559,9 +559,25 @@ def test_bulk_follows_leave_real_users_free_to_join(stack: RunningStack) -> None
     """rc_joins_per_room is 1/s, burst 10: 30 follows at once would fill it for a stock room."""
     merchant, room_id = make_merchant(stack)
     buyers = [stack.register_user() for _ in range(30)]
+    # One buyer has rules of their own: the circle's mute goes above them, as Element's would.
+    own_rule = {"conditions": [{"kind": "event_match", "key": "content.body", "pattern": "*sale*"}],
+                "actions": ["notify"]}
+    r = requests.put(f"{stack.url}/_matrix/client/v3/pushrules/global/override/my-sales", json=own_rule,
+                     headers=_h(buyers[0]), timeout=30)
+    assert r.status_code == 200, r.text
     for buyer in buyers:
         assert purchase(stack, buyer["user_id"], merchant["user_id"]).status_code == 200
-    wait_following(stack, buyers[-1], room_id)
+    for buyer in buyers:
+        wait_following(stack, buyer, room_id)
+    # The follows that ran together wrote their mute rules together: every follower has one.
+    for buyer in buyers:
+        rule = requests.get(f"{stack.url}/_matrix/client/v3/pushrules/global/override/{quote(room_id)}",
+                            headers=_h(buyer), timeout=30)
+        assert rule.status_code == 200 and rule.json()["actions"] in (["dont_notify"], []), (buyer, rule.text)
+    overrides = requests.get(f"{stack.url}/_matrix/client/v3/pushrules/", headers=_h(buyers[0]),
+                             timeout=30).json()["global"]["override"]
+    ids = [r["rule_id"] for r in overrides if not r.get("default")]
+    assert ids[:2] == [room_id, "my-sales"], ids
     newcomer = stack.register_user()
     r = requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(room_id)}", json={}, headers=_h(newcomer),
                       timeout=30)

@@ -35,6 +35,20 @@ def test_the_private_push_rule_api_has_the_shape_the_adapter_calls() -> None:
         "user_id", "rule_id", "enabled", "is_default_rule"
     ]
     assert hasattr(PushRuleStore, "get_max_push_rules_stream_id")
+    # The batched write (put_push_rules_at_top): Synapse's own per-rule statements, several
+    # stream ids at once, and the limits add_push_rule checks.
+    params = inspect.signature(PushRuleStore._add_push_rule_highest_priority_txn).parameters
+    assert list(params)[1:] == ["txn", "stream_id", "event_stream_ordering", "user_id", "rule_id", "priority_class",
+                                "conditions_json", "actions_json"]
+    from synapse.config.push_rules import PushRulesLimitsConfig
+    from synapse.storage.util.id_generators import MultiWriterIdGenerator
+
+    assert list(inspect.signature(MultiWriterIdGenerator.get_next_mult).parameters)[1:] == ["n"]
+    init = inspect.getsource(PushRuleStore.__init__)
+    assert "self._push_rules_stream_id_gen = MultiWriterIdGenerator(" in init
+    assert "self._config = hs.config.push_rules" in init
+    assert "_push_rule_size_for_limits" in inspect.getsource(PushRuleStore.add_push_rule)
+    assert {"rule_id_length", "rule_size"} <= set(PushRulesLimitsConfig.model_fields)
     assert hasattr(PushRulesHandler, "notify_user")
     assert hasattr(HomeServer, "get_push_rules_handler")
 
