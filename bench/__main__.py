@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-room", action="store_true",
                         help="merchant_circle: also post into a plain room with the same members on the Wangxin "
                              "server, to split the modules' cost per post from the rest of the server's")
+    parser.add_argument("--follow-control", action="store_true",
+                        help="merchant_circle: during the follow wave, also admin-join as many other users into "
+                             "a plain room on the Wangxin server: follows vs raw admin joins on the same server")
     parser.add_argument("--same-data", action="store_true",
                         help="merchant_circle: at the end, post into the same circle on Wangxin and on two stock "
                              "Synapses serving copies of its database, one with the bridge's registration (all "
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         result = merchant_circle.run(followers=args.followers, messages=args.messages,
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
                                      follows_only=args.follows_only, control_room=args.control_room,
-                                     same_data=args.same_data)
+                                     same_data=args.same_data, follow_control=args.follow_control)
     elif args.which == "contact_import":
         from bench import contact_import
 

@@ -7,6 +7,10 @@ Two stacks side by side (stock Synapse, and Wangxin with every module), each wit
   the circle has that many joined followers; on stock, the same number of admin-API joins
   (``POST /_synapse/admin/v1/join``, no rate limit) into its room, same concurrency. Ratio of
   rates: Wangxin / stock (the target is >= 0.8).
+- **follow control** (``follow_control``): during the wave, as many other users are admin-joined
+  (same concurrency) into a plain public room on the Wangxin server itself. Follows against those
+  joins is the follow machinery against raw admin joins into a room of the same size on the same
+  server, at the same time: same process, database, caches and registered bridge.
 - **real user**: right after the bulk follows, a new user joins the circle through the client
   API; with stock's ``rc_joins_per_room`` (1/s, burst 10) a room that just took thousands of
   joins would answer 429.
@@ -81,8 +85,8 @@ def _run_all(fn: Any, items: list[Any], concurrency: int, progress: Progress | N
     return time.perf_counter() - started
 
 
-def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int,
-                      progress: Progress | None = None) -> float:
+def admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int,
+                      progress: Progress | None = None, side: str = "stock admin joins") -> float:
     admin = _session(stack.info["admin"]["access_token"])
     base = stack.info["main_process_url"]
 
@@ -90,7 +94,7 @@ def stock_admin_joins(stack: Any, room_id: str, users: list[str], concurrency: i
         admin.post(f"{base}/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id},
                    timeout=600).raise_for_status()
 
-    return _run_all(join, users, concurrency, progress, "stock admin joins")
+    return _run_all(join, users, concurrency, progress, side)
 
 
 def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int,
@@ -141,10 +145,12 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
 
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
-        follows_only: bool = False, control_room: bool = False, same_data: bool = False) -> dict[str, Any]:
+        follows_only: bool = False, control_room: bool = False, same_data: bool = False,
+        follow_control: bool = False) -> dict[str, Any]:
     """``follows_only``: stop after the follow wave (no filing wait, no sends); ``control_room``:
     also send into a plain room with the same members on the Wangxin server; ``same_data``: at the
-    end, stock Synapse on a copy of the Wangxin server's database against Wangxin restarted."""
+    end, stock Synapse on a copy of the Wangxin server's database against Wangxin restarted;
+    ``follow_control``: admin joins into a plain room on the Wangxin server during the wave."""
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
         stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
         try:
@@ -159,7 +165,7 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
                         stock.stop()  # the machine's second core goes to the copy
                         return _same_data(wangxin, os.path.join(tmp, "copy"), merchant_token, circle, messages)
                 return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
-                                follows_only, control_room, after)
+                                follows_only, control_room, after, follow_control)
             finally:
                 wangxin.stop()
         finally:
@@ -242,7 +248,7 @@ def _interleave(*senders: Any, messages: int) -> list[list[float]]:
 
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
              postgres: bool, follows_only: bool = False, control_room: bool = False,
-             after: Any = None) -> dict[str, Any]:
+             after: Any = None, follow_control: bool = False) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
     poster = stock.register_user()
     poster_http = _session(poster["access_token"])
@@ -260,12 +266,35 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     print(f"[circle] creating {followers} users on each stack", file=sys.stderr, flush=True)
     stock_users, buyers = _both(lambda: create_users(stock, followers, concurrency),
                                 lambda: create_users(wangxin, followers, concurrency))
+    sides = {"stock admin joins": followers, "wangxin follows": followers}
+    control_joins: Any = None
+    if follow_control:
+        control_owner = wangxin.register_user()
+        r = requests.post(f"{wangxin.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                          headers={"Authorization": f"Bearer {control_owner['access_token']}"}, timeout=60)
+        r.raise_for_status()
+        control_room_id = r.json()["room_id"]
+        print(f"[circle] creating {followers} more users on Wangxin for the control room", file=sys.stderr,
+              flush=True)
+        control_users = create_users(wangxin, followers, concurrency)
+        sides["wangxin admin joins"] = followers
+
+        def control_joins(progress: Progress) -> float:
+            return admin_joins(wangxin, control_room_id, control_users, concurrency, progress,
+                                     "wangxin admin joins")
+
+    def wangxin_side(progress: Progress) -> tuple[Any, float | None]:
+        follow = lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency,  # noqa: E731
+                                                  progress, wait_for_filing=not follows_only)
+        if control_joins is None:
+            return follow(), None
+        return _both(follow, lambda: control_joins(progress))
+
     # Both sides at once: each Synapse has one core of the two, and load drift hits both alike.
-    with Progress("circle", {"stock admin joins": followers, "wangxin follows": followers}) as progress:
-        stock_join_s, (answered_s, follow_s, filed_s) = _both(
-            lambda: stock_admin_joins(stock, stock_room, stock_users, concurrency, progress),
-            lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency, progress,
-                                             wait_for_filing=not follows_only),
+    with Progress("circle", sides) as progress:
+        stock_join_s, ((answered_s, follow_s, filed_s), control_join_s) = _both(
+            lambda: admin_joins(stock, stock_room, stock_users, concurrency, progress),
+            lambda: wangxin_side(progress),
         )
     # Whichever side finished first gave the machine to the other: the counts at that moment
     # compare the two while they shared it.
@@ -290,6 +319,16 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
         "done_when_first_side_finished": shared,
         "rate_ratio_while_both_ran": ratio(int(shared["wangxin follows"]), int(shared["stock admin joins"])),
     }
+    if control_join_s is not None:
+        control_rate = followers / control_join_s
+        follows["control_room_on_wangxin"] = {
+            "admin_api_joins_per_s": round(control_rate, 1),
+            "all_joined_s": round(control_join_s, 2),
+            # The follow machinery vs raw admin joins on the same server, same time, same room size.
+            "follow_rate_ratio": ratio(follow_rate, control_rate),
+            "follow_rate_ratio_while_all_ran": ratio(int(shared["wangxin follows"]),
+                                                     int(shared["wangxin admin joins"])),
+        }
     result: dict[str, Any] = {
         "database": "postgres" if postgres else "sqlite",
         "followers": followers,
@@ -315,7 +354,7 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
               " followers to a control room on Wangxin, muted alike", file=sys.stderr, flush=True)
 
         def join_and_mute_control() -> None:
-            stock_admin_joins(wangxin, control, buyers, concurrency)
+            admin_joins(wangxin, control, buyers, concurrency)
             mute_for_everyone(wangxin, control, buyers, concurrency)
 
         _both(lambda: mute_for_everyone(stock, stock_room, stock_users, concurrency), join_and_mute_control)
