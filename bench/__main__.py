@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--follow-control", action="store_true",
                         help="merchant_circle: during the follow wave, also admin-join as many other users into "
                              "a plain room on the Wangxin server: follows vs raw admin joins on the same server")
+    parser.add_argument("--registered-stock", action="store_true",
+                        help="merchant_circle, with --follows-only: during the follow wave, also admin-join as "
+                             "many users on a third server, stock Synapse carrying the bridge's registration")
     parser.add_argument("--same-data", action="store_true",
                         help="merchant_circle: at the end, post into the same circle on Wangxin and on two stock "
                              "Synapses serving copies of its database, one with the bridge's registration (all "
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         result = merchant_circle.run(followers=args.followers, messages=args.messages,
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
                                      follows_only=args.follows_only, control_room=args.control_room,
-                                     same_data=args.same_data, follow_control=args.follow_control)
+                                     same_data=args.same_data, follow_control=args.follow_control,
+                                     registered_stock=args.registered_stock)
     elif args.which == "contact_import":
         from bench import contact_import
 

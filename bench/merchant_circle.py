@@ -29,6 +29,7 @@ Two stacks side by side (stock Synapse, and Wangxin with every module), each wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -40,8 +41,8 @@ from urllib.parse import quote
 
 import requests
 
-from bench.core import BenchStack
-from bench.progress import Progress
+from bench.core import BenchStack, registration_without_url
+from bench.progress import Progress, together
 from bench.progress import both as _both
 from bench.stats import p50_ratio_interval, ratio, summary_ms
 
@@ -97,6 +98,18 @@ def admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int,
     return _run_all(join, users, concurrency, progress, side)
 
 
+def _admin_join_arm(stack: Any, n: int, concurrency: int, label: str) -> tuple[str, Any]:
+    """A plain public room and ``n`` new users on ``stack``, and the arm that admin-joins them."""
+    owner = stack.register_user()
+    r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                      headers={"Authorization": f"Bearer {owner['access_token']}"}, timeout=60)
+    r.raise_for_status()
+    room_id = r.json()["room_id"]
+    print(f"[circle] creating {n} users for the {label}", file=sys.stderr, flush=True)
+    users = create_users(stack, n, concurrency)
+    return label, lambda progress: admin_joins(stack, room_id, users, concurrency, progress, label)
+
+
 def wangxin_purchase_follows(stack: Any, merchant: str, users: list[str], concurrency: int,
                              progress: Progress | None = None, wait_for_filing: bool = True
                              ) -> tuple[float, float, float | None]:
@@ -146,30 +159,43 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
         follows_only: bool = False, control_room: bool = False, same_data: bool = False,
-        follow_control: bool = False) -> dict[str, Any]:
+        follow_control: bool = False, registered_stock: bool = False) -> dict[str, Any]:
     """``follows_only``: stop after the follow wave (no filing wait, no sends); ``control_room``:
     also send into a plain room with the same members on the Wangxin server; ``same_data``: at the
     end, stock Synapse on a copy of the Wangxin server's database against Wangxin restarted;
-    ``follow_control``: admin joins into a plain room on the Wangxin server during the wave."""
+    ``follow_control``: admin joins into a plain room on the Wangxin server during the wave;
+    ``registered_stock``: admin joins on a third server, stock Synapse carrying the bridge's
+    registration, during the wave (``follows_only`` only)."""
+    if registered_stock and not follows_only:
+        raise ValueError("the registered stock arm is for the follow wave only (use it with follows_only)")
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
-        stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
-        try:
+        stacks: list[BenchStack] = []
+        with contextlib.ExitStack() as stopping:  # every stack started is stopped, last first
+            stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
+            stacks.append(stock)
+            stopping.callback(stock.stop)
             # A quota high enough for the benchmark's posts; the quota check itself still runs.
             wangxin = BenchStack(os.path.join(tmp, "wangxin"),
                                  ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
-            try:
-                _both(stock.settle, wangxin.settle)
-                after = None
-                if same_data:
-                    def after(merchant_token: str, circle: str) -> dict[str, Any]:
-                        stock.stop()  # the machine's second core goes to the copy
-                        return _same_data(wangxin, os.path.join(tmp, "copy"), merchant_token, circle, messages)
-                return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
-                                follows_only, control_room, after, follow_control)
-            finally:
-                wangxin.stop()
-        finally:
-            stock.stop()
+            stacks.append(wangxin)
+            stopping.callback(wangxin.stop)
+            registered = None
+            if registered_stock:
+                path = os.path.join(tmp, "bridge-registration.yaml")
+                registration_without_url(os.path.join(wangxin.directory, "appservice-registration.yaml"), path)
+                registered = BenchStack(os.path.join(tmp, "stock-registered"),
+                                        ["--stock", "--appservice-registration", path], postgres)
+                stacks.append(registered)
+                stopping.callback(registered.stop)
+            together(*[s.settle for s in stacks])
+            after = None
+            if same_data:
+                def after(merchant_token: str, circle: str) -> dict[str, Any]:
+                    stock.stop()  # the machine's second core goes to the copy
+                    return _same_data(wangxin, os.path.join(tmp, "copy"), merchant_token, circle, messages)
+            return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
+                            follows_only, control_room, after, follow_control,
+                            registered.stack if registered else None)
 
 
 def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle: str,
@@ -248,7 +274,7 @@ def _interleave(*senders: Any, messages: int) -> list[list[float]]:
 
 def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrency: int,
              postgres: bool, follows_only: bool = False, control_room: bool = False,
-             after: Any = None, follow_control: bool = False) -> dict[str, Any]:
+             after: Any = None, follow_control: bool = False, registered_stock: Any = None) -> dict[str, Any]:
     # Stock: a public room, a poster, N members joined by the admin API.
     poster = stock.register_user()
     poster_http = _session(poster["access_token"])
@@ -266,38 +292,29 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
     print(f"[circle] creating {followers} users on each stack", file=sys.stderr, flush=True)
     stock_users, buyers = _both(lambda: create_users(stock, followers, concurrency),
                                 lambda: create_users(wangxin, followers, concurrency))
-    sides = {"stock admin joins": followers, "wangxin follows": followers}
-    control_joins: Any = None
+    # The wave, every arm at once: each Synapse has a core of the two, and drift hits all alike.
+    # An arm is (progress label, callable(progress) -> seconds until its room has everyone).
+    arms: list[tuple[str, Any]] = [("stock admin joins", lambda p: admin_joins(stock, stock_room, stock_users,
+                                                                                concurrency, p))]
+    follow_times: list[Any] = []
+
+    def follow_arm(progress: Progress) -> float:
+        follow_times.extend(wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency, progress,
+                                                     wait_for_filing=not follows_only))
+        return follow_times[1]
+
+    arms.append(("wangxin follows", follow_arm))
+    if registered_stock is not None:
+        arms.append(_admin_join_arm(registered_stock, followers, concurrency, "stock+bridge admin joins"))
     if follow_control:
-        control_owner = wangxin.register_user()
-        r = requests.post(f"{wangxin.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
-                          headers={"Authorization": f"Bearer {control_owner['access_token']}"}, timeout=60)
-        r.raise_for_status()
-        control_room_id = r.json()["room_id"]
-        print(f"[circle] creating {followers} more users on Wangxin for the control room", file=sys.stderr,
-              flush=True)
-        control_users = create_users(wangxin, followers, concurrency)
-        sides["wangxin admin joins"] = followers
-
-        def control_joins(progress: Progress) -> float:
-            return admin_joins(wangxin, control_room_id, control_users, concurrency, progress,
-                                     "wangxin admin joins")
-
-    def wangxin_side(progress: Progress) -> tuple[Any, float | None]:
-        follow = lambda: wangxin_purchase_follows(wangxin, merchant["user_id"], buyers, concurrency,  # noqa: E731
-                                                  progress, wait_for_filing=not follows_only)
-        if control_joins is None:
-            return follow(), None
-        return _both(follow, lambda: control_joins(progress))
-
-    # Both sides at once: each Synapse has one core of the two, and load drift hits both alike.
-    with Progress("circle", sides) as progress:
-        stock_join_s, ((answered_s, follow_s, filed_s), control_join_s) = _both(
-            lambda: admin_joins(stock, stock_room, stock_users, concurrency, progress),
-            lambda: wangxin_side(progress),
-        )
-    # Whichever side finished first gave the machine to the other: the counts at that moment
-    # compare the two while they shared it.
+        arms.append(_admin_join_arm(wangxin, followers, concurrency, "wangxin admin joins"))
+    with Progress("circle", {label: followers for label, _ in arms}) as progress:
+        seconds = dict(zip([label for label, _ in arms],
+                           together(*[lambda fn=fn: fn(progress) for _, fn in arms]), strict=True))
+    answered_s, follow_s, filed_s = follow_times
+    stock_join_s = seconds["stock admin joins"]
+    # Whichever side finished first gave the machine to the others: the counts at that moment
+    # compare them while they shared it.
     shared = progress.at_first_completion or progress.done
 
     newcomer = wangxin.register_user()
@@ -314,21 +331,22 @@ def _measure(stock: Any, wangxin: Any, followers: int, messages: int, concurrenc
         "all_filed_in_spaces_s": None if filed_s is None else round(filed_s, 2),
         "stock_all_joined_s": round(stock_join_s, 2),
         "rate_ratio": ratio(follow_rate, stock_rate),
-        "measured": "both sides at the same time, one run",
+        "measured": f"{len(arms)} arms at the same time, one run",
         # Done on each side when the first finished: the rate ratio while they shared the machine.
         "done_when_first_side_finished": shared,
         "rate_ratio_while_both_ran": ratio(int(shared["wangxin follows"]), int(shared["stock admin joins"])),
     }
-    if control_join_s is not None:
-        control_rate = followers / control_join_s
-        follows["control_room_on_wangxin"] = {
-            "admin_api_joins_per_s": round(control_rate, 1),
-            "all_joined_s": round(control_join_s, 2),
-            # The follow machinery vs raw admin joins on the same server, same time, same room size.
-            "follow_rate_ratio": ratio(follow_rate, control_rate),
-            "follow_rate_ratio_while_all_ran": ratio(int(shared["wangxin follows"]),
-                                                     int(shared["wangxin admin joins"])),
-        }
+    for label, key in (("stock+bridge admin joins", "stock_with_the_bridge_registered"),
+                       ("wangxin admin joins", "control_room_on_wangxin")):
+        if label in seconds:
+            rate = followers / seconds[label]
+            follows[key] = {
+                "admin_api_joins_per_s": round(rate, 1),
+                "all_joined_s": round(seconds[label], 2),
+                "follow_rate_ratio": ratio(follow_rate, rate),
+                "follow_rate_ratio_while_all_ran": ratio(int(shared["wangxin follows"]), int(shared[label])),
+                "vs_stock_rate_ratio": ratio(rate, stock_rate),
+            }
     result: dict[str, Any] = {
         "database": "postgres" if postgres else "sqlite",
         "followers": followers,

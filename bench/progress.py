@@ -58,19 +58,25 @@ class Progress:
 
 def both(a: Any, b: Any) -> tuple[Any, Any]:
     """Run two callables at the same time; both sides share the machine alike."""
-    pool = ThreadPoolExecutor(2)
-    fa, fb = pool.submit(a), pool.submit(b)
+    ra, rb = together(a, b)
+    return ra, rb
+
+
+def together(*fns: Any) -> list[Any]:
+    """Run callables at the same time and return their results in order; all share the machine alike."""
+    pool = ThreadPoolExecutor(len(fns))
+    futures = [pool.submit(fn) for fn in fns]
     try:
         # Wait in short steps: a signal handler (SIGTERM from `timeout`) then runs within a second
-        # rather than whenever both sides return. A side that fails ends the wait at once.
+        # rather than whenever every side returns. A side that fails ends the wait at once.
         while True:
-            wait((fa, fb), timeout=1.0, return_when=FIRST_EXCEPTION)
-            for f in (fa, fb):
+            wait(futures, timeout=1.0, return_when=FIRST_EXCEPTION)
+            for f in futures:
                 if f.done() and f.exception() is not None:
                     raise f.exception()  # type: ignore[misc]
-            if fa.done() and fb.done():
-                return fa.result(), fb.result()
+            if all(f.done() for f in futures):
+                return [f.result() for f in futures]
     finally:
-        # On SIGTERM/Ctrl-C do not wait for the two sides: the caller's `finally` blocks stop the
+        # On SIGTERM/Ctrl-C do not wait for the sides: the caller's `finally` blocks stop the
         # stacks, which ends their requests. (A `with` block would wait here for hours.)
         pool.shutdown(wait=False, cancel_futures=True)

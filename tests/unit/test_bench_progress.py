@@ -1,4 +1,4 @@
-"""``bench.progress.both``: two sides at once, a failing side ends the wait, signals are not held up."""
+"""``bench.progress.both`` / ``together``: sides at once, a failing side ends the wait, signals are not held up."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ import time
 
 import pytest
 
-from bench.progress import both
+from bench.progress import both, together
 
 
 def test_returns_both_results_in_order() -> None:
     assert both(lambda: (time.sleep(0.05), "a")[1], lambda: "b") == ("a", "b")
+
+
+def test_together_runs_any_number_of_sides_at_once_and_keeps_their_order() -> None:
+    started = threading.Barrier(3, timeout=10)  # each side waits until all three have started
+
+    def side(name: str) -> str:
+        started.wait()
+        return name
+
+    assert together(lambda: side("a"), lambda: side("b"), lambda: side("c")) == ["a", "b", "c"]
 
 
 def test_a_failing_side_ends_the_wait_without_waiting_for_the_other() -> None:
