@@ -61,3 +61,21 @@ def test_dev_stack_configures_every_module_the_example_does(tmp_path) -> None:
     options = StackOptions(dir=str(tmp_path), port=18008, server_name="dev.test")
     state = StackState.load_or_create(str(tmp_path))
     assert {m["module"] for m in module_configs(options, state)} == example
+
+
+def test_the_worker_topology_notifies_application_services_from_the_generic_worker(tmp_path) -> None:
+    from wangxin_stack.options import PostgresDsn, RedisAddress, StackOptions
+    from wangxin_stack.render import render_stack
+    from wangxin_stack.state import StackState
+
+    options = StackOptions(dir=str(tmp_path / "stack"), port=18008, server_name="dev.test", workers=True,
+                           postgres=PostgresDsn.parse("postgresql://postgres@127.0.0.1/none", "--postgres"),
+                           redis=RedisAddress.parse("127.0.0.1:6379"))
+    options.validate()
+    (tmp_path / "stack").mkdir()
+    rendered = render_stack(options, StackState.load_or_create(options.dir))
+    with open(rendered.homeserver_config, encoding="utf-8") as f:
+        homeserver = yaml.safe_load(f)
+    generic = [w.name for w in rendered.workers if w.role == "generic"]
+    assert homeserver["notify_appservices_from_worker"] == generic[0]
+    assert homeserver["stream_writers"]["events"] == [w.name for w in rendered.workers if w.role == "event_persister"]
