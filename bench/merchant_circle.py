@@ -87,7 +87,7 @@ def _run_all(fn: Any, items: list[Any], concurrency: int, progress: Progress | N
 
 
 def admin_joins(stack: Any, room_id: str, users: list[str], concurrency: int,
-                      progress: Progress | None = None, side: str = "stock admin joins") -> float:
+                progress: Progress | None = None, side: str = "stock admin joins") -> float:
     admin = _session(stack.info["admin"]["access_token"])
     base = stack.info["main_process_url"]
 
