@@ -1,4 +1,4 @@
-"""``python3 run.py bench [core|transactions|mute|merchant_circle|contact_import|sms] [options]``:
+"""``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms] [options]``:
 print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
@@ -18,10 +18,11 @@ import time
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
-                        choices=["core", "transactions", "mute", "merchant_circle", "contact_import", "sms"])
+                        choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
+                                 "sms"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
-    parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle)")
+    parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle, follow_cost)")
     parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
     parser.add_argument("--follows-only", action="store_true",
                         help="merchant_circle: measure the follow wave only (no filing wait, no sends)")
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                                      follows_only=args.follows_only, control_room=args.control_room,
                                      same_data=args.same_data, follow_control=args.follow_control,
                                      registered_stock=args.registered_stock)
+    elif args.which == "follow_cost":
+        from bench import follow_cost
+
+        result = follow_cost.run(followers=args.followers, concurrency=args.concurrency, postgres=bool(args.postgres))
     elif args.which == "contact_import":
         from bench import contact_import
 
