@@ -216,6 +216,8 @@ class MerchantCircle:
         self._finished_follows: GroupCommit[Any, None] = GroupCommit(self._store.finish_follows)
         # ... and the mute rules of the followers joining together.
         self._mutes: GroupCommit[tuple[str, str], None] = GroupCommit(self._write_mutes)
+        # (user, circle) pairs whose mute rule was written ahead, with the rest of their claim
+        self._premuted: set[tuple[str, str]] = set()
         # circle room -> when its owner was last seen joined (a follow checks the room is alive)
         self._owner_seen: dict[str, int] = {}
         self._watching = False
@@ -464,8 +466,40 @@ class MerchantCircle:
                              (("file", "unfile"), 20)):
             due = await self._store.due_jobs(kinds, now, limit + len(exclude))
             if due:
-                return [j for j in due if j.job_id not in exclude][:limit]
+                jobs = [j for j in due if j.job_id not in exclude][:limit]
+                if kinds == ("follow",):
+                    await self._premute(jobs)
+                return jobs
         return []
+
+    async def _premute(self, jobs: list[Any]) -> None:
+        """Write the mute rules of a claimed batch of new follows in one transaction, before any
+        of them joins. Joins into one room run one at a time in Synapse, so follows that each
+        muted just before their own join wrote one rule per commit (and Synapse answers each
+        push-rule change with a write of its own); a follow wave now writes one per claim. A
+        rule for a follow that then does not happen (the user was deactivated meanwhile, or the
+        join fails for good) mutes a room the user is not in, which nothing shows. If the batch
+        fails, each follow mutes itself before its join, as before."""
+        by_merchant: dict[str, list[Any]] = {}
+        for job in jobs:
+            if not job.reason.startswith("chat:"):  # a chat's invite may still be refused
+                by_merchant.setdefault(job.merchant_id, []).append(job)
+        todo: list[tuple[str, str]] = []
+        try:
+            for merchant_id, merchant_jobs in by_merchant.items():
+                room_id = await self._circle_room_of(merchant_id)
+                if room_id is None:
+                    continue
+                users = [j.user_id for j in merchant_jobs if (j.user_id, room_id) not in self._premuted]
+                states = await self._store.follow_states(merchant_id, users)
+                # Only users who never followed: a follower is muted already, and an unfollow stays.
+                todo += [(user_id, room_id) for user_id in dict.fromkeys(users) if user_id not in states]
+            if todo:
+                await self._write_mutes(todo)
+        except Exception as e:
+            logger.warning("Could not mute %d new followers ahead (%s); each mutes before its join", len(todo), e)
+            return
+        self._premuted.update(todo)
 
     async def _run_job(self, job: Any) -> None:
         handlers = {"follow": self._do_follow, "file": self._do_file, "unfile": self._do_unfile,
@@ -522,6 +556,13 @@ class MerchantCircle:
         room_id = await self._circle_room_of(merchant_id)
         if room_id is None:
             raise _Permanent(f"{merchant_id} is not a merchant")
+        try:
+            return await self._follow(job, merchant_id, room_id)
+        finally:
+            # Muted ahead or not, a later follow of the pair (after a kick, say) mutes again.
+            self._premuted.discard((job.user_id, room_id))
+
+    async def _follow(self, job: Any, merchant_id: str, room_id: str) -> bool:
         await self._check_user_active(job.user_id)
         if job.reason.startswith("chat:"):
             await self._check_chat(job.user_id, merchant_id, job.reason.removeprefix("chat:"))
@@ -544,8 +585,10 @@ class MerchantCircle:
             return False
         if not await self._circle_alive(room_id):
             raise _Permanent(f"the circle room {room_id} of {merchant_id} is gone (shut down or purged)")
-        # Mute first, so not even the first post after the join can notify.
-        await self._mute(job.user_id, room_id)
+        # Mute first, so not even the first post after the join can notify (done already when the
+        # claim muted its batch ahead).
+        if (job.user_id, room_id) not in self._premuted:
+            await self._mute(job.user_id, room_id)
         self._joining.add((job.user_id, room_id))
         try:
             await self._members.set_membership(job.user_id, room_id, "join")

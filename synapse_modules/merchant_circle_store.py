@@ -222,6 +222,20 @@ def follow_state_txn(txn: Any, merchant_id: str, user_id: str) -> str | None:
     return row[0] if row else None
 
 
+def follow_states_txn(txn: Any, merchant_id: str, user_ids: list[str]) -> dict[str, str]:
+    """``{user_id: state}`` of those of ``user_ids`` with a follow state for ``merchant_id``."""
+    states: dict[str, str] = {}
+    for start in range(0, len(user_ids), 500):
+        chunk = user_ids[start : start + 500]
+        txn.execute(
+            "SELECT user_id, state FROM wangxin_circle_follows WHERE merchant_id = ?"
+            f" AND user_id IN ({', '.join('?' * len(chunk))})",
+            (merchant_id, *chunk),
+        )
+        states.update({user_id: state for user_id, state in txn.fetchall()})
+    return states
+
+
 def set_follow_state_txn(txn: Any, merchant_id: str, user_id: str, state: str, now: int) -> None:
     txn.execute(
         "INSERT INTO wangxin_circle_follows (merchant_id, user_id, state, updated_ts) VALUES (?, ?, ?, ?)"

@@ -11,8 +11,10 @@ from synapse_modules.merchant_circle_store import (
     due_jobs_txn,
     finish_follow_txn,
     follow_state_txn,
+    follow_states_txn,
     record_purchase_txn,
     retry_job_txn,
+    set_follow_state_txn,
 )
 
 
@@ -47,3 +49,13 @@ def test_an_idle_queue_says_so_in_one_read_and_a_job_backing_off_is_not_due() ->
     retry_job_txn(txn, job.job_id, 1, 60_000, "the circle is busy")
     assert not any_job_due_txn(txn, 59_999)
     assert any_job_due_txn(txn, 60_000)
+
+
+def test_follow_states_of_many_users_come_in_one_read_even_past_one_chunk() -> None:
+    txn = _txn()
+    users = [f"@u{i}:hs" for i in range(1200)]
+    set_follow_state_txn(txn, "@shop:hs", users[3], "following", 1)
+    set_follow_state_txn(txn, "@shop:hs", users[1100], "unfollowed", 1)
+    set_follow_state_txn(txn, "@other:hs", users[5], "following", 1)
+    assert follow_states_txn(txn, "@shop:hs", users) == {users[3]: "following", users[1100]: "unfollowed"}
+    assert follow_states_txn(txn, "@shop:hs", []) == {}
