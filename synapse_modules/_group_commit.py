@@ -8,6 +8,10 @@ and go into the next batch together: no timer, so a lone caller pays nothing ext
 load one commit serves many callers.
 
 If a batch fails, each of its items is tried alone, so one bad item fails only its own caller.
+
+``linger`` (an awaitable factory, e.g. a short sleep) is awaited before each batch that is not
+full: for writes no caller waits on, where arrivals one at a time would otherwise make a batch
+each.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ R = TypeVar("R")
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, run_batch: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 100):
+    def __init__(self, run_batch: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 100,
+                 linger: Callable[[], Awaitable[Any]] | None = None):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._run_batch = run_batch
         self._max_batch = max_batch
+        self._linger = linger
         self._pending: list[tuple[T, Any]] = []
         self._writing = False
 
@@ -46,6 +52,8 @@ class GroupCommit(Generic[T, R]):
     async def _write_all(self) -> None:
         try:
             while self._pending:
+                if self._linger is not None and len(self._pending) < self._max_batch:
+                    await self._linger()
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 await self._write(batch)

@@ -84,6 +84,7 @@ def chat_confirm_delays(wait_s: int) -> tuple[int, ...]:
     return tuple(delays)
 IN_ROOM = ("join", "invite", "knock")
 OWNER_CHECK_MS = 60_000
+FINISH_LINGER_S = 0.5  # finished follows wait at most this long to share a commit
 _LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
 
 
@@ -213,11 +214,16 @@ class MerchantCircle:
         self._pool = JobPool(config.follow_concurrency, self._claim_jobs, self._run_job)
         # A follow wave's purchases and finished follows: one commit for all that arrive together.
         self._purchases: GroupCommit[Any, tuple[bool, str]] = GroupCommit(self._store.record_purchases)
-        self._finished_follows: GroupCommit[Any, None] = GroupCommit(self._store.finish_follows)
+        # Finished follows are recorded in the background, a batch at most twice a second: joins
+        # into one room end one at a time, so without the wait each would be a commit of its own.
+        self._finished_follows: GroupCommit[Any, None] = GroupCommit(
+            self._store.finish_follows, linger=lambda: self._api.sleep(FINISH_LINGER_S))
         # ... and the mute rules of the followers joining together.
         self._mutes: GroupCommit[tuple[str, str], None] = GroupCommit(self._write_mutes)
         # (user, circle) pairs whose mute rule was written ahead, with the rest of their claim
         self._premuted: set[tuple[str, str]] = set()
+        # follow jobs done whose bookkeeping is still being written: not claimed again meanwhile
+        self._recording: set[str] = set()
         # circle room -> when its owner was last seen joined (a follow checks the room is alive)
         self._owner_seen: dict[str, int] = {}
         self._watching = False
@@ -462,6 +468,7 @@ class MerchantCircle:
         a kind are due or running, the next kind waits (a follow wave's last joins do not share
         the server with the first space creations)."""
         now = self._api.get_current_time_msec()
+        exclude = exclude | self._recording
         for kinds, limit in ((("evict",), 20), (("follow",), self._config.follow_batch_size),
                              (("file", "unfile"), 20)):
             due = await self._store.due_jobs(kinds, now, limit + len(exclude))
@@ -574,8 +581,7 @@ class MerchantCircle:
             if state is None:
                 # Joined by an earlier run of this job that stopped before recording it (a crash
                 # or restart between the join and the bookkeeping): record and file it now.
-                await self._finished_follows.submit(
-                    (job.job_id, merchant_id, job.user_id, room_id, self._api.get_current_time_msec()))
+                self._record_follow(job, merchant_id, room_id)
                 return True
             return False
         if membership == "leave" and await self._members.left_by_self(job.user_id, room_id):
@@ -594,10 +600,28 @@ class MerchantCircle:
             await self._members.set_membership(job.user_id, room_id, "join")
         finally:
             self._joining.discard((job.user_id, room_id))
-        # Following, filing queued and this job done: one transaction.
-        await self._finished_follows.submit(
-            (job.job_id, merchant_id, job.user_id, room_id, self._api.get_current_time_msec()))
+        self._record_follow(job, merchant_id, room_id)
         return True
+
+    def _record_follow(self, job: Any, merchant_id: str, room_id: str) -> None:
+        """Following, filing queued and the job done: one transaction, shared with the follows
+        that end at about the same time, written in the background (the job's slot goes to the
+        next follow at once). Until it is written the job stays queued: if Synapse stops first,
+        the job runs again, finds the user joined, and records it then."""
+        follow = (job.job_id, merchant_id, job.user_id, room_id, self._api.get_current_time_msec())
+
+        async def record() -> None:
+            try:
+                await self._finished_follows.submit(follow)
+            except Exception as e:
+                logger.warning("Recording %s's follow of %s failed (%s); the job will record it when it runs again",
+                               job.user_id, merchant_id, e)
+            finally:
+                self._recording.discard(job.job_id)
+
+        self._recording.add(job.job_id)
+
+        self._api.run_as_background_process("wangxin_circle_record_follow", record)
 
     async def _circle_alive(self, room_id: str) -> bool:
         """Whether the circle's owner is still in it (not shut down or purged). Checked once a

@@ -328,10 +328,16 @@ def finish_job_txn(txn: Any, job_id: str) -> None:
 
 def finish_follow_txn(txn: Any, job_id: str, merchant_id: str, user_id: str, room_id: str, now: int) -> None:
     """A follow job joined the user: record the follow, queue the filing in their space, and
-    drop the job, all at once (a crash in between would otherwise re-run the follow)."""
+    drop the job, all at once (a crash in between would otherwise re-run the follow). Once per
+    job: a second finish of the same job (a re-run that found the user joined, while the first
+    finish was still being written) changes nothing. An unfollow recorded since the join wins."""
+    txn.execute("DELETE FROM wangxin_circle_jobs WHERE job_id = ?", (job_id,))
+    if txn.rowcount == 0:
+        return
+    if follow_state_txn(txn, merchant_id, user_id) == "unfollowed":
+        return  # the user left (or unfollowed) between the join and this record: that stays
     set_follow_state_txn(txn, merchant_id, user_id, "following", now)
     enqueue_job_txn(txn, "file", user_id, merchant_id, room_id, "follow", now)
-    finish_job_txn(txn, job_id)
 
 
 def finish_follows_txn(txn: Any, follows: list[tuple[str, str, str, str, int]]) -> list[None]:

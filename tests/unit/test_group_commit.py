@@ -94,3 +94,50 @@ def test_purchases_and_finished_follows_in_one_transaction_each_keep_their_own_o
     assert follow_state_txn(txn, "@shop:hs", "@a:hs") == follow_state_txn(txn, "@shop:hs", "@b:hs") == "following"
     assert due_jobs_txn(txn, ("follow",), 4000, 10) == []
     assert len(due_jobs_txn(txn, ("file",), 4000, 10)) == 2
+
+
+def test_a_lingering_commit_waits_for_company_before_each_batch_that_is_not_full() -> None:
+    writer = Writer()
+    lingers: list[defer.Deferred] = []
+
+    def linger() -> Any:
+        d: defer.Deferred = defer.Deferred()
+        lingers.append(d)
+        return make_deferred_yieldable(d)
+
+    commit: GroupCommit[str, str] = GroupCommit(writer.run, max_batch=3, linger=linger)
+    first = defer.ensureDeferred(commit.submit("a"))
+    assert writer.batches == [] and len(lingers) == 1  # a lone item waits
+    more = [defer.ensureDeferred(commit.submit(x)) for x in "bcd"]
+    lingers[0].callback(None)
+    assert writer.batches == [["a", "b", "c"]]  # full: the next batch would not wait, but this one writes
+    writer.release(0)
+    assert first.result == "A" and [d.result for d in more[:2]] == ["B", "C"]
+    assert len(lingers) == 2  # "d" alone: waits again
+    lingers[1].callback(None)
+    writer.release(1)
+    assert writer.batches[1] == ["d"] and more[2].result == "D"
+
+
+def test_a_follow_finished_twice_is_recorded_once() -> None:
+    txn = _txn()
+    record_purchases_txn(txn, [("o1", "@a:hs", "@shop:hs", [], 1000)])
+    (job,) = due_jobs_txn(txn, ("follow",), 2000, 10)
+    finish = (job.job_id, "@shop:hs", "@a:hs", "!circle", 3000)
+    finish_follows_txn(txn, [finish, finish])  # a re-run's finish in the same batch as the first
+    finish_follows_txn(txn, [finish])  # ... or in a later one
+    assert follow_state_txn(txn, "@shop:hs", "@a:hs") == "following"
+    assert len(due_jobs_txn(txn, ("file",), 4000, 10)) == 1
+
+
+def test_an_unfollow_between_the_join_and_its_record_stays() -> None:
+    from synapse_modules.merchant_circle_store import record_leave_txn
+
+    txn = _txn()
+    record_purchases_txn(txn, [("o1", "@a:hs", "@shop:hs", [], 1000)])
+    (job,) = due_jobs_txn(txn, ("follow",), 2000, 10)
+    record_leave_txn(txn, "@shop:hs", "@a:hs", "!circle", 2500)
+    finish_follows_txn(txn, [(job.job_id, "@shop:hs", "@a:hs", "!circle", 3000)])
+    assert follow_state_txn(txn, "@shop:hs", "@a:hs") == "unfollowed"
+    assert due_jobs_txn(txn, ("follow",), 4000, 10) == []
+    assert due_jobs_txn(txn, ("file",), 4000, 10) == []
