@@ -44,9 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60,
                         help="how long to push SMS (sms); how long both servers stay idle (transactions)")
     parser.add_argument("--rate", type=int, default=300, help="SMS offered per second (sms)")
-    parser.add_argument("--workers", action="store_true",
-                        help="merchant_circle: every stack as the worker topology (needs --postgres, and Redis at "
-                             "WANGXIN_TEST_REDIS=HOST:PORT)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     args = parser.parse_args(argv)
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
                                      follows_only=args.follows_only, control_room=args.control_room,
                                      same_data=args.same_data, follow_control=args.follow_control,
-                                     registered_stock=args.registered_stock, workers=args.workers)
+                                     registered_stock=args.registered_stock)
     elif args.which == "follow_cost":
         from bench import follow_cost
 
@@ -93,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
-    suffix = "-workers" if result.get("topology") == "workers" else ""
-    with open(os.path.join(out_dir, f"{args.which}-{result['database']}{suffix}.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, f"{args.which}-{result['database']}.json"), "w", encoding="utf-8") as f:
         f.write(text + "\n")
     return 0
 

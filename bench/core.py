@@ -37,20 +37,14 @@ def registration_without_url(source: str, target: str) -> None:
 
 
 class BenchStack:
-    """A stack on SQLite, or on fresh PostgreSQL databases when ``postgres`` is true; as the
-    worker topology (Redis at ``WANGXIN_TEST_REDIS``) when ``workers`` is true too."""
+    """A stack on SQLite, or on fresh PostgreSQL databases when ``postgres`` is true."""
 
-    def __init__(self, directory: str, extra: list[str], postgres: bool, workers: bool = False):
+    def __init__(self, directory: str, extra: list[str], postgres: bool):
         from tests.harness import services
 
         self.databases = []
         args = ["--port", str(free_base_port()), "--server-name", f"bench{secrets.token_hex(3)}.test",
                 "--relaxed-rate-limits", *extra]
-        if workers:
-            redis = services.redis_address()
-            if not postgres or redis is None:
-                raise ValueError("workers need PostgreSQL (--postgres DSN) and Redis (WANGXIN_TEST_REDIS=HOST:PORT)")
-            args += ["--workers", "--redis", redis]
         if postgres:
             self.databases = [services.create_database("wx_bench")]
             args += ["--postgres", self.databases[0].dsn]

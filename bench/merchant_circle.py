@@ -159,28 +159,24 @@ def mute_for_everyone(stack: Any, room_id: str, users: list[str], concurrency: i
 
 def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postgres: bool = False,
         follows_only: bool = False, control_room: bool = False, same_data: bool = False,
-        follow_control: bool = False, registered_stock: bool = False, workers: bool = False) -> dict[str, Any]:
+        follow_control: bool = False, registered_stock: bool = False) -> dict[str, Any]:
     """``follows_only``: stop after the follow wave (no filing wait, no sends); ``control_room``:
     also send into a plain room with the same members on the Wangxin server; ``same_data``: at the
     end, stock Synapse on a copy of the Wangxin server's database against Wangxin restarted;
     ``follow_control``: admin joins into a plain room on the Wangxin server during the wave;
     ``registered_stock``: admin joins on a third server, stock Synapse carrying the bridge's
-    registration, during the wave (``follows_only`` only); ``workers``: every stack runs as the
-    worker topology (PostgreSQL and Redis)."""
+    registration, during the wave (``follows_only`` only)."""
     if registered_stock and not follows_only:
         raise ValueError("the registered stock arm is for the follow wave only (use it with follows_only)")
-    if workers and same_data:
-        raise ValueError("the same-data copies run as one process: use same_data without workers")
     with tempfile.TemporaryDirectory(prefix="wx-bench-circle-") as tmp:
         stacks: list[BenchStack] = []
         with contextlib.ExitStack() as stopping:  # every stack started is stopped, last first
-            stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres, workers)
+            stock = BenchStack(os.path.join(tmp, "stock"), ["--stock"], postgres)
             stacks.append(stock)
             stopping.callback(stock.stop)
             # A quota high enough for the benchmark's posts; the quota check itself still runs.
             wangxin = BenchStack(os.path.join(tmp, "wangxin"),
-                                 ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres,
-                                 workers)
+                                 ["--no-bot", "--circle-posts-per-day", str(10 * messages + 100)], postgres)
             stacks.append(wangxin)
             stopping.callback(wangxin.stop)
             registered = None
@@ -188,7 +184,7 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
                 path = os.path.join(tmp, "bridge-registration.yaml")
                 registration_without_url(os.path.join(wangxin.directory, "appservice-registration.yaml"), path)
                 registered = BenchStack(os.path.join(tmp, "stock-registered"),
-                                        ["--stock", "--appservice-registration", path], postgres, workers)
+                                        ["--stock", "--appservice-registration", path], postgres)
                 stacks.append(registered)
                 stopping.callback(registered.stop)
             together(*[s.settle for s in stacks])
@@ -197,9 +193,9 @@ def run(followers: int = 10000, messages: int = 300, concurrency: int = 8, postg
                 def after(merchant_token: str, circle: str) -> dict[str, Any]:
                     stock.stop()  # the machine's second core goes to the copy
                     return _same_data(wangxin, os.path.join(tmp, "copy"), merchant_token, circle, messages)
-            return {"topology": "workers" if workers else "one process"} | _measure(
-                stock.stack, wangxin.stack, followers, messages, concurrency, postgres, follows_only, control_room,
-                after, follow_control, registered.stack if registered else None)
+            return _measure(stock.stack, wangxin.stack, followers, messages, concurrency, postgres,
+                            follows_only, control_room, after, follow_control,
+                            registered.stack if registered else None)
 
 
 def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle: str,
