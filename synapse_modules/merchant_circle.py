@@ -620,7 +620,6 @@ class MerchantCircle:
                 self._recording.discard(job.job_id)
 
         self._recording.add(job.job_id)
-
         self._api.run_as_background_process("wangxin_circle_record_follow", record)
 
     async def _circle_alive(self, room_id: str) -> bool:
