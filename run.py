@@ -48,7 +48,7 @@ def ensure_installed() -> None:
     print("Installing Wangxin and its dependencies (first run takes a minute) …", flush=True)
     pip = [PYTHON, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip", "setuptools", "wheel"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,dev]"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[stack,test,dev]"], check=True)
     with open(STAMP, "w", encoding="utf-8") as f:
         f.write(fingerprint)
 

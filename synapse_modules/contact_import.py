@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from synapse_modules import _internals
+from synapse_modules import _features, _internals
 from synapse_modules import contact_import_store as store
 from synapse_modules._config import (
     ModuleConfigError,
@@ -85,6 +85,7 @@ class ContactImport:
     """Synapse module: ``synapse_modules.contact_import.ContactImport``."""
 
     def __init__(self, config: ContactImportConfig, api: Any):
+        _features.loaded("contact_import")
         from synapse_modules._http import RoutedJsonResource
 
         self._config = config

@@ -44,6 +44,7 @@ from typing import Any
 
 import attrs
 
+from synapse_modules import _features
 from synapse_modules._config import (
     ModuleConfigError,
     get_int,
@@ -188,6 +189,7 @@ class MerchantCircle:
     """Synapse module: ``synapse_modules.merchant_circle.MerchantCircle``."""
 
     def __init__(self, config: MerchantCircleConfig, api: Any):
+        _features.loaded("merchant_circle")
         from synapse_modules._http import RoutedJsonResource
         from synapse_modules._internals import MembershipInternals, SynapseInternals
 

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 from twisted.internet import defer
 
-from synapse_modules import _internals, mute_store
+from synapse_modules import _features, _internals, mute_store
 from synapse_modules._config import (
     ModuleConfigError,
     get_int,
@@ -82,6 +82,7 @@ class MuteExemptions:
     """Synapse module: ``synapse_modules.mute_exemptions.MuteExemptions``."""
 
     def __init__(self, config: MuteConfig, api: Any):
+        _features.loaded("mute_exemptions")
         from synapse_modules._http import ModuleDb, RoutedJsonResource
 
         self._config = config

@@ -18,6 +18,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
+from synapse_modules._features import loaded_features
 from wangxin_common import WANGXIN_VERSION
 
 INFO_PATH = "/_synapse/client/wangxin/v1/info"
@@ -63,5 +64,5 @@ class ServerInfo:
             "server_name": self._api.server_name,
             "bridge_bot": self._config.bridge_bot,
             "merchant_bot": self._config.merchant_bot,
-            "features": [],
+            "features": loaded_features(),
         }

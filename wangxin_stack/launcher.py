@@ -59,10 +59,9 @@ class Launcher:
         self.children: list[Child] = []
         self.router_port: Any = None
         self.ready = False
+        # The children import Wangxin from the installed package, as an operator's would: nothing
+        # puts the source tree on their path.
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
-        # Synapse's workers and the bridge find the project's packages from the source tree too.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
 
     # -- start ----------------------------------------------------------------------------
 
