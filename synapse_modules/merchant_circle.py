@@ -10,11 +10,15 @@ a room's whole state for every event on the server; field guide, Part A §2a):
 - **Circle rooms are made only here**: ``user_may_create_room`` refuses the room type to clients.
 - **Post quota and repost cooldown**: ``check_event_for_spam``, which sees only the event. For a
   room that is not a circle it answers from an in-process cache; for a post it runs one short
-  transaction. Over the limit it raises 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms``. An
-  admitted post counts once its event is persisted (later checks may still refuse it).
+  transaction. Over the limit it raises 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms`` and the
+  limit's name. An admitted post counts once its event is persisted (later checks may still
+  refuse it). Every event type the merchant or bot sends is a post (messages, stickers, polls),
+  an edit of one (no quota slot, a few per post a day), a removal of one, or refused
+  (``merchant_circle_rules.classify_circle_event``).
 - **Moments are friends-only**: ``user_may_invite`` / ``user_may_join_room`` refuse merchants in
   ``org.wangxin.moments`` rooms; ``user_may_create_room`` / ``user_may_send_state_event`` keep
-  moments rooms from becoming world-readable, so nobody reads them without joining. What skips
+  moments rooms from becoming world-readable or public (nor ``user_may_publish_room`` listed), so
+  nobody reads or sees them without being let in. The merchant bot counts as a merchant. What skips
   those checks (server admins, knocks, upgrades) is undone by the membership watcher, and a user
   who becomes a merchant leaves (and forgets) the moments rooms it was in.
 - **Auto-follow**: an invite between a user and a merchant (``user_may_invite``) or a purchase
@@ -36,7 +40,6 @@ HTTP (``/_synapse/client/wangxin/v1``): ``PUT|GET /merchants/{userId}``,
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -55,14 +58,25 @@ from synapse_modules._config import (
     to_synapse_config_error,
 )
 from synapse_modules._group_commit import GroupCommit
+from synapse_modules._http import USER_ID_RE, parse_json_object
 from synapse_modules._job_pool import JobPool
+from synapse_modules.merchant_circle_rules import (
+    NOT_FRIENDS_ONLY,
+    CircleEvent,
+    bad_json,
+    classify_circle_event,
+    edit_product_error,
+    not_friends_only_reason,
+    validate_items,
+    validate_order_id,
+    validate_profile,
+)
 from synapse_modules.merchant_circle_store import Merchant, MerchantCircleStore
 
 logger = logging.getLogger(__name__)
 
 CIRCLE_ROOM_TYPE = "org.wangxin.merchant_circle"
 MOMENTS_ROOM_TYPE = "org.wangxin.moments"
-PRODUCT_KEY = "org.wangxin.product"
 API_PREFIX = "/_synapse/client/wangxin/v1"
 DEFAULT_SPACE_NAME = "Merchant Circle / 商家圈"
 POSTER_LEVEL = 50
@@ -100,6 +114,7 @@ class MerchantCircleConfig:
     follow_batch_size: int
     chat_follow_wait_s: int = DEFAULT_CHAT_FOLLOW_WAIT_S
     follow_concurrency: int = 16
+    edits_per_post_per_day: int = 5
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -107,7 +122,8 @@ class MerchantCircleConfig:
         reject_unknown(
             config,
             ("platform_secret", "merchant_bot", "owner_localpart", "posts_per_day", "repost_cooldown_hours",
-             "space_name", "follow_batch_size", "chat_follow_wait_s", "follow_concurrency"),
+             "space_name", "follow_batch_size", "chat_follow_wait_s", "follow_concurrency",
+             "edits_per_post_per_day"),
         )
         secret = get_str(config, "platform_secret")
         if len(secret) < 16:
@@ -125,6 +141,7 @@ class MerchantCircleConfig:
             follow_batch_size=get_int(config, "follow_batch_size", 200, minimum=1),
             chat_follow_wait_s=get_int(config, "chat_follow_wait_s", DEFAULT_CHAT_FOLLOW_WAIT_S, minimum=1),
             follow_concurrency=get_int(config, "follow_concurrency", 16, minimum=1),
+            edits_per_post_per_day=get_int(config, "edits_per_post_per_day", 5, minimum=0),
         )
 
 
@@ -156,33 +173,33 @@ class _NotYet(Exception):
     """What a chat-started job waits for (the invite) is not in the database (yet)."""
 
 
-def _bad_json(message: str) -> Exception:
-    from synapse.module_api import errors
-
-    return errors.SynapseError(400, message, errors.Codes.BAD_JSON)
-
-
 def _validate_user_id(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not value.startswith("@") or ":" not in value:
-        raise _bad_json(f"'{key}' must be a Matrix user id like @name:server")
+    if not isinstance(value, str) or not USER_ID_RE.match(value) or len(value) > 255:
+        raise bad_json(f"'{key}' must be a Matrix user id like @name:server")
     return value
 
 
-def validate_product(product: Any) -> dict[str, Any]:
-    """The ``org.wangxin.product`` object of a post; raises 400 ``M_BAD_JSON`` naming the field."""
-    if not isinstance(product, dict):
-        raise _bad_json(f"'{PRODUCT_KEY}' must be an object")
-    for field in ("id", "title", "currency", "url"):
-        value = product.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise _bad_json(f"'{PRODUCT_KEY}.{field}' must be a non-empty string")
-    price = product.get("price")
-    if isinstance(price, bool) or not isinstance(price, (str, int, float)) or str(price).strip() == "":
-        raise _bad_json(f"'{PRODUCT_KEY}.price' must be a number or a decimal string")
-    if not product["url"].startswith(("https://", "http://")):
-        raise _bad_json(f"'{PRODUCT_KEY}.url' must be an http(s) URL")
-    return product
+def _limit_exceeded(limit: str, reason: str, retry_after_ms: int) -> Exception:
+    """429 ``M_LIMIT_EXCEEDED`` saying which limit (``org.wangxin.limit``, the option that sets
+    it) and when the next try is allowed (``retry_after_ms`` and ``Retry-After``)."""
+    from synapse.module_api import errors
+
+    return errors.SynapseError(
+        429, f"{reason[:1].upper()}{reason[1:]}: the next one is allowed in {_duration(retry_after_ms)}",
+        errors.Codes.LIMIT_EXCEEDED, additional_fields={"retry_after_ms": retry_after_ms, "org.wangxin.limit": limit},
+        headers={"Retry-After": str(-(-retry_after_ms // 1000))},
+    )
+
+
+def _duration(ms: int) -> str:
+    minutes = -(-ms // 60_000)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days {hours % 24} h"
 
 
 class MerchantCircle:
@@ -208,6 +225,7 @@ class MerchantCircle:
         self._circle_of_merchant = _BoundedCache()
         self._room_type = _BoundedCache()
         self._joining: set[tuple[str, str]] = set()
+        self._creating: set[str] = set()  # merchants whose circle this process is making
         self._processing = False
         self._rerun = False
         # Different users' jobs at once (``follow_concurrency``), each user's in order: joins into
@@ -238,6 +256,7 @@ class MerchantCircle:
             user_may_join_room=self.user_may_join_room,
             user_may_create_room=self.user_may_create_room,
             user_may_send_state_event=self.user_may_send_state_event,
+            user_may_publish_room=self.user_may_publish_room,
         )
         self._members.refund_per_room_joins(self._is_known_circle)
 
@@ -274,6 +293,7 @@ class MerchantCircle:
             # Leaves of circles (remembered unfollows) and merchants who got into a moments
             # room by a path no spam check sees (server admins, knocks, upgrades).
             api.looping_background_call(self._watch_memberships, 1000, desc="wangxin_circle_memberships")
+            api.run_as_background_process("wangxin_circle_bot_moments", self._evict_bot_from_moments_once)
 
     @staticmethod
     def parse_config(config: Any) -> MerchantCircleConfig:
@@ -335,38 +355,76 @@ class MerchantCircle:
     def _service_users(self) -> set[str]:
         return {self._owner} | ({self._config.merchant_bot} if self._config.merchant_bot else set())
 
+    async def _is_merchant_like(self, user_id: str) -> bool:
+        """A merchant, or the merchant bot (the merchants' agent, held to their rules)."""
+        return user_id == self._config.merchant_bot or await self._is_merchant(user_id)
+
+    async def _is_service_account(self, user_id: str) -> bool:
+        """Accounts that act for the service, not people: the circles' owner, the merchant bot,
+        the bridge bot and every other user an application service registered (Synapse records
+        which one in ``UserInfo.appservice_id``), and Synapse's own support or bot accounts."""
+        if user_id in self._service_users():
+            return True
+        info = await self._api.get_userinfo_by_id(user_id)
+        return info is not None and (info.appservice_id is not None or info.user_type in ("support", "bot"))
+
     # -- spam-checker callbacks ---------------------------------------------------------------
 
     async def check_event_for_spam(self, event: Any) -> Any:
         from synapse.module_api import NOT_SPAM
 
-        if event.type != "m.room.message" or event.is_state() or not self._api.is_mine(event.sender):
+        if event.is_state() or not self._api.is_mine(event.sender):
             return NOT_SPAM
-        merchant_id = await self._circle_merchant(event.room_id)
+        merchant_id = await self._circle_merchant(event.room_id)  # in-process cache
         if merchant_id is None:
             return NOT_SPAM
         if event.sender not in (merchant_id, self._config.merchant_bot):
             return NOT_SPAM  # the power levels refuse it; it must not use up the merchant's quota
-        content = event.content
-        if not isinstance(content.get("body"), str) or not content["body"].strip():
-            raise _bad_json("a circle post needs a readable 'body'")
-        product = content.get(PRODUCT_KEY)
-        product_id = None
-        if product is not None:
-            product = validate_product(dict(product))
-            product_id = product["id"]
+        circle_event = classify_circle_event(event.type, event.content, getattr(event, "redacts", None))
+        await self._admit_circle_event(merchant_id, event, circle_event)
+        return NOT_SPAM
+
+    async def _admit_circle_event(self, merchant_id: str, event: Any, circle_event: CircleEvent) -> None:
+        """Everything a follower's client shows counts: a post takes a slot of the daily quota
+        (and a product's cooldown), an edit of one of the sender's posts one of that post's edits
+        of the day, a removal must be of one of the circle's posts; anything else is refused."""
+        from synapse.module_api import errors
+
         from synapse_modules._internals import sending_device
 
+        now = self._api.get_current_time_msec()
+        if circle_event.kind == "refused":
+            raise errors.SynapseError(403, circle_event.reason or "Not allowed in a circle", errors.Codes.FORBIDDEN)
+        if circle_event.kind == "redaction":
+            if circle_event.target is None or not await self._store.is_circle_post(merchant_id, circle_event.target):
+                raise errors.SynapseError(403, "In a circle you can remove its posts only", errors.Codes.FORBIDDEN)
+            return
+        if circle_event.kind == "edit" and circle_event.target is not None:
+            edit = await self._store.record_edit(
+                merchant_id, event.event_id, event.sender, sending_device(event), circle_event.target, now,
+                self._config.edits_per_post_per_day,
+            )
+            if not edit.not_a_post:
+                error = edit_product_error(circle_event, edit.post_product_id)
+                if error is not None:
+                    raise error
+                if edit.retry_after_ms is not None:
+                    logger.info("Refused an edit in %s's circle: too many edits of %s", merchant_id,
+                                circle_event.target)
+                    raise _limit_exceeded("edits_per_post_per_day", f"the limit of "
+                                          f"{self._config.edits_per_post_per_day} edits per post a day is reached",
+                                          edit.retry_after_ms)
+                return
+            # Not an edit of one of the sender's posts: whatever it shows is a new post.
+        product = circle_event.product
         decision = await self._store.record_post(
-            merchant_id, event.event_id, event.sender, sending_device(event), product_id, product,
-            self._api.get_current_time_msec(), self._config.posts_per_day, self._cooldown_ms,
+            merchant_id, event.event_id, event.sender, sending_device(event), product["id"] if product else None,
+            product, now, self._config.posts_per_day, self._cooldown_ms,
         )
         if decision.retry_after_ms is not None:
-            from synapse.api.errors import LimitExceededError
-
             logger.info("Refused a post in %s's circle: %s", merchant_id, decision.reason)
-            raise LimitExceededError("wangxin.merchant_circle.posts", retry_after_ms=decision.retry_after_ms)
-        return NOT_SPAM
+            raise _limit_exceeded(decision.limit or "posts_per_day", decision.reason or "over the limit",
+                                  decision.retry_after_ms)
 
     async def user_may_create_room(self, user_id: str, room_config: dict[str, Any]) -> Any:
         from synapse.module_api import NOT_SPAM, errors
@@ -376,14 +434,17 @@ class MerchantCircle:
         if room_type == CIRCLE_ROOM_TYPE and user_id != self._owner:
             return errors.Codes.FORBIDDEN, {"error": "Merchant circles are created by the server, not by clients"}
         if room_type == MOMENTS_ROOM_TYPE:
-            if await self._is_merchant(user_id):
+            if await self._is_merchant_like(user_id):
                 return errors.Codes.FORBIDDEN, {"error": "Moments are for friends; merchants have a circle instead"}
             invited = [u for u in room_config.get("invite") or [] if isinstance(u, str)]
-            if await self._store.merchant_ids_among(invited):
+            if self._config.merchant_bot in invited or await self._store.merchant_ids_among(invited):
                 return errors.Codes.FORBIDDEN, {"error": "Merchants cannot be invited to moments"}
             for state in room_config.get("initial_state") or []:
-                if _world_readable(state.get("type"), state.get("content")):
+                if isinstance(state, dict) and _world_readable(state.get("type"), state.get("content")):
                     return errors.Codes.FORBIDDEN, {"error": "Moments cannot be world-readable"}
+            reason = not_friends_only_reason(room_config)
+            if reason:
+                return errors.Codes.FORBIDDEN, {"error": reason}
         return NOT_SPAM
 
     async def user_may_send_state_event(
@@ -394,6 +455,19 @@ class MerchantCircle:
         if event_type == "m.room.history_visibility" and _world_readable(event_type, content):
             if await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
                 return errors.Codes.FORBIDDEN, {"error": "Moments cannot be world-readable"}
+        if event_type == "m.room.join_rules" and isinstance(content, dict):
+            rule = content.get("join_rule")
+            if rule in NOT_FRIENDS_ONLY and await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
+                return errors.Codes.FORBIDDEN, {"error": f"Moments are friends-only: the join rule cannot be '{rule}'"}
+        return NOT_SPAM
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:
+        """The room directory lists rooms for anyone to find: never moments."""
+        from synapse.module_api import NOT_SPAM, errors
+
+        if await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
+            return errors.Codes.FORBIDDEN, {"error": "Moments are friends-only: they cannot be listed in the room "
+                                                     "directory"}
         return NOT_SPAM
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
@@ -401,7 +475,7 @@ class MerchantCircle:
 
         room_type = await self._type_of_room(room_id)
         if room_type == MOMENTS_ROOM_TYPE:
-            if await self._is_merchant(invitee):
+            if await self._is_merchant_like(invitee):
                 return errors.Codes.FORBIDDEN, {"error": "Merchants cannot be invited to moments"}
             return NOT_SPAM
         if room_type == CIRCLE_ROOM_TYPE or room_type == "m.space":
@@ -413,7 +487,7 @@ class MerchantCircle:
         from synapse.module_api import NOT_SPAM, errors
 
         room_type = await self._type_of_room(room_id)
-        if room_type == MOMENTS_ROOM_TYPE and await self._is_merchant(user_id):
+        if room_type == MOMENTS_ROOM_TYPE and await self._is_merchant_like(user_id):
             return errors.Codes.FORBIDDEN, {"error": "Merchants cannot join moments"}
         if room_type == CIRCLE_ROOM_TYPE and (user_id, room_id) not in self._joining:
             merchant_id = await self._circle_merchant(room_id)
@@ -530,7 +604,7 @@ class MerchantCircle:
             return
         except Exception as e:
             if job.attempts >= MAX_JOB_ATTEMPTS:
-                await self._fail_job(job, f"gave up after {job.attempts + 1} attempts: {e!r}")
+                await self._fail_job(job, f"gave up after {job.attempts + 1} attempts: {e!r}", unexpected=True)
                 return
             delay_s = min(2 ** min(job.attempts, 8), 300)
             logger.warning("Circle job %s (%s %s) failed, retrying in %ss: %s", job.job_id, job.kind,
@@ -540,9 +614,12 @@ class MerchantCircle:
         if not finished:
             await self._store.finish_job(job.job_id)
 
-    async def _fail_job(self, job: Any, error: str) -> None:
-        logger.error("Circle job %s (%s of %s, %s, merchant %s) failed for good: %s", job.job_id, job.kind,
-                     job.user_id, job.reason, job.merchant_id, error)
+    async def _fail_job(self, job: Any, error: str, unexpected: bool = False) -> None:
+        # A deactivated buyer, a circle shut down or an invite refused is an outcome (its status
+        # is shown to the platform and the merchant), not a fault; giving up on retries is.
+        log = logger.error if unexpected else logger.warning
+        log("Circle job %s (%s of %s, %s, merchant %s) failed for good: %s", job.job_id, job.kind,
+            job.user_id, job.reason, job.merchant_id, error)
         await self._store.fail_job(job.job_id, job.attempts + 1, error, self._api.get_current_time_msec())
 
     async def _check_user_active(self, user_id: str) -> None:
@@ -711,6 +788,15 @@ class MerchantCircle:
         if membership is not None:
             await self._members.forget(user_id, room_id)
 
+    async def _evict_bot_from_moments_once(self) -> None:
+        """The merchant bot is held to the merchants' rules; a bot that got into moments rooms
+        before it was (it joins whatever it is invited to) leaves them, once per deployment."""
+        if not self._config.merchant_bot or await self._store.get_position("bot_left_moments") is not None:
+            return
+        if await self._user_exists(self._config.merchant_bot):
+            await self._evict_from_moments(self._config.merchant_bot)
+        await self._store.set_position("bot_left_moments", 1)
+
     async def _evict_from_moments(self, user_id: str) -> None:
         """A new merchant leaves every moments room it was in (or invited to, or knocking at)."""
         now = self._api.get_current_time_msec()
@@ -780,6 +866,8 @@ class MerchantCircle:
         users = sorted({u for u, _ in entering})
         for start in range(0, len(users), 500):
             merchants |= await self._store.merchant_ids_among(users[start : start + 500])
+        if self._config.merchant_bot in users:  # the merchants' agent, held to their rules
+            merchants.add(self._config.merchant_bot)
         for user_id, room_id in entering:
             if user_id in merchants and await self._type_of_room(room_id) == MOMENTS_ROOM_TYPE:
                 logger.warning("Merchant %s got into moments room %s past the spam checks; removing it",
@@ -834,28 +922,18 @@ class MerchantCircle:
         from synapse.module_api import errors
 
         await self._require_admin(request)
-        body = _json_body(request)
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise _bad_json("'name' must be a non-empty string")
-        avatar_url = body.get("avatar_url")
-        if avatar_url is not None and (not isinstance(avatar_url, str) or not avatar_url.startswith("mxc://")):
-            raise _bad_json("'avatar_url' must be an mxc:// URI")
-        if not await self._user_exists(user_id):
+        # Everything is checked before anything is written: a refused PUT changes nothing.
+        name, avatar_url = validate_profile(parse_json_object(request))
+        if not USER_ID_RE.match(user_id) or not await self._user_exists(user_id):
             raise errors.SynapseError(404, f"No local user {user_id}", errors.Codes.NOT_FOUND)
-        if user_id in self._service_users():
-            raise errors.SynapseError(400, f"{user_id} is a service account", errors.Codes.INVALID_PARAM)
+        if await self._is_service_account(user_id):
+            raise errors.SynapseError(400, f"'userId': {user_id} is a service account, not a shop",
+                                      errors.Codes.INVALID_PARAM)
         merchant = await self._store.get_merchant(user_id)
         if merchant is None:
-            room_id = await self._create_circle(user_id, name, avatar_url)
-            merchant = await self._store.insert_merchant(
-                Merchant(user_id, name, avatar_url, room_id), self._api.get_current_time_msec()
-            )
-        elif (merchant.name, merchant.avatar_url) != (name, avatar_url):
-            await self._store.update_merchant_profile(user_id, name, avatar_url)
-            await self._owner_state(merchant.circle_room_id, "m.room.name", {"name": _circle_name(name)})
-            if avatar_url:
-                await self._owner_state(merchant.circle_room_id, "m.room.avatar", {"url": avatar_url})
+            merchant = await self._make_circle(user_id, name, avatar_url)
+        else:
+            merchant = await self._update_profile(merchant, name, avatar_url)
         self._circle_of_room.put(merchant.circle_room_id, user_id)
         # A merchant never stays in a moments room, even one it joined before it was a merchant.
         # After the insert above, so user_may_join_room already refuses new joins.
@@ -868,57 +946,137 @@ class MerchantCircle:
                 await self._members.set_membership(poster, merchant.circle_room_id, "join")
         return 200, {"user_id": user_id, "circle_room_id": merchant.circle_room_id}
 
-    async def _create_circle(self, user_id: str, name: str, avatar_url: str | None) -> str:
-        if not await self._user_exists(self._owner):
-            await self._api.register_user(self._config.owner_localpart, "Wangxin merchant circles")
+    async def _make_circle(self, user_id: str, name: str, avatar_url: str | None) -> Merchant:
+        """Make the circle room, complete it, then record the merchant. A failure before the
+        record leaves a room only its owner is in; the retried PUT (told by the creation marker
+        to look) finds that room and finishes it instead of making a second one."""
+        # Overlapping PUTs for one merchant in this process go one after the other (the later
+        # ones then find the merchant); across processes the marker below sorts them out.
+        while user_id in self._creating:
+            await self._api.sleep(0.1)
+        self._creating.add(user_id)  # no await between the check and this
+        try:
+            recorded = await self._store.get_merchant(user_id)
+            if recorded is not None:
+                return await self._update_profile(recorded, name, avatar_url)
+            now = self._api.get_current_time_msec()
+            earlier_attempt = await self._store.start_circle_creation(user_id, now)
+            room_id = await self._unfinished_circle(user_id) if earlier_attempt else None
+            if room_id is None:
+                room_id = await self._create_circle(user_id)
+            await self._apply_profile(room_id, name, avatar_url)
+            merchant: Merchant = await self._store.insert_merchant(Merchant(user_id, name, avatar_url, room_id), now)
+        finally:
+            self._creating.discard(user_id)
+        if merchant.circle_room_id != room_id:
+            # Another process recorded its circle first: ours is left empty (nobody else is in it yet).
+            await self._api.update_room_membership(self._owner, self._owner, room_id, "leave")
+        return merchant
+
+    async def _update_profile(self, merchant: Merchant, name: str, avatar_url: str | None) -> Merchant:
+        """The room first: if that fails, the old name stays in the room and in the record."""
+        await self._apply_profile(merchant.circle_room_id, name, avatar_url)
+        if (merchant.name, merchant.avatar_url) != (name, avatar_url):
+            await self._store.update_merchant_profile(merchant.user_id, name, avatar_url)
+        return attrs.evolve(merchant, name=name, avatar_url=avatar_url)
+
+    async def _unfinished_circle(self, user_id: str) -> str | None:
+        """The circle room an earlier, failed PUT made for ``user_id`` (its owner is in it, no
+        merchant record names it), completed; extra ones are left empty. Reads the owner's rooms:
+        only ever after a failure."""
+        recorded = {room_id for _, room_id in await self._store.all_circles()}
+        found = None
+        for room_id in await self._members.rooms_of(self._owner, ("join",)):
+            if room_id in recorded:
+                continue
+            create = (await self._api.get_room_state(room_id, [("m.room.create", "")])).get(("m.room.create", ""))
+            if create is None or create.content.get("type") != CIRCLE_ROOM_TYPE \
+                    or create.content.get("org.wangxin.merchant") != user_id:
+                continue
+            if found is None:
+                found = room_id
+            else:
+                await self._api.update_room_membership(self._owner, self._owner, room_id, "leave")
+        if found is not None:
+            logger.info("Reusing circle room %s that an earlier attempt made for %s", found, user_id)
+            # ``createRoom`` may have stopped before its last state events: send what is missing.
+            config = self._circle_config(user_id)
+            fixed: dict[str, Any] = {
+                "m.room.power_levels": config["power_level_content_override"],
+                "m.room.join_rules": {"join_rule": "public"},
+                **{state["type"]: state["content"] for state in config["initial_state"]},
+            }
+            present = await self._api.get_room_state(found, [(t, "") for t in fixed])
+            for event_type, content in fixed.items():
+                current = present.get((event_type, ""))
+                if current is None or any(current.content.get(k) != v for k, v in content.items()):
+                    await self._owner_state(found, event_type, content)
+        return found
+
+    def _circle_config(self, user_id: str) -> dict[str, Any]:
+        """What a circle is made of, apart from its name, topic and avatar (the merchant's
+        profile, set after: :meth:`_apply_profile`)."""
         users = {user_id: POSTER_LEVEL}
         if self._config.merchant_bot:
             users[self._config.merchant_bot] = POSTER_LEVEL
-        initial_state = [
-            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
-            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
-        ]
-        if avatar_url:
-            initial_state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar_url}})
-        room_id, _ = await self._api.create_room(
-            self._owner,
-            {
-                "name": _circle_name(name),
-                "topic": f"Posts from {name}. Followers read, only the merchant posts.",
-                # Version 12 on purpose: its creator (the owner) outranks every power level, and
-                # the owner is an account nobody can log in as.
-                "room_version": "12",
-                "preset": "public_chat",  # followers join without an invite
-                "visibility": "private",  # but it is not listed in the room directory
-                "creation_content": {"type": CIRCLE_ROOM_TYPE, "org.wangxin.merchant": user_id},
-                "initial_state": initial_state,
-                "power_level_content_override": {
-                    "users": users,
-                    "users_default": 0,
-                    "events_default": POSTER_LEVEL,
-                    "state_default": ADMIN_LEVEL,
-                    "invite": ADMIN_LEVEL,
-                    "kick": ADMIN_LEVEL,
-                    "ban": ADMIN_LEVEL,
-                    "redact": POSTER_LEVEL,
-                    "notifications": {"room": ADMIN_LEVEL},
-                    "events": {
-                        "m.room.encryption": ADMIN_LEVEL,
-                        "m.room.power_levels": ADMIN_LEVEL,
-                        "m.room.name": ADMIN_LEVEL,
-                        "m.room.avatar": ADMIN_LEVEL,
-                        "m.room.topic": ADMIN_LEVEL,
-                        "m.room.history_visibility": ADMIN_LEVEL,
-                        "m.room.join_rules": ADMIN_LEVEL,
-                        "m.room.canonical_alias": ADMIN_LEVEL,
-                        "m.room.tombstone": ADMIN_LEVEL,
-                        "m.room.server_acl": ADMIN_LEVEL,
-                    },
+        return {
+            # Version 12 on purpose: its creator (the owner) outranks every power level, and
+            # the owner is an account nobody can log in as.
+            "room_version": "12",
+            "preset": "public_chat",  # followers join without an invite
+            "visibility": "private",  # but it is not listed in the room directory
+            "creation_content": {"type": CIRCLE_ROOM_TYPE, "org.wangxin.merchant": user_id},
+            "initial_state": [
+                {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            ],
+            "power_level_content_override": {
+                "users": users,
+                "users_default": 0,
+                "events_default": POSTER_LEVEL,
+                "state_default": ADMIN_LEVEL,
+                "invite": ADMIN_LEVEL,
+                "kick": ADMIN_LEVEL,
+                "ban": ADMIN_LEVEL,
+                "redact": POSTER_LEVEL,
+                "notifications": {"room": ADMIN_LEVEL},
+                "events": {
+                    "m.room.encryption": ADMIN_LEVEL,
+                    "m.room.power_levels": ADMIN_LEVEL,
+                    "m.room.name": ADMIN_LEVEL,
+                    "m.room.avatar": ADMIN_LEVEL,
+                    "m.room.topic": ADMIN_LEVEL,
+                    "m.room.history_visibility": ADMIN_LEVEL,
+                    "m.room.join_rules": ADMIN_LEVEL,
+                    "m.room.canonical_alias": ADMIN_LEVEL,
+                    "m.room.tombstone": ADMIN_LEVEL,
+                    "m.room.server_acl": ADMIN_LEVEL,
                 },
             },
-            ratelimit=False,
-        )
+        }
+
+    async def _create_circle(self, user_id: str) -> str:
+        if not await self._user_exists(self._owner):
+            try:
+                await self._api.register_user(self._config.owner_localpart, "Wangxin merchant circles")
+            except Exception:
+                if not await self._user_exists(self._owner):  # else another PUT registered it just now
+                    raise
+        room_id, _ = await self._api.create_room(self._owner, self._circle_config(user_id), ratelimit=False)
         return str(room_id)
+
+    async def _apply_profile(self, room_id: str, name: str, avatar_url: str | None) -> None:
+        """The circle's name, topic and avatar from the merchant's profile (only what differs)."""
+        wanted = {
+            "m.room.name": ("name", _circle_name(name)),
+            "m.room.topic": ("topic", f"Posts from {name}. Followers read, only the merchant posts."),
+            "m.room.avatar": ("url", avatar_url),
+        }
+        state = await self._api.get_room_state(room_id, [(t, "") for t in wanted])
+        for event_type, (key, value) in wanted.items():
+            current = state.get((event_type, ""))
+            if (current.content.get(key) if current is not None else None) != value:
+                await self._owner_state(room_id, event_type, {key: value} if value is not None else {})
 
     async def _owner_state(self, room_id: str, event_type: str, content: dict[str, Any]) -> None:
         await self._api.create_and_send_event_into_room(
@@ -985,15 +1143,15 @@ class MerchantCircle:
         from synapse.module_api import errors
 
         self._require_platform(request)
-        body = _json_body(request)
-        order_id = body.get("order_id")
-        if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 255:
-            raise _bad_json("'order_id' must be a non-empty string of at most 255 characters")
+        body = parse_json_object(request)
+        order_id = validate_order_id(body.get("order_id"))
         buyer = _validate_user_id(body, "buyer")
         merchant_id = _validate_user_id(body, "merchant")
-        items = body.get("items")
-        if not isinstance(items, list):
-            raise _bad_json("'items' must be a list")
+        items = validate_items(body.get("items"))
+        for field, account in (("buyer", buyer), ("merchant", merchant_id)):
+            if await self._is_service_account(account):
+                raise errors.SynapseError(400, f"'{field}': {account} is a service account",
+                                          errors.Codes.INVALID_PARAM)
         if await self._circle_room_of(merchant_id) is None:
             raise errors.SynapseError(404, f"{merchant_id} is not a merchant", errors.Codes.NOT_FOUND)
         if not await self._user_exists(buyer):
@@ -1061,14 +1219,3 @@ def _world_readable(event_type: Any, content: Any) -> bool:
         and isinstance(content, dict)
         and content.get("history_visibility") == "world_readable"
     )
-
-
-def _json_body(request: Any) -> dict[str, Any]:
-    try:
-        request.content.seek(0)
-        body = json.loads(request.content.read() or b"{}")
-    except ValueError:
-        raise _bad_json("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _bad_json("the body must be a JSON object")
-    return body

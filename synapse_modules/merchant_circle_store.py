@@ -96,6 +96,23 @@ SCHEMA = [
         room_id TEXT NOT NULL,
         PRIMARY KEY (user_id, room_id)
     )""",
+    # Edits of posts (and ends of polls), which take no quota slot but are bounded per post and
+    # day. Like posts, they count once persisted (see `record_edit_txn`).
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_edits (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        post_event_id TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        device_id TEXT,
+        persisted INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_edits_post ON wangxin_circle_edits (post_event_id, ts)",
+    # A circle being made for a merchant: written before its room is created and removed with the
+    # merchant's record, so a retried PUT after a failure in between finds that room again.
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_creations (
+        merchant_id TEXT NOT NULL PRIMARY KEY,
+        started_ts BIGINT NOT NULL
+    )""",
     # How far the module has read Synapse's streams (the membership delta stream), so a leave
     # seen by nobody before a restart is still seen after it.
     """CREATE TABLE IF NOT EXISTS wangxin_circle_positions (
@@ -145,10 +162,23 @@ class Job:
 
 @attrs.frozen
 class PostDecision:
-    """``retry_after_ms`` is ``None`` when the post is allowed (and recorded)."""
+    """``retry_after_ms`` is ``None`` when the post is allowed (and recorded); otherwise
+    ``reason`` says why and ``limit`` names the configuration option that sets the limit."""
 
     retry_after_ms: int | None
     reason: str | None = None
+    limit: str | None = None
+
+
+@attrs.frozen
+class EditDecision:
+    """``not_a_post``: the target is no persisted post of this sender in this circle (so the
+    event is a new post); otherwise ``post_product_id`` is the edited post's product, and
+    ``retry_after_ms`` is set when the post's edits of the day are used up."""
+
+    not_a_post: bool
+    post_product_id: str | None = None
+    retry_after_ms: int | None = None
 
 
 def create_schema_txn(txn: Any) -> None:
@@ -189,15 +219,27 @@ def all_circles_txn(txn: Any) -> list[tuple[str, str]]:
 
 
 def insert_merchant_txn(txn: Any, merchant: Merchant, now: int) -> Merchant:
-    """Insert unless the merchant exists already; returns the stored row (the first one wins)."""
+    """Insert unless the merchant exists already; returns the stored row (the first one wins).
+    The circle's creation is over: its marker goes."""
     txn.execute(
         "INSERT INTO wangxin_merchants (user_id, name, avatar_url, circle_room_id, created_ts)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO NOTHING",
         (merchant.user_id, merchant.name, merchant.avatar_url, merchant.circle_room_id, now),
     )
+    txn.execute("DELETE FROM wangxin_circle_creations WHERE merchant_id = ?", (merchant.user_id,))
     stored = get_merchant_txn(txn, merchant.user_id)
     assert stored is not None
     return stored
+
+
+def start_circle_creation_txn(txn: Any, merchant_id: str, now: int) -> bool:
+    """Mark that a circle is being made for ``merchant_id``; returns whether an earlier attempt
+    was marked and never finished (its room, if it got that far, is to be found and reused)."""
+    txn.execute("SELECT 1 FROM wangxin_circle_creations WHERE merchant_id = ?", (merchant_id,))
+    if txn.fetchone() is not None:
+        return True
+    txn.execute("INSERT INTO wangxin_circle_creations (merchant_id, started_ts) VALUES (?, ?)", (merchant_id, now))
+    return False
 
 
 def update_merchant_profile_txn(txn: Any, user_id: str, name: str, avatar_url: str | None) -> None:
@@ -480,19 +522,20 @@ def post_decision(
     """Whether a new post is allowed: ``rows`` are the merchant's admitted posts of the last day,
     ``last_product_ts`` the last persisted post of ``product_id``."""
     counted = counted_posts(rows, now, device_id)
-    waits: list[tuple[int, str]] = []
+    waits: list[tuple[int, str, str]] = []
     if len(counted) >= posts_per_day:
         frees_at = counted[len(counted) - posts_per_day][0]
-        waits.append((frees_at - now, f"the daily limit of {posts_per_day} posts is reached"))
+        waits.append((frees_at - now, f"the daily limit of {posts_per_day} posts is reached", "posts_per_day"))
     if product_id is not None and cooldown_ms > 0:
         if last_product_ts is not None and last_product_ts + cooldown_ms > now:
-            waits.append((last_product_ts + cooldown_ms - now, f"product {product_id} was posted recently"))
+            waits.append((last_product_ts + cooldown_ms - now, f"product {product_id} was posted recently",
+                          "repost_cooldown_hours"))
         for until, row in counted:
             if not row.persisted and row.product_id == product_id:
-                waits.append((until - now, f"product {product_id} is being posted"))
+                waits.append((until - now, f"product {product_id} is being posted", "repost_cooldown_hours"))
     if waits:
-        wait, reason = max(waits)
-        return PostDecision(max(1, wait), reason)
+        wait, reason, limit = max(waits)
+        return PostDecision(max(1, wait), reason, limit)
     return PostDecision(None)
 
 
@@ -584,6 +627,68 @@ def record_post_txn(
             (event_id, merchant_id, sender, product_id, json.dumps(product) if product else None, now, device_id),
         )
     return decision
+
+
+def record_edit_txn(
+    txn: Any,
+    merchant_id: str,
+    event_id: str,
+    sender: str,
+    device_id: str | None,
+    post_event_id: str,
+    now: int,
+    edits_per_post: int,
+) -> EditDecision:
+    """Admit and record an edit of ``post_event_id`` (or a poll's end), or say why not.
+
+    Only an edit of a persisted post of the same sender in this merchant's circle is an edit;
+    anything else is a new post (``not_a_post``). A post's edits count like posts do (once
+    persisted, or while in flight from another device; :func:`counted_posts`), at most
+    ``edits_per_post`` in any 24 hours. Reads the post's few edits of the last day, no more.
+    """
+    from synapse_modules._internals import persisted_event_ids_txn
+
+    txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
+    txn.execute(
+        "SELECT sender, product_id, persisted FROM wangxin_circle_posts WHERE event_id = ? AND merchant_id = ?",
+        (post_event_id, merchant_id),
+    )
+    post = txn.fetchone()
+    if post is None or post[0] != sender:
+        return EditDecision(True)
+    if not post[2]:
+        if not persisted_event_ids_txn(txn, [post_event_id]):
+            return EditDecision(True)
+        txn.execute("UPDATE wangxin_circle_posts SET persisted = 1 WHERE event_id = ?", (post_event_id,))
+    txn.execute("DELETE FROM wangxin_circle_edits WHERE post_event_id = ? AND ts <= ?", (post_event_id, now - DAY_MS))
+    txn.execute(
+        "SELECT event_id, ts, device_id, persisted FROM wangxin_circle_edits WHERE post_event_id = ?",
+        (post_event_id,),
+    )
+    edits = txn.fetchall()
+    pending = [r[0] for r in edits if not r[3]]
+    confirmed = persisted_event_ids_txn(txn, pending) if pending else set()
+    _in_chunks(txn, "UPDATE wangxin_circle_edits SET persisted = 1 WHERE event_id IN ({})", sorted(confirmed))
+    rows = [PostRow(int(r[1]), bool(r[3]) or r[0] in confirmed, r[2], None) for r in edits]
+    counted = counted_posts(rows, now, device_id)
+    if len(counted) >= edits_per_post:
+        frees_at = counted[len(counted) - edits_per_post][0]
+        return EditDecision(False, post[1], max(1, frees_at - now))
+    txn.execute(
+        "INSERT INTO wangxin_circle_edits (event_id, post_event_id, merchant_id, ts, device_id, persisted)"
+        " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (event_id) DO NOTHING",
+        (event_id, post_event_id, merchant_id, now, device_id),
+    )
+    return EditDecision(False, post[1])
+
+
+def is_circle_post_txn(txn: Any, merchant_id: str, event_id: str) -> bool:
+    """Whether ``event_id`` is a post (or an edit of one) in this merchant's circle."""
+    txn.execute("SELECT 1 FROM wangxin_circle_posts WHERE event_id = ? AND merchant_id = ?", (event_id, merchant_id))
+    if txn.fetchone() is not None:
+        return True
+    txn.execute("SELECT 1 FROM wangxin_circle_edits WHERE event_id = ? AND merchant_id = ?", (event_id, merchant_id))
+    return txn.fetchone() is not None
 
 
 def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, int]:

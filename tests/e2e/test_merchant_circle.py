@@ -424,14 +424,22 @@ def test_posts_refused_after_the_quota_check_do_not_use_it(stack: RunningStack) 
 def test_a_merchant_cannot_enter_or_read_moments(stack: RunningStack) -> None:
     merchant, _ = make_merchant(stack)
     owner, friend = stack.register_user(), stack.register_user()
-    moments: dict[str, Any] = {"creation_content": {"type": "org.wangxin.moments"}, "preset": "public_chat",
-                               "name": "My moments"}
+    # Open to everyone in a room of friends (a restricted join rule), which the merchant is in too:
+    # only the module keeps it out.
+    friends = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                            headers=_h(owner), timeout=30).json()["room_id"]
+    for member in (merchant, friend):
+        assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(friends)}", json={}, headers=_h(member),
+                             timeout=30).status_code == 200
+    moments: dict[str, Any] = {"creation_content": {"type": "org.wangxin.moments"}, "preset": "private_chat",
+                               "name": "My moments", "initial_state": [_restricted_to(friends)]}
     r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={**moments, "invite": [merchant["user_id"]]},
                       headers=_h(owner), timeout=30)
     assert r.status_code == 403, r.text
     r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom",
-                      json={**moments, "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
-                                                          "content": {"history_visibility": "world_readable"}}]},
+                      json={**moments, "initial_state": [_restricted_to(friends), {
+                          "type": "m.room.history_visibility", "state_key": "",
+                          "content": {"history_visibility": "world_readable"}}]},
                       headers=_h(owner), timeout=30)
     assert r.status_code == 403, r.text
     r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json=moments, headers=_h(owner), timeout=30)
@@ -483,13 +491,14 @@ def cannot_read(stack: RunningStack, user: dict[str, Any], room_id: str) -> bool
 
 def test_a_user_who_becomes_a_merchant_leaves_the_moments_it_was_in(stack: RunningStack) -> None:
     owner, shopkeeper = stack.register_user(), stack.register_user()
-    joined = create_moments(stack, owner, preset="public_chat")
-    invited = create_moments(stack, owner, preset="private_chat", invite=[shopkeeper["user_id"]])
-    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(joined)}", json={}, headers=_h(shopkeeper),
-                         timeout=30).status_code == 200
     other = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
                           headers=_h(owner), timeout=30).json()["room_id"]
     assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(other)}", json={}, headers=_h(shopkeeper),
+                         timeout=30).status_code == 200
+    # Open to the members of `other` (so only the module can keep the shopkeeper out later).
+    joined = create_moments(stack, owner, preset="private_chat", initial_state=[_restricted_to(other)])
+    invited = create_moments(stack, owner, preset="private_chat", invite=[shopkeeper["user_id"]])
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(joined)}", json={}, headers=_h(shopkeeper),
                          timeout=30).status_code == 200
     assert not cannot_read(stack, shopkeeper, joined)
 
@@ -532,9 +541,14 @@ def test_no_admin_path_or_knock_keeps_a_merchant_in_moments(stack: RunningStack)
         wait_until("the invite withdrawn",
                    lambda user=user: member_state(stack, private, user["user_id"]) in (None, "leave"))
 
-    # A merchant who is also a server admin joins a public moments room: out again, and forgotten.
-    public = create_moments(stack, owner, preset="public_chat")
+    # A merchant who is also a server admin joins a moments room open to a room of friends it is
+    # in: out again, and forgotten.
+    friends = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                            headers=_h(owner), timeout=30).json()["room_id"]
+    public = create_moments(stack, owner, preset="private_chat", initial_state=[_restricted_to(friends)])
     boss = stack.register_user(admin=True)
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(friends)}", json={}, headers=_h(boss),
+                         timeout=30).status_code == 200
     r = requests.put(f"{stack.url}{API}/merchants/{quote(boss['user_id'])}", json={"name": "Boss Shop"},
                      headers=stack.admin_headers(), timeout=60)
     assert r.status_code == 200, r.text
@@ -543,14 +557,357 @@ def test_no_admin_path_or_knock_keeps_a_merchant_in_moments(stack: RunningStack)
     wait_until("the merchant out again", lambda: member_state(stack, public, boss["user_id"]) == "leave")
     wait_until("the moments forgotten", lambda: cannot_read(stack, boss, public))
 
-    # A knock (no spam check runs for knocks) is withdrawn.
-    knockable = create_moments(stack, owner, preset="private_chat", initial_state=[
-        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    # A knock (no spam check runs for knocks) is withdrawn. Only a server admin, whom Synapse does
+    # not check, can make a moments room knockable.
+    knockable = create_moments(stack, owner, preset="private_chat", invite=[admin["user_id"]])
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(knockable)}", json={},
+                         headers=stack.admin_headers(), timeout=30).status_code == 200
+    url = f"{stack.url}/_matrix/client/v3/rooms/{quote(knockable)}/state/m.room.power_levels/"
+    levels = requests.get(url, headers=_h(owner), timeout=30).json()
+    levels["users"][admin["user_id"]] = 100
+    assert requests.put(url, json=levels, headers=_h(owner), timeout=30).status_code == 200
+    r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(knockable)}/state/m.room.join_rules/",
+                     json={"join_rule": "knock"}, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
     knocker, _ = make_merchant(stack, "Knocker")
     r = requests.post(f"{stack.url}/_matrix/client/v3/knock/{quote(knockable)}", json={}, headers=_h(knocker),
                       timeout=30)
     assert r.status_code == 200, r.text
     wait_until("the knock withdrawn", lambda: member_state(stack, knockable, knocker["user_id"]) == "leave")
+
+
+# -- 6. hostile input and half-written state ---------------------------------------------------
+
+def _put_merchant(stack: RunningStack, user_id: str, body: Any = None, data: bytes | None = None) -> requests.Response:
+    headers = {**stack.admin_headers(), "Content-Type": "application/json"}
+    return requests.put(f"{stack.url}{API}/merchants/{quote(user_id)}", json=body, data=data, headers=headers,
+                        timeout=60)
+
+
+def _post_purchase_raw(stack: RunningStack, data: bytes) -> requests.Response:
+    headers = {"Authorization": f"Bearer {stack.info['merchant_circle']['platform_secret']}",
+               "Content-Type": "application/json"}
+    return requests.post(f"{stack.url}{API}/purchases", data=data, headers=headers, timeout=60)
+
+
+def _owner_rooms(stack: RunningStack) -> set[str]:
+    """The rooms the circles' service account is in: every circle room ever made, orphans too."""
+    owner = f"@wangxin-circles:{stack.server_name}"
+    r = requests.get(f"{stack.url}/_synapse/admin/v1/users/{quote(owner)}/joined_rooms",
+                     headers=stack.admin_headers(), timeout=30)
+    if r.status_code == 404:  # no circle made yet on this stack
+        return set()
+    r.raise_for_status()
+    return set(r.json()["joined_rooms"])
+
+
+def _merchant_view(stack: RunningStack, user_id: str) -> requests.Response:
+    return requests.get(f"{stack.url}{API}/merchants/{quote(user_id)}", headers=stack.admin_headers(), timeout=30)
+
+
+def _error(r: requests.Response, status: int, errcode: str, field: str | None = None) -> None:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.json()["errcode"] == errcode, r.text[:300]
+    if field is not None:
+        assert f"'{field}'" in r.json()["error"], r.text[:300]
+
+
+def test_a_merchant_put_that_fails_changes_nothing(stack: RunningStack) -> None:
+    make_merchant(stack, "Warm-up")  # the owner account exists: every new circle is one more of its rooms
+    user = stack.register_user()
+    before = _owner_rooms(stack)
+    # A lone UTF-16 surrogate cannot be stored or sent: refused before any room is made.
+    r = _put_merchant(stack, user["user_id"], data=b'{"name": "\\ud800x"}')
+    _error(r, 400, "M_BAD_JSON", "name")
+    r = _put_merchant(stack, user["user_id"], {"name": "x" * 1000})
+    _error(r, 413, "M_TOO_LARGE", "name")
+    r = _put_merchant(stack, user["user_id"], {"name": "Fine", "avatar_url": "mxc://" + "a" * 5000})
+    _error(r, 413, "M_TOO_LARGE", "avatar_url")
+    assert _owner_rooms(stack) == before
+    _error(_merchant_view(stack, user["user_id"]), 404, "M_NOT_FOUND")
+    # Then a good request makes exactly one circle, and a retry reuses it.
+    r = _put_merchant(stack, user["user_id"], {"name": "Tea House"})
+    assert r.status_code == 200, r.text
+    room_id = r.json()["circle_room_id"]
+    assert _owner_rooms(stack) == before | {room_id}
+    assert _put_merchant(stack, user["user_id"], {"name": "Tea House"}).json()["circle_room_id"] == room_id
+    assert _owner_rooms(stack) == before | {room_id}
+
+    # An existing merchant: an over-long (or huge) name is refused and the old one stays, in the
+    # module and in the room.
+    r = _put_merchant(stack, user["user_id"], {"name": "n" * 1000})
+    _error(r, 413, "M_TOO_LARGE", "name")
+    r = _put_merchant(stack, user["user_id"], {"name": "n" * 5_000_000})
+    _error(r, 413, "M_TOO_LARGE")
+    r = _put_merchant(stack, user["user_id"], data=b'{"name": "\\udfffTea"}')
+    _error(r, 400, "M_BAD_JSON", "name")
+    assert _merchant_view(stack, user["user_id"]).json()["name"] == "Tea House"
+    assert room_state(stack, room_id)[("m.room.name", "")]["name"] == "Tea House · 商家圈"
+    # A rename reaches the room's name and topic.
+    assert _put_merchant(stack, user["user_id"], {"name": "Tea Garden"}).status_code == 200
+    state = room_state(stack, room_id)
+    assert state[("m.room.name", "")]["name"] == "Tea Garden · 商家圈"
+    assert "Tea Garden" in state[("m.room.topic", "")]["topic"]
+    assert _merchant_view(stack, user["user_id"]).json()["name"] == "Tea Garden"
+
+
+def test_concurrent_puts_make_one_circle(stack: RunningStack) -> None:
+    """PUTs for a new merchant that overlap (an admin's double click, a retry after a timeout)
+    end with one circle: a second attempt reuses the room of the first, or leaves its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_merchant(stack, "Warm-up")
+    user = stack.register_user()
+    before = _owner_rooms(stack)
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: _put_merchant(stack, user["user_id"], {"name": "Busy Shop"}), range(3)))
+    assert [r.status_code for r in answers] == [200] * 3, [r.text for r in answers]
+    rooms = {r.json()["circle_room_id"] for r in answers}
+    assert len(rooms) == 1
+    assert _owner_rooms(stack) == before | rooms
+
+
+def test_bad_json_bodies_get_400_on_every_endpoint(stack: RunningStack) -> None:
+    merchant, _ = make_merchant(stack)
+    buyer = stack.register_user()
+    nested = b"[" * 100_000
+    for send_body in (lambda d: _put_merchant(stack, merchant["user_id"], data=d),
+                      lambda d: _post_purchase_raw(stack, d)):
+        _error(send_body(nested), 400, "M_BAD_JSON")
+        _error(send_body(b'{"a": ' + b"[" * 50 + b"]" * 50 + b"}"), 400, "M_BAD_JSON")
+        _error(send_body(b"this is not json"), 400, "M_NOT_JSON")
+        _error(send_body(b'{"name": "\xff\xfe"}'), 400, "M_NOT_JSON")
+        _error(send_body(b'{"name": NaN}'), 400, "M_NOT_JSON")
+        _error(send_body(b'["an", "array"]'), 400, "M_BAD_JSON")
+    order = f"nan-{secrets.token_hex(4)}"
+    body = (f'{{"order_id": "{order}", "buyer": "{buyer["user_id"]}", "merchant": "{merchant["user_id"]}", '
+            f'"items": [{{"sku": "tea", "qty": Infinity}}]}}').encode()
+    _error(_post_purchase_raw(stack, body), 400, "M_NOT_JSON")
+    body = body.replace(b"Infinity", b"1e400")
+    _error(_post_purchase_raw(stack, body), 400, "M_BAD_JSON", "items[0].qty")
+    r = requests.get(f"{stack.url}{API}/purchases/{order}",
+                     headers={"Authorization": f"Bearer {stack.info['merchant_circle']['platform_secret']}"},
+                     timeout=30)
+    _error(r, 404, "M_NOT_FOUND")
+    assert _merchant_view(stack, merchant["user_id"]).json()["name"] == "Tea House"
+
+
+def test_order_ids_and_items_are_bounded(stack: RunningStack) -> None:
+    merchant, _ = make_merchant(stack)
+    buyer = stack.register_user()
+    for bad in ("a/b", "../x", "x" * 129, "tea order", "订单1", ".hidden"):
+        r = purchase(stack, buyer["user_id"], merchant["user_id"], order_id=bad)
+        _error(r, 400, "M_BAD_JSON", "order_id")
+    big_item = {"sku": "tea", "note": "x" * 2000}
+    for items, status, field in (
+        ([{"sku": "tea"}] * 101, 413, "items"),
+        ([big_item], 413, "items[0]"),
+        (["tea"], 400, "items[0]"),
+        ([{"sku": "tea", "qty": 2**60}], 400, "items[0].qty"),
+        ([{"sku": "tea\ud800"}], 400, "items[0].sku"),
+    ):
+        r = purchase(stack, buyer["user_id"], merchant["user_id"], overrides={"items": items})
+        _error(r, status, "M_BAD_JSON" if status == 400 else "M_TOO_LARGE", field)
+    r = purchase(stack, buyer["user_id"], merchant["user_id"], overrides={"items": [{"sku": "x" * 900}] * 5000})
+    _error(r, 413, "M_TOO_LARGE")  # a 5 MB body
+    # What is accepted can be read back by its id.
+    order = f"Shop-7:{secrets.token_hex(3)}_A.1-b"
+    r = purchase(stack, buyer["user_id"], merchant["user_id"], order_id=order)
+    assert r.status_code == 200, r.text
+    assert purchase_status(stack, order)["buyer"] == buyer["user_id"]
+
+
+def _register_ghost(stack: RunningStack) -> str:
+    r = requests.post(f"{stack.url}/_matrix/client/v3/register",
+                      json={"type": "m.login.application_service", "username": f"wx_test{secrets.token_hex(4)}",
+                            "inhibit_login": True},
+                      headers={"Authorization": f"Bearer {stack.info['bridge']['as_token']}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["user_id"])
+
+
+def test_service_accounts_are_neither_buyers_nor_merchants(stack: RunningStack) -> None:
+    merchant, _ = make_merchant(stack)
+    service = [f"@wangxin-circles:{stack.server_name}", stack.info["merchant_bot"]["user_id"],
+               stack.info["bridge"]["bot_user_id"], _register_ghost(stack)]
+    before = _owner_rooms(stack)
+    for account in service:
+        r = purchase(stack, account, merchant["user_id"])
+        _error(r, 400, "M_INVALID_PARAM", "buyer")
+        r = _put_merchant(stack, account, {"name": "Not a shop"})
+        _error(r, 400, "M_INVALID_PARAM", "userId")
+        _error(_merchant_view(stack, account), 404, "M_NOT_FOUND")
+    assert _owner_rooms(stack) == before
+    assert _merchant_view(stack, merchant["user_id"]).json()["follows_queued"] == 0
+
+
+def _poll(question: str, unstable: bool) -> tuple[str, dict[str, Any]]:
+    """A poll as Element sends it (unstable MSC3381), or in the stable form of Matrix 1.7."""
+    if unstable:
+        text = "org.matrix.msc1767.text"
+        return "org.matrix.msc3381.poll.start", {
+            "org.matrix.msc3381.poll.start": {
+                "kind": "org.matrix.msc3381.poll.disclosed", "max_selections": 1, "question": {text: question},
+                "answers": [{"id": "a", text: "Yes"}, {"id": "b", text: "No"}]},
+            text: question}
+    return "m.poll.start", {
+        "m.poll": {"kind": "m.disclosed", "max_selections": 1, "question": {"m.text": [{"body": question}]},
+                   "answers": [{"m.id": "a", "m.text": [{"body": "Yes"}]}, {"m.id": "b", "m.text": [{"body": "No"}]}]},
+        "m.text": [{"body": question}]}
+
+
+def _event_id_of_state(stack: RunningStack, user: dict[str, Any], room_id: str, event_type: str) -> str:
+    r = requests.get(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/state/{event_type}/",
+                     params={"format": "event"}, headers=_h(user), timeout=30)
+    r.raise_for_status()
+    return str(r.json()["event_id"])
+
+
+def test_every_event_type_followers_see_counts_toward_the_quota_or_is_refused(stack: RunningStack) -> None:
+    merchant, room_id = make_merchant(stack)
+    sticker = {"body": "Tea!", "url": "mxc://example.org/sticker", "info": {"w": 64, "h": 64}}
+    posted = send(stack, merchant, room_id, sticker, "m.sticker")
+    assert posted.status_code == 200, posted.text
+    for unstable in (True, False):
+        event_type, content = _poll("More tea?", unstable)
+        r = send(stack, merchant, room_id, content, event_type)
+        assert r.status_code == 200, r.text
+    got = _merchant_view(stack, merchant["user_id"]).json()
+    assert got["posts_today"] == 3, got
+    for event_type, content in (("m.room.message", {"msgtype": "m.text", "body": "One more"}),
+                                ("m.sticker", sticker), _poll("Again?", True)):
+        r = send(stack, merchant, room_id, content, event_type)
+        assert r.status_code == 429 and r.json()["errcode"] == "M_LIMIT_EXCEEDED", (event_type, r.text)
+        assert r.json()["org.wangxin.limit"] == "posts_per_day" and r.json()["retry_after_ms"] > 0
+    # A post can be taken down (which frees no slot); nothing else in the circle can.
+    for target, status in ((_event_id_of_state(stack, merchant, room_id, "m.room.name"), 403),
+                           (posted.json()["event_id"], 200)):
+        r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(target)}/"
+                         f"{secrets.token_hex(4)}", json={}, headers=_h(merchant), timeout=30)
+        assert r.status_code == status, r.text
+    assert _merchant_view(stack, merchant["user_id"]).json()["posts_today"] == 3
+    # What the server could not count, or no follower needs from a circle, is refused outright.
+    other, other_room = make_merchant(stack, "Fresh Quota")
+    create_id = _event_id_of_state(stack, other, other_room, "m.room.create")
+    for event_type, content in (
+        ("m.room.encrypted", {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn", "sender_key": "k",
+                              "device_id": "D", "session_id": "s"}),
+        ("m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": create_id, "key": "SALE 50% OFF"}}),
+        ("m.call.invite", {"call_id": "c", "version": 1, "lifetime": 60000,
+                           "offer": {"type": "offer", "sdp": "v=0"}}),
+        ("com.example.banner", {"body": "Buy now"}),
+    ):
+        r = send(stack, other, other_room, content, event_type)
+        assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", (event_type, r.text)
+    assert _merchant_view(stack, other["user_id"]).json()["posts_today"] == 0
+
+
+def _edit(post_id: str, body: str, product: dict[str, Any] | None = None) -> dict[str, Any]:
+    new_content: dict[str, Any] = {"msgtype": "m.text", "body": body}
+    if product is not None:
+        new_content["org.wangxin.product"] = product
+    return {"msgtype": "m.text", "body": f"* {body}", "m.new_content": new_content,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": post_id}}
+
+
+def test_edits_of_a_post_take_no_slot_and_are_bounded(stack: RunningStack) -> None:
+    merchant, room_id = make_merchant(stack)
+    posts = []
+    for n in range(3):
+        r = send(stack, merchant, room_id, product_post(f"tea-{n}") if n == 0 else
+                 {"msgtype": "m.text", "body": f"Post {n}"})
+        assert r.status_code == 200, r.text
+        posts.append(r.json()["event_id"])
+    over = send(stack, merchant, room_id, {"msgtype": "m.text", "body": "A fourth"})
+    assert over.status_code == 429 and over.json()["org.wangxin.limit"] == "posts_per_day", over.text
+    assert "3 posts" in over.json()["error"]
+    # A typo fix after the last post of the day goes through, and takes no slot ...
+    r = send(stack, merchant, room_id, _edit(posts[2], "Post two, fixed"))
+    assert r.status_code == 200, r.text
+    # ... up to edits_per_post_per_day (5) per post.
+    for n in range(4):
+        assert send(stack, merchant, room_id, _edit(posts[2], f"Fix {n}")).status_code == 200
+    r = send(stack, merchant, room_id, _edit(posts[2], "One fix too many"))
+    assert r.status_code == 429 and r.json()["org.wangxin.limit"] == "edits_per_post_per_day", r.text
+    assert 0 < r.json()["retry_after_ms"] <= 24 * 3600 * 1000
+    assert send(stack, merchant, room_id, _edit(posts[1], "Another post's fix")).status_code == 200
+    # An edit may change a product's details but not turn a post into another product's.
+    product = dict(product_post("tea-0")["org.wangxin.product"], price="8.80")
+    assert send(stack, merchant, room_id, _edit(posts[0], "Now 8.80", product)).status_code == 200
+    r = send(stack, merchant, room_id, _edit(posts[0], "Other tea", dict(product, id="tea-9")))
+    _error(r, 400, "M_BAD_JSON", "m.new_content.org.wangxin.product.id")
+    r = send(stack, merchant, room_id, _edit(posts[1], "Sneak a product in", product))
+    _error(r, 400, "M_BAD_JSON", "m.new_content.org.wangxin.product.id")
+    # An "edit" of something that is not one of the sender's posts is a new post.
+    create_id = _event_id_of_state(stack, merchant, room_id, "m.room.create")
+    r = send(stack, merchant, room_id, _edit(create_id, "Broadcast in disguise"))
+    assert r.status_code == 429 and r.json()["org.wangxin.limit"] == "posts_per_day", r.text
+    assert _merchant_view(stack, merchant["user_id"]).json()["posts_today"] == 3
+
+
+def _login_as(stack: RunningStack, user_id: str) -> dict[str, Any]:
+    r = requests.post(f"{stack.url}/_synapse/admin/v1/users/{quote(user_id)}/login", json={},
+                      headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return {"user_id": user_id, "access_token": r.json()["access_token"]}
+
+
+def test_the_merchant_bot_keeps_out_of_moments_as_merchants_do(stack: RunningStack) -> None:
+    owner = stack.register_user()
+    bot = _login_as(stack, stack.info["merchant_bot"]["user_id"])
+    r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom",
+                      json={**MOMENTS, "invite": [bot["user_id"]]}, headers=_h(owner), timeout=30)
+    assert r.status_code == 403, r.text
+    friends = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "public_chat"},
+                            headers=_h(owner), timeout=30).json()["room_id"]
+    room_id = create_moments(stack, owner, initial_state=[_restricted_to(friends)])
+    r = requests.post(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/invite",
+                      json={"user_id": bot["user_id"]}, headers=_h(owner), timeout=30)
+    assert r.status_code == 403, r.text
+    assert requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(friends)}", json={}, headers=_h(bot),
+                         timeout=30).status_code == 200
+    r = requests.post(f"{stack.url}/_matrix/client/v3/join/{quote(room_id)}", json={}, headers=_h(bot), timeout=30)
+    assert r.status_code == 403, r.text
+    assert cannot_read(stack, bot, room_id)
+
+
+def _restricted_to(room_id: str) -> dict[str, Any]:
+    return {"type": "m.room.join_rules", "state_key": "",
+            "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": room_id}]}}
+
+
+def test_moments_can_never_be_public(stack: RunningStack) -> None:
+    owner, outsider = stack.register_user(), stack.register_user()
+    for extra in ({"preset": "public_chat"}, {"visibility": "public"},
+                  {"visibility": "public", "preset": "private_chat"},
+                  {"initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                                      "content": {"join_rule": "public"}}]},
+                  {"initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                                      "content": {"join_rule": "knock"}}]}):
+        r = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={**MOMENTS, **extra}, headers=_h(owner),
+                          timeout=30)
+        assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", (extra, r.text)
+    room_id = create_moments(stack, owner, preset="private_chat", topic="Our holiday")
+    for rule in ("public", "knock", "knock_restricted"):
+        r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.join_rules/",
+                         json={"join_rule": rule, "allow": []}, headers=_h(owner), timeout=30)
+        assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", (rule, r.text)
+    r = requests.put(f"{stack.url}/_matrix/client/v3/directory/list/room/{quote(room_id)}",
+                     json={"visibility": "public"}, headers=_h(owner), timeout=30)
+    assert r.status_code == 403, r.text
+    # Nobody outside sees its name, topic or member count.
+    summary = requests.get(f"{stack.url}/_matrix/client/v1/room_summary/{quote(room_id)}", headers=_h(outsider),
+                           timeout=30)
+    assert summary.status_code in (403, 404) and "Our holiday" not in summary.text, summary.text
+    hierarchy = requests.get(f"{stack.url}/_matrix/client/v1/rooms/{quote(room_id)}/hierarchy",
+                             headers=_h(outsider), timeout=30)
+    assert hierarchy.status_code == 403 and "Our holiday" not in hierarchy.text, hierarchy.text
+    # Friends-only join rules stay allowed: invite (above) and restricted to a room of friends.
+    friends = requests.post(f"{stack.url}/_matrix/client/v3/createRoom", json={"preset": "private_chat"},
+                            headers=_h(owner), timeout=30).json()["room_id"]
+    r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.join_rules/",
+                     json=_restricted_to(friends)["content"], headers=_h(owner), timeout=30)
+    assert r.status_code == 200, r.text
 
 
 # -- performance guard and durability --------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 from synapse.api.errors import SynapseError
 from synapse.config import ConfigError
 
-from synapse_modules.merchant_circle import MerchantCircle, chat_confirm_delays, validate_product
+from synapse_modules.merchant_circle import MerchantCircle, chat_confirm_delays
+from synapse_modules.merchant_circle_rules import validate_product
 
 SECRET = "s" * 32
 
@@ -18,6 +19,7 @@ def test_defaults_follow_wechat_subscription_accounts() -> None:
     assert config.space_name == "Merchant Circle / 商家圈"
     assert config.merchant_bot is None
     assert config.chat_follow_wait_s == 30
+    assert config.edits_per_post_per_day == 5
 
 
 def test_a_chat_follow_waits_in_growing_steps_adding_up_to_the_setting() -> None:
@@ -37,6 +39,7 @@ def test_a_chat_follow_waits_in_growing_steps_adding_up_to_the_setting() -> None
         ({"platform_secret": SECRET, "owner_localpart": "Circles Owner"}, ("owner_localpart",)),
         ({"platform_secret": SECRET, "post_per_day": 3}, ("post_per_day",)),
         ({"platform_secret": SECRET, "chat_follow_wait_s": 0}, ("chat_follow_wait_s",)),
+        ({"platform_secret": SECRET, "edits_per_post_per_day": -1}, ("edits_per_post_per_day",)),
     ],
 )
 def test_config_errors_name_the_key(config, path) -> None:

@@ -124,3 +124,44 @@ def test_the_quota_queries_use_indexes() -> None:
         plans[name] = " ".join(str(r[-1]) for r in txn.fetchall())
     assert "wangxin_circle_posts_state" in plans["pending"] and "wangxin_circle_posts_state" in plans["count"]
     assert "wangxin_circle_posts_product" in plans["product"]
+
+
+# -- edits: no quota slot, but a bounded number per post and day -----------------------------------
+
+def _edit(txn, event_id: str, post: str, at: int, sender: str = "@shop:hs", device: str = "PHONE"):  # type: ignore[no-untyped-def]
+    from synapse_modules.merchant_circle_store import record_edit_txn
+
+    return record_edit_txn(txn, "@shop:hs", event_id, sender, device, post, at, 2)
+
+
+def test_an_edit_of_a_persisted_post_takes_no_slot_and_edits_are_bounded_per_post() -> None:
+    txn = _store_db()
+    assert _post(txn, "$post", NOW).retry_after_ms is None
+    txn.execute("INSERT INTO events (event_id) VALUES ('$post')")
+    assert _post(txn, "$next", NOW + 1).retry_after_ms is not None  # the day's one post is used
+    for n in range(2):
+        decision = _edit(txn, f"$e{n}", "$post", NOW + 10 + n)
+        assert not decision.not_a_post and decision.retry_after_ms is None
+        txn.execute("INSERT INTO events (event_id) VALUES (?)", (f"$e{n}",))
+    third = _edit(txn, "$e2", "$post", NOW + 20)
+    assert third.retry_after_ms == DAY_MS - 10  # when the first edit stops counting
+    assert _edit(txn, "$e3", "$post", NOW + DAY_MS + 11).retry_after_ms is None
+
+
+def test_an_edit_refused_after_the_check_does_not_use_up_the_posts_edits() -> None:
+    txn = _store_db()
+    assert _post(txn, "$post", NOW).retry_after_ms is None
+    txn.execute("INSERT INTO events (event_id) VALUES ('$post')")
+    for n in range(3):  # never persisted, each retried from the same device
+        assert _edit(txn, f"$refused{n}", "$post", NOW + n).retry_after_ms is None
+
+
+def test_only_an_edit_of_the_senders_own_persisted_post_is_an_edit() -> None:
+    txn = _store_db()
+    assert _post(txn, "$pending", NOW).retry_after_ms is None  # admitted, not (yet) persisted
+    assert _edit(txn, "$e", "$pending", NOW + 1).not_a_post
+    assert _edit(txn, "$e", "$unknown", NOW + 1).not_a_post
+    txn.execute("INSERT INTO events (event_id) VALUES ('$pending')")
+    assert _edit(txn, "$e", "$pending", NOW + 1, sender="@bot:hs").not_a_post
+    decision = _edit(txn, "$e", "$pending", NOW + 1)
+    assert not decision.not_a_post and decision.post_product_id is None
