@@ -29,6 +29,16 @@ class UnsupportedSynapseVersion(RuntimeError):
     pass
 
 
+class PushRuleLimitExceeded(Exception):
+    """A change would leave the user with more push rules than ``push_rules.limits.rule_count``."""
+
+    def __init__(self, have: int, would_have: int, limit: int):
+        super().__init__(f"this needs {would_have} push rules; the account holds {have} and may hold {limit}")
+        self.have = have
+        self.would_have = would_have
+        self.limit = limit
+
+
 def check_synapse_version(version: str | None = None) -> str:
     if version is None:
         import synapse
@@ -141,15 +151,81 @@ class SynapseInternals:
         for user_id in dict.fromkeys(rule.user_id for rule in rules):
             self._push_rules_handler.notify_user(user_id)
 
-    async def delete_push_rule(self, user_id: str, kind: str, rule_id: str) -> bool:
-        from synapse.storage.push_rule import RuleNotFoundException
+    async def change_push_rules(
+        self,
+        user_id: str,
+        kind: str,
+        *,
+        delete: Sequence[str] = (),
+        put: Sequence[tuple[str, Sequence[Mapping[str, Any]], Sequence[Any]]] = (),
+        enable: Sequence[str] = (),
+        also: Any = None,
+    ) -> None:
+        """One user's rules of one kind changed in one transaction, all or nothing: ``delete``
+        these rule ids, then ``put`` these ``(rule_id, conditions, actions)`` each at the top of
+        its kind (the last one ends up evaluated first), then ``enable`` these, then run
+        ``also(txn)`` (the caller's own statements, e.g. the settings the rules implement).
 
-        try:
-            await self._store.delete_push_rule(user_id, f"global/{kind}/{rule_id}")
-        except RuleNotFoundException:
-            return False
+        The statements are Synapse's own (as in :meth:`put_push_rules_at_top`); each change takes
+        a push-rules stream id, so clients and workers see them as after a client's writes. The
+        limits ``add_push_rule`` checks are checked first, and ``rule_count`` inside the
+        transaction before any write (:class:`PushRuleLimitExceeded`); any failure, there or in a
+        statement, rolls the whole change back."""
+        from synapse.util.json import json_encoder
+
+        store = self._store
+        if not store._is_push_writer:
+            raise RuntimeError("push rules can be written only on the push-rules writer")
+        limits = store._config.limits
+
+        def full(rule_id: str) -> str:
+            return f"global/{kind}/{rule_id}"
+
+        encoded = []
+        for rule_id, conditions, actions in put:
+            self._api.check_push_rule_actions(list(actions))
+            conditions_json, actions_json = json_encoder.encode(list(conditions)), json_encoder.encode(list(actions))
+            if len(full(rule_id).encode()) > limits.rule_id_length:
+                raise ValueError(f"push rule id {full(rule_id)!r} is longer than {limits.rule_id_length} bytes")
+            if len(conditions_json.encode()) + len(actions_json.encode()) > limits.rule_size:
+                raise ValueError(f"push rule {full(rule_id)!r} is bigger than {limits.rule_size} bytes")
+            encoded.append((full(rule_id), conditions_json, actions_json))
+        deleted = [full(r) for r in delete]
+        enabled = [full(r) for r in enable]
+        changes = len(deleted) + len(encoded) + len(enabled)
+        if not changes:
+            if also is not None:
+                await self._api.run_db_interaction("wangxin_change_push_rules", also)
+            return
+
+        async with store._push_rules_stream_id_gen.get_next_mult(changes) as stream_ids:
+            events_position = store._stream_id_gen.get_current_token()
+
+            def change_txn(txn: Any) -> None:
+                ids = iter(stream_ids)
+                if encoded:
+                    txn.execute("SELECT rule_id FROM push_rules WHERE user_name = ?", (user_id,))
+                    have = {row[0] for row in txn.fetchall()}
+                    after = (have - set(deleted)) | {rule_id for rule_id, _, _ in encoded}
+                    if not after <= have and len(after) > limits.rule_count:
+                        raise PushRuleLimitExceeded(len(have), len(after), limits.rule_count)
+                for rule_id in deleted:  # what delete_push_rule does, minus its error for a missing rule
+                    keys = {"user_name": user_id, "rule_id": rule_id}
+                    store.db_pool.simple_delete_txn(txn, "push_rules_enable", keys)
+                    store.db_pool.simple_delete_txn(txn, "push_rules", keys)
+                    store._insert_push_rules_update_txn(txn, next(ids), events_position, user_id, rule_id, op="DELETE")
+                for rule_id, conditions_json, actions_json in encoded:
+                    store._add_push_rule_highest_priority_txn(
+                        txn, next(ids), events_position, user_id, rule_id, PRIORITY_CLASS[kind], conditions_json,
+                        actions_json,
+                    )
+                for rule_id in enabled:
+                    store._set_push_rule_enabled_txn(txn, next(ids), events_position, user_id, rule_id, True, False)
+                if also is not None:
+                    also(txn)
+
+            await self._api.run_db_interaction("wangxin_change_push_rules", change_txn)
         self._push_rules_handler.notify_user(user_id)
-        return True
 
     async def set_push_rule_enabled(self, user_id: str, kind: str, rule_id: str, enabled: bool) -> None:
         await self._store.set_push_rule_enabled(user_id, f"global/{kind}/{rule_id}", enabled, False)
@@ -450,3 +526,36 @@ def _room_with_marker_txn(txn: Any, member: str, event_type: str, state_key: str
     )
     row = txn.fetchone()
     return str(row[0]) if row else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Log contexts (synapse/logging/context.py). Synapse tags every log line and database
+# transaction with the request or background process it serves, and checks the rules: a
+# Deferred is fired outside any context and awaited through ``make_deferred_yieldable`` (public
+# in synapse.module_api), which restores the waiter's own. A plain Twisted lock or a Deferred fired
+# inside a context breaks them: the waiter resumes in the other's context, and Synapse logs
+# "Expected logging context X but found Y" or "Background process re-entered without a proc".
+# Covered by the same version check above.
+# ---------------------------------------------------------------------------------------------
+
+
+def keyed_lock(api: Any, name: str) -> Any:
+    """Synapse's ``Linearizer``: one holder per key at a time, each waiter resuming in its own log
+    context. Use as ``async with lock.queue(key): ...``."""
+    from synapse.util.async_helpers import Linearizer
+
+    return Linearizer(name, api._hs.get_clock())
+
+
+def resolve_outside_log_context(done: Any, result: Any = None, error: BaseException | None = None) -> None:
+    """Fire a Deferred (that its waiter awaits through ``make_deferred_yieldable``) from the
+    sentinel context, as Synapse's own waiters are fired: the waiter's callbacks run in their
+    own context, and this caller's context is intact afterwards."""
+    from synapse.logging.context import PreserveLoggingContext
+    from twisted.python.failure import Failure
+
+    with PreserveLoggingContext():
+        if error is not None:
+            done.errback(Failure(error))
+        else:
+            done.callback(result)

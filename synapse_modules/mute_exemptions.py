@@ -9,13 +9,17 @@ HTTP (user's own access token, or the Wangxin service secret with ``?user_id=`` 
 - ``GET|PUT /_synapse/client/wangxin/v1/vips`` ``{"users": [...]}``: people who break through every
   room the user has muted. ``GET /_synapse/client/wangxin/v1/mutes`` lists the user's mutes.
 
+A change is checked whole first, then planned (``mute_rules.py``) and written in one transaction,
+push rules and stored settings together: a refused or failed change leaves both as they were.
+
 How it stays right while clients change push rules (see ``mute_rules.py`` for the rules):
 a loop on the push-rules writer reads the push-rules stream and the membership delta stream
 (cheap, indexed reads of what changed since the last look, and no read at all while Synapse's
 in-memory stream positions say nothing changed) every ``repair_interval_ms``.
 For each user with exemptions whose rules changed it restores the order (an Element re-mute
 moves the mute rule above the exemptions), puts exemptions to sleep when the client unmutes
-and wakes them when it mutes again; when the user leaves a room, that room's rules go.
+and wakes them when it mutes again; when the user leaves a room, that room's rules go (its mute
+rule only if Wangxin wrote it: a client's own mute rule stays).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import logging
 from typing import Any
 
 import attrs
-from twisted.internet import defer
 
 from synapse_modules import _features, _internals, mute_store
 from synapse_modules._config import (
@@ -35,16 +38,18 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules._http import USER_ID_RE, acting_user
+from synapse_modules._http import acting_user, parse_json_object
 from synapse_modules.mute_rules import (
-    VIP_RULE_PREFIX,
     MuteSettings,
     Rule,
-    element_mute_rule,
+    RulesPlan,
     exemption_rules,
     is_wangxin_rule,
     looks_like_mute,
-    room_rule_prefix,
+    plan_room_mute,
+    plan_room_removal,
+    plan_vips,
+    user_id_problem,
     vip_rules,
 )
 
@@ -88,7 +93,8 @@ class MuteExemptions:
         self._config = config
         self._api = api
         self._internals = _internals.SynapseInternals(api)
-        self._locks: dict[str, defer.DeferredLock] = {}
+        # One change of a user's rules at a time (API writes and the repair loop alike).
+        self._user_locks = _internals.keyed_lock(api, "wangxin_mute_user")
         self._rules_pos: int | None = None
         self._members_pos: int | None = None
         self._store_db = ModuleDb(api, "wangxin_mute", mute_store.create_schema_txn)
@@ -124,21 +130,9 @@ class MuteExemptions:
     async def _db(self, desc: str, func: Any, *args: Any) -> Any:
         return await self._store_db.run(desc, func, *args)
 
-    def _lock(self, user_id: str) -> defer.DeferredLock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = self._locks[user_id] = defer.DeferredLock()
-        return lock
-
     async def _locked(self, user_id: str, func: Any, *args: Any) -> Any:
-        lock = self._lock(user_id)
-        await lock.acquire()
-        try:
+        async with self._user_locks.queue(user_id):
             return await func(*args)
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting:
-                self._locks.pop(user_id, None)
 
     async def _requester(self, request: Any) -> str:
         return await acting_user(request, self._api, self._config.service_secret)
@@ -178,12 +172,10 @@ class MuteExemptions:
     # -- HTTP ----------------------------------------------------------------------------
 
     async def _put_mute(self, request: Any, room_id: str) -> tuple[int, Any]:
-        from synapse.module_api import parse_json_object_from_request
-
         user_id = await self._requester(request)
         self._require_writer()
-        body = parse_json_object_from_request(request)
-        settings = self._parse_settings(room_id, body)
+        # The whole body is checked before anything is written.
+        settings = self._parse_settings(room_id, parse_json_object(request))
         encrypted = await self._check_room(room_id, user_id)
         await self._locked(user_id, self._install_room, user_id, settings)
         return 200, self._describe(settings, dormant=False, encrypted=encrypted)
@@ -195,15 +187,7 @@ class MuteExemptions:
         for key in body:
             if key not in known:
                 raise errors.SynapseError(400, f"Unknown field '{key}'", errors.Codes.BAD_JSON)
-        users = body.get("exempt_users", [])
-        if not isinstance(users, list):
-            raise errors.SynapseError(400, "'exempt_users' must be a list of user ids", errors.Codes.BAD_JSON)
-        for i, u in enumerate(users):
-            if not isinstance(u, str) or not USER_ID_RE.match(u):
-                raise errors.SynapseError(
-                    400, f"'exempt_users[{i}]' is not a user id like @name:server: {u!r}", errors.Codes.BAD_JSON
-                )
-        unique = tuple(dict.fromkeys(users))
+        unique = _user_ids(body.get("exempt_users", []), "exempt_users")
         if len(unique) > self._config.max_exemptions_per_room:
             raise errors.SynapseError(
                 400,
@@ -233,7 +217,7 @@ class MuteExemptions:
         if found is None:
             raise errors.SynapseError(404, "This room has no Wangxin mute for you", errors.Codes.NOT_FOUND)
         _, _, encrypted = await self._room_facts(room_id, user_id)
-        return 200, self._describe(found[0], found[1], encrypted)
+        return 200, self._describe(found.settings, found.dormant, encrypted)
 
     async def _delete_mute(self, request: Any, room_id: str) -> tuple[int, Any]:
         user_id = await self._requester(request)
@@ -244,26 +228,23 @@ class MuteExemptions:
     async def _get_mutes(self, request: Any) -> tuple[int, Any]:
         user_id = await self._requester(request)
         rows = await self._db("wangxin_list_mutes", mute_store.list_settings_txn, user_id)
-        return 200, {"mutes": [{"room_id": s.room_id, **s.to_json(), "active": not d} for s, d in rows]}
+        return 200, {"mutes": [{"room_id": m.settings.room_id, **m.settings.to_json(), "active": not m.dormant}
+                               for m in rows]}
 
     async def _get_vips(self, request: Any) -> tuple[int, Any]:
         user_id = await self._requester(request)
         return 200, {"users": list(await self._db("wangxin_get_vips", mute_store.get_vips_txn, user_id))}
 
     async def _put_vips(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors, parse_json_object_from_request
+        from synapse.module_api import errors
 
         user_id = await self._requester(request)
         self._require_writer()
-        body = parse_json_object_from_request(request)
-        users = body.get("users")
-        if not isinstance(users, list):
-            raise errors.SynapseError(400, "'users' must be a list of user ids", errors.Codes.BAD_JSON)
-        for i, u in enumerate(users):
-            if not isinstance(u, str) or not USER_ID_RE.match(u):
-                raise errors.SynapseError(400, f"'users[{i}]' is not a user id like @name:server: {u!r}",
-                                          errors.Codes.BAD_JSON)
-        vips = tuple(dict.fromkeys(users))
+        body = parse_json_object(request)
+        for key in body:
+            if key != "users":
+                raise errors.SynapseError(400, f"Unknown field '{key}'", errors.Codes.BAD_JSON)
+        vips = _user_ids(body.get("users"), "users")
         if len(vips) > self._config.max_vips:
             raise errors.SynapseError(400, f"'users' has {len(vips)} users; at most {self._config.max_vips}",
                                       errors.Codes.BAD_JSON)
@@ -277,43 +258,41 @@ class MuteExemptions:
         for rule in reversed(rules):
             await self._internals.put_push_rule(user_id, "override", rule.rule_id, rule.conditions, rule.actions)
 
+    async def _apply(self, user_id: str, plan: RulesPlan, field: str, also: Any) -> None:
+        """The plan's rule changes and ``also`` (the settings they implement) in one transaction:
+        if anything fails, the rules and the settings stay as they were."""
+        from synapse.module_api import errors
+
+        try:
+            await self._internals.change_push_rules(
+                user_id, "override", delete=plan.delete, put=[(r.rule_id, r.conditions, r.actions) for r in plan.put],
+                enable=plan.enable, also=also,
+            )
+        except _internals.PushRuleLimitExceeded as e:
+            raise errors.SynapseError(
+                400, f"'{field}': {e}. Exempt fewer people, or unmute rooms you no longer need muted.",
+                errors.Codes.INVALID_PARAM,
+            ) from None
+
     async def _install_room(self, user_id: str, settings: MuteSettings) -> None:
-        await self._db("wangxin_put_mute", mute_store.upsert_settings_txn, user_id, settings)
-        wanted = exemption_rules(settings, user_id)
-        wanted_ids = {r.rule_id for r in wanted}
-        prefix = room_rule_prefix(settings.room_id)
-        for rule in await self._internals.list_push_rules(user_id, "override"):
-            if rule.rule_id.startswith(prefix) and rule.rule_id not in wanted_ids:
-                await self._internals.delete_push_rule(user_id, "override", rule.rule_id)
-        mute = element_mute_rule(settings.room_id)
-        await self._put(user_id, [mute])
-        await self._put(user_id, wanted)
-        for rule in await self._internals.list_push_rules(user_id, "override"):
-            if rule.rule_id in wanted_ids and not rule.enabled:  # asleep since a client unmute
-                await self._internals.set_push_rule_enabled(user_id, "override", rule.rule_id, True)
-        await self._put_vips_on_top(user_id)
+        before = await self._db("wangxin_get_mute", mute_store.get_settings_txn, user_id, settings.room_id)
+        vips = await self._db("wangxin_get_vips", mute_store.get_vips_txn, user_id)
+        current = await self._internals.list_push_rules(user_id, "override")
+        plan = plan_room_mute(settings, user_id, current, vips, owned_before=bool(before and before.owns_mute_rule))
+        await self._apply(user_id, plan, "exempt_users", lambda txn: mute_store.upsert_settings_txn(
+            txn, user_id, settings, plan.owns_mute_rule))
 
     async def _remove_room(self, user_id: str, room_id: str, unmute: bool) -> None:
-        await self._db("wangxin_delete_mute", mute_store.delete_settings_txn, user_id, room_id)
-        prefix = room_rule_prefix(room_id)
-        for rule in await self._internals.list_push_rules(user_id, "override"):
-            if rule.rule_id.startswith(prefix) or (
-                unmute and rule.rule_id == room_id and looks_like_mute(rule.rule_id, rule.conditions, rule.actions,
-                                                                       room_id)
-            ):
-                await self._internals.delete_push_rule(user_id, "override", rule.rule_id)
+        """Unmute (``unmute``: the user asked) or clean up after the user left the room."""
+        stored = await self._db("wangxin_get_mute", mute_store.get_settings_txn, user_id, room_id)
+        current = await self._internals.list_push_rules(user_id, "override")
+        plan = plan_room_removal(room_id, current, unmute=unmute, owns_mute_rule=bool(stored and stored.owns_mute_rule))
+        await self._apply(user_id, plan, "room_id", lambda txn: mute_store.delete_settings_txn(txn, user_id, room_id))
 
     async def _install_vips(self, user_id: str, vips: tuple[str, ...]) -> None:
-        await self._db("wangxin_set_vips", mute_store.set_vips_txn, user_id, vips)
-        wanted = {r.rule_id for r in vip_rules(vips)}
-        for rule in await self._internals.list_push_rules(user_id, "override"):
-            if rule.rule_id.startswith(VIP_RULE_PREFIX) and rule.rule_id not in wanted:
-                await self._internals.delete_push_rule(user_id, "override", rule.rule_id)
-        await self._put_vips_on_top(user_id)
-
-    async def _put_vips_on_top(self, user_id: str) -> None:
-        vips = await self._db("wangxin_get_vips", mute_store.get_vips_txn, user_id)
-        await self._put(user_id, vip_rules(vips))
+        await self._db("wangxin_get_vips", mute_store.get_vips_txn, user_id)  # (creates the tables if new)
+        plan = plan_vips(vips, await self._internals.list_push_rules(user_id, "override"))
+        await self._apply(user_id, plan, "users", lambda txn: mute_store.set_vips_txn(txn, user_id, vips))
 
     async def repair_user(self, user_id: str) -> int:
         """Bring one user's rules back in line with their settings; returns the number of writes."""
@@ -332,9 +311,13 @@ class MuteExemptions:
         vips_ok = all(
             r.rule_id in by_id and (top_mute is None or by_id[r.rule_id].priority > top_mute) for r in wanted_vips
         )
-        for settings, dormant in await self._db("wangxin_list_mutes", mute_store.list_settings_txn, user_id):
+        for stored in await self._db("wangxin_list_mutes", mute_store.list_settings_txn, user_id):
+            settings, dormant = stored.settings, stored.dormant
             wanted = exemption_rules(settings, user_id)
             mute = mutes.get(settings.room_id)
+            if mute is None and stored.owns_mute_rule and settings.room_id not in by_id:
+                # The client deleted Wangxin's mute rule: a mute rule written later is the client's.
+                await self._db("wangxin_disown_mute", mute_store.disown_mute_rule_txn, user_id, settings.room_id)
             if mute is None:
                 # Unmuted in the client: exemptions go to sleep rather than mute anything.
                 if not dormant:
@@ -401,7 +384,21 @@ class MuteExemptions:
             logger.exception("Wangxin mute repair failed; retrying on the next tick")
 
     async def _sweep_memberships(self, user_id: str) -> None:
-        for settings, _ in await self._db("wangxin_list_mutes", mute_store.list_settings_txn, user_id):
-            _, joined, _ = await self._room_facts(settings.room_id, user_id)
+        for stored in await self._db("wangxin_list_mutes", mute_store.list_settings_txn, user_id):
+            _, joined, _ = await self._room_facts(stored.settings.room_id, user_id)
             if not joined:
-                await self._locked(user_id, self._remove_room, user_id, settings.room_id, False)
+                await self._locked(user_id, self._remove_room, user_id, stored.settings.room_id, False)
+
+
+def _user_ids(value: Any, field: str) -> tuple[str, ...]:
+    """A list of Matrix user ids, without repeats; 400 ``M_BAD_JSON`` naming the entry otherwise."""
+    from synapse.module_api import errors
+
+    if not isinstance(value, list):
+        raise errors.SynapseError(400, f"'{field}' must be a list of user ids", errors.Codes.BAD_JSON)
+    for i, user_id in enumerate(value):
+        problem = user_id_problem(user_id)
+        if problem is not None:
+            shown = repr(user_id) if len(repr(user_id)) <= 80 else repr(user_id)[:77] + "…"
+            raise errors.SynapseError(400, f"'{field}[{i}]' {problem}: {shown}", errors.Codes.BAD_JSON)
+    return tuple(dict.fromkeys(value))

@@ -9,12 +9,17 @@ looks like a mute of the room, never deletes one of ours.
 
 Rule ids: ``org.wangxin.mute.<room hash>.<what>`` and ``org.wangxin.vip.<user hash>.<type>``,
 deterministic, so writing the same settings twice changes nothing.
+
+A change of a mute is planned here (:func:`plan_room_mute`, :func:`plan_room_removal`,
+:func:`plan_vips`) and written by the module in one transaction, so it happens whole or not at all.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 
@@ -157,3 +162,108 @@ def vip_rules(vips: tuple[str, ...]) -> list[Rule]:
                 )
             )
     return rules
+
+
+# -- user ids ---------------------------------------------------------------------------------
+
+# Matrix user ids (spec, "User Identifiers"): at most 255 bytes, "@" localpart ":" server name.
+# The localpart is checked against the historical grammar (printable ASCII but ":"), which every
+# server's ids satisfy; the server name is a DNS name, an IPv4 address or a bracketed IPv6
+# address, with an optional port.
+MAX_USER_ID_BYTES = 255
+_LOCALPART = r"[\x21-\x39\x3b-\x7e]+"
+_SERVER_NAME = r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+_USER_ID = re.compile(f"@{_LOCALPART}:{_SERVER_NAME}")
+
+
+def user_id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a Matrix user id, or ``None`` if it is one."""
+    if not isinstance(value, str):
+        return "must be a user id like @name:server"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode"
+    if size > MAX_USER_ID_BYTES:
+        return f"is {size} bytes long; Matrix user ids are at most {MAX_USER_ID_BYTES} bytes"
+    if not _USER_ID.fullmatch(value):
+        return "is not a user id like @name:server"
+    return None
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+class StoredRule(Protocol):
+    """What the plans need of a user's stored override rule."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def conditions(self) -> list[dict[str, Any]]: ...
+    @property
+    def actions(self) -> list[Any]: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+@attrs.frozen
+class RulesPlan:
+    """Override-rule changes for one user, in the order they are made: ``delete``, then ``put``
+    (each rule lands on top of the override rules, so the last one put is evaluated first),
+    then ``enable``. ``owns_mute_rule``: whether the room's mute rule is Wangxin's afterwards
+    (for a removal: whether it was)."""
+
+    delete: tuple[str, ...] = ()
+    put: tuple[Rule, ...] = ()
+    enable: tuple[str, ...] = ()
+    owns_mute_rule: bool = False
+
+
+def _mute_of(room_id: str, current: Sequence[StoredRule]) -> StoredRule | None:
+    return next((r for r in current if r.rule_id == room_id and looks_like_mute(r.rule_id, r.conditions, r.actions,
+                                                                               room_id)), None)
+
+
+def plan_room_mute(settings: MuteSettings, user_id: str, current: Sequence[StoredRule], vips: tuple[str, ...],
+                   owned_before: bool) -> RulesPlan:
+    """Mute ``settings.room_id`` with its exemptions above the mute rule and the VIPs above all.
+
+    The mute rule is Wangxin's when Wangxin writes it now (no mute rule of the client's was
+    there), or was Wangxin's already; a client's own mute rule stays the client's."""
+    wanted = exemption_rules(settings, user_id)
+    wanted_ids = {r.rule_id for r in wanted}
+    prefix = room_rule_prefix(settings.room_id)
+    existing = _mute_of(settings.room_id, current)
+    mute = element_mute_rule(settings.room_id)
+    disabled = {r.rule_id for r in current if not r.enabled}
+    return RulesPlan(
+        delete=tuple(r.rule_id for r in current if r.rule_id.startswith(prefix) and r.rule_id not in wanted_ids),
+        put=(mute, *reversed(wanted), *reversed(vip_rules(vips))),
+        # A re-written rule keeps its enabled flag (Synapse): wake what a client unmute put to sleep.
+        enable=tuple(r.rule_id for r in (mute, *wanted) if r.rule_id in disabled),
+        owns_mute_rule=existing is None or owned_before,
+    )
+
+
+def plan_room_removal(room_id: str, current: Sequence[StoredRule], *, unmute: bool,
+                      owns_mute_rule: bool) -> RulesPlan:
+    """Remove a room's exemptions, and its mute rule when the user unmutes (whoever wrote it)
+    or when Wangxin wrote it (the user left the room); a client's own mute rule stays."""
+    prefix = room_rule_prefix(room_id)
+    mute = _mute_of(room_id, current)
+    drop_mute = mute is not None and (unmute or owns_mute_rule)
+    return RulesPlan(
+        delete=tuple(r.rule_id for r in current if r.rule_id.startswith(prefix) or (drop_mute and r is mute)),
+        owns_mute_rule=owns_mute_rule,
+    )
+
+
+def plan_vips(vips: tuple[str, ...], current: Sequence[StoredRule]) -> RulesPlan:
+    wanted = vip_rules(vips)
+    wanted_ids = {r.rule_id for r in wanted}
+    return RulesPlan(
+        delete=tuple(r.rule_id for r in current if r.rule_id.startswith(VIP_RULE_PREFIX)
+                     and r.rule_id not in wanted_ids),
+        put=tuple(reversed(wanted)),
+    )

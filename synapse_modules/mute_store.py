@@ -9,6 +9,8 @@ import json
 import time
 from typing import Any
 
+import attrs
+
 from synapse_modules.mute_rules import MuteSettings
 
 SCHEMA = [
@@ -21,12 +23,26 @@ SCHEMA = [
         PRIMARY KEY (user_id, room_id)
     )""",
     "CREATE INDEX IF NOT EXISTS wangxin_mute_settings_room ON wangxin_mute_settings (room_id)",
+    # owns_mute_rule: Wangxin wrote the room's mute rule (no client mute was there), so leaving
+    # the room removes it; a client's own mute rule is left alone.
     """CREATE TABLE IF NOT EXISTS wangxin_vips (
         user_id TEXT NOT NULL PRIMARY KEY,
         vips TEXT NOT NULL,
         updated_ts BIGINT NOT NULL
     )""",
 ]
+# Columns added after the first release: (table, column, definition); added where missing. Rows
+# from before owns_mute_rule keep their room's mute rule on leave, as they always did.
+ADDED_COLUMNS = [
+    ("wangxin_mute_settings", "owns_mute_rule", "BOOLEAN NOT NULL DEFAULT FALSE"),
+]
+
+
+@attrs.frozen
+class StoredMute:
+    settings: MuteSettings
+    dormant: bool
+    owns_mute_rule: bool
 
 
 def _now() -> int:
@@ -36,6 +52,10 @@ def _now() -> int:
 def create_schema_txn(txn: Any) -> None:
     for statement in SCHEMA:
         txn.execute(statement)
+    for table, column, definition in ADDED_COLUMNS:
+        txn.execute(f"SELECT * FROM {table} LIMIT 0")
+        if column not in [d[0] for d in txn.description]:
+            txn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def settings_from_row(room_id: str, data: str) -> MuteSettings:
@@ -49,32 +69,48 @@ def settings_from_row(room_id: str, data: str) -> MuteSettings:
     )
 
 
-def upsert_settings_txn(txn: Any, user_id: str, settings: MuteSettings) -> None:
+def upsert_settings_txn(txn: Any, user_id: str, settings: MuteSettings, owns_mute_rule: bool) -> None:
     txn.execute(
-        "INSERT INTO wangxin_mute_settings (user_id, room_id, settings, dormant, updated_ts) VALUES (?, ?, ?, ?, ?)"
+        "INSERT INTO wangxin_mute_settings (user_id, room_id, settings, dormant, owns_mute_rule, updated_ts)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (user_id, room_id) DO UPDATE SET settings = excluded.settings, dormant = excluded.dormant,"
-        " updated_ts = excluded.updated_ts",
-        (user_id, settings.room_id, json.dumps(settings.to_json()), False, _now()),
+        " owns_mute_rule = excluded.owns_mute_rule, updated_ts = excluded.updated_ts",
+        (user_id, settings.room_id, json.dumps(settings.to_json()), False, owns_mute_rule, _now()),
     )
 
 
-def get_settings_txn(txn: Any, user_id: str, room_id: str) -> tuple[MuteSettings, bool] | None:
+def _stored(room_id: str, row: Any) -> StoredMute:
+    return StoredMute(settings_from_row(room_id, row[0]), bool(row[1]), bool(row[2]))
+
+
+def get_settings_txn(txn: Any, user_id: str, room_id: str) -> StoredMute | None:
     txn.execute(
-        "SELECT settings, dormant FROM wangxin_mute_settings WHERE user_id = ? AND room_id = ?", (user_id, room_id)
+        "SELECT settings, dormant, owns_mute_rule FROM wangxin_mute_settings WHERE user_id = ? AND room_id = ?",
+        (user_id, room_id),
     )
     row = txn.fetchone()
-    return (settings_from_row(room_id, row[0]), bool(row[1])) if row else None
+    return _stored(room_id, row) if row else None
 
 
-def list_settings_txn(txn: Any, user_id: str) -> list[tuple[MuteSettings, bool]]:
-    txn.execute("SELECT room_id, settings, dormant FROM wangxin_mute_settings WHERE user_id = ?", (user_id,))
-    return [(settings_from_row(r[0], r[1]), bool(r[2])) for r in txn.fetchall()]
+def list_settings_txn(txn: Any, user_id: str) -> list[StoredMute]:
+    txn.execute(
+        "SELECT room_id, settings, dormant, owns_mute_rule FROM wangxin_mute_settings WHERE user_id = ?", (user_id,)
+    )
+    return [_stored(r[0], r[1:]) for r in txn.fetchall()]
 
 
 def set_dormant_txn(txn: Any, user_id: str, room_id: str, dormant: bool) -> None:
     txn.execute(
         "UPDATE wangxin_mute_settings SET dormant = ?, updated_ts = ? WHERE user_id = ? AND room_id = ?",
         (dormant, _now(), user_id, room_id),
+    )
+
+
+def disown_mute_rule_txn(txn: Any, user_id: str, room_id: str) -> None:
+    """The room's mute rule is gone (a client unmuted): a mute rule written later is the client's."""
+    txn.execute(
+        "UPDATE wangxin_mute_settings SET owns_mute_rule = ?, updated_ts = ? WHERE user_id = ? AND room_id = ?",
+        (False, _now(), user_id, room_id),
     )
 
 

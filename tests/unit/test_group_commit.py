@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synapse.logging.context import make_deferred_yieldable
+from synapse.logging.context import SENTINEL_CONTEXT, current_context, make_deferred_yieldable
 from twisted.internet import defer
 
 from synapse_modules._group_commit import GroupCommit
@@ -24,12 +24,14 @@ class Writer:
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.gates: list[defer.Deferred] = []
+        self.contexts: list[Any] = []  # the log context each batch went on in after its wait
 
     async def run(self, items: list[str]) -> list[str]:
         self.batches.append(list(items))
         gate: defer.Deferred = defer.Deferred()
         self.gates.append(gate)
         await make_deferred_yieldable(gate)
+        self.contexts.append(current_context())
         if "bad" in items:
             raise ValueError("bad item")
         return [item.upper() for item in items]
@@ -141,3 +143,51 @@ def test_an_unfollow_between_the_join_and_its_record_stays() -> None:
     assert follow_state_txn(txn, "@shop:hs", "@a:hs") == "unfollowed"
     assert due_jobs_txn(txn, ("follow",), 4000, 10) == []
     assert due_jobs_txn(txn, ("file",), 4000, 10) == []
+
+
+def test_each_batch_is_written_in_the_log_context_of_a_caller_waiting_for_it(caplog: Any) -> None:
+    """Callers are background processes (a follow's record) and requests, each with its own
+    log context; the first caller's ends when its own item is written. A later batch written in
+    that finished context makes Synapse log "Background process re-entered without a proc"."""
+    from synapse.metrics.background_process_metrics import run_as_background_process
+
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(writer.run)
+    results: dict[str, str] = {}
+
+    async def record(item: str) -> None:
+        results[item] = await commit.submit(item)
+
+    caplog.set_level("WARNING")
+    for item in "abc":
+        run_as_background_process("wangxin_test_record", "hs.test", record, item)
+    assert writer.batches == [["a"]] and current_context() is SENTINEL_CONTEXT
+    writer.release(0)  # "a" is done and its process ends; "b" writes the next batch for "b" and "c"
+    assert writer.batches == [["a"], ["b", "c"]]
+    writer.release(1)
+    assert results == {"a": "A", "b": "B", "c": "C"}
+    assert [r.getMessage() for r in caplog.records] == []
+    first, second = (str(c) for c in writer.contexts)
+    assert first.startswith("wangxin_test_record-") and second.startswith("wangxin_test_record-")
+    assert first != second
+    assert current_context() is SENTINEL_CONTEXT
+
+
+def test_a_caller_cancelled_while_waiting_neither_writes_nor_holds_up_the_others() -> None:
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(writer.run)
+    first = defer.ensureDeferred(commit.submit("a"))
+    gone = defer.ensureDeferred(commit.submit("b"))
+    last = defer.ensureDeferred(commit.submit("c"))
+    gone.cancel()
+    gone.addErrback(lambda f: f.trap(defer.CancelledError))
+    writer.release(0)
+    assert first.result == "A"
+    assert writer.batches == [["a"], ["c"]]
+    writer.release(1)
+    assert last.result == "C"
+    # Nothing is being written now: the next caller writes at once.
+    after = defer.ensureDeferred(commit.submit("d"))
+    assert writer.batches[-1] == ["d"]
+    writer.release(2)
+    assert after.result == "D"

@@ -97,3 +97,33 @@ def test_the_private_membership_api_the_merchant_circle_uses_exists() -> None:
                     text += f.read()
     for table in ("events", "room_memberships"):
         assert f"CREATE TABLE {table}" in text or f"CREATE TABLE IF NOT EXISTS {table}" in text, table
+
+
+def test_the_private_names_of_one_transaction_rule_changes_exist() -> None:
+    """``SynapseInternals.change_push_rules``: Synapse's per-change statements in one transaction."""
+    from synapse.config.push_rules import PushRulesLimitsConfig
+    from synapse.storage.database import DatabasePool
+    from synapse.storage.databases.main.push_rule import PushRulesWorkerStore as PushRuleStore
+
+    params = inspect.signature(PushRuleStore._set_push_rule_enabled_txn).parameters
+    assert list(params)[1:] == ["txn", "stream_id", "event_stream_ordering", "user_id", "rule_id", "enabled",
+                                "is_default_rule"]
+    params = inspect.signature(PushRuleStore._insert_push_rules_update_txn).parameters
+    assert list(params)[1:] == ["txn", "stream_id", "event_stream_ordering", "user_id", "rule_id", "op", "data"]
+    assert list(inspect.signature(DatabasePool.simple_delete_txn).parameters) == ["txn", "table", "keyvalues"]
+    # What delete_push_rule does, which the adapter repeats inside its own transaction.
+    source = inspect.getsource(PushRuleStore.delete_push_rule)
+    for statement in ('simple_delete_txn(\n                txn, "push_rules_enable"', '"push_rules", {"user_name"',
+                      'op="DELETE"'):
+        assert statement in source, statement
+    assert "rule_count" in PushRulesLimitsConfig.model_fields
+    assert "num_push_rules >= self._config.limits.rule_count" in inspect.getsource(PushRuleStore._upsert_push_rule_txn)
+
+
+def test_the_private_log_context_names_exist() -> None:
+    from synapse.logging.context import PreserveLoggingContext  # noqa: F401
+    from synapse.module_api import make_deferred_yieldable  # noqa: F401 (public; GroupCommit's waits)
+    from synapse.util.async_helpers import Linearizer
+
+    assert list(inspect.signature(Linearizer.__init__).parameters)[1:3] == ["name", "clock"]
+    assert hasattr(Linearizer, "queue")
