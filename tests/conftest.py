@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import services
+from tests.harness import services, synapse_log
 from tests.harness.fake_twilio import FakeTwilio
 from tests.harness.stack import RunningStack, stack_args_for
 
@@ -77,6 +77,26 @@ def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio) -> I
             print(f"\n[{backend}] a test failed: the stack's logs are kept in {directory}", flush=True)
         else:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_wangxin_errors_in_synapse_log(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test during which Synapse logged an error or a traceback of Wangxin code: in the
+    shared stack's logs (from where they ended when the test started), and in the logs of any
+    stack the test started itself under its ``tmp_path``."""
+    start: dict[str, int] = {}
+    if "stack" in request.fixturenames:
+        running: RunningStack = request.getfixturevalue("stack")
+        start.update(synapse_log.log_sizes(synapse_log.synapse_logs(running.info["logs_dir"])))
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is not None:
+        for logs_dir in sorted(str(p) for p in tmp.glob("**/logs") if p.is_dir()):
+            start.update(dict.fromkeys(synapse_log.synapse_logs(logs_dir), 0))
+    problems = synapse_log.new_wangxin_errors(start)
+    if problems:
+        pytest.fail("Synapse logged errors of Wangxin code during this test:\n" + synapse_log.describe(problems),
+                    pytrace=False)
 
 
 @pytest.fixture
