@@ -32,12 +32,21 @@ class MatrixError(Exception):
         return {"errcode": self.errcode, "error": self.error, **self.extra}
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's decoder accepts NaN and ±Infinity, which are not JSON (RFC 8259) and no Matrix server sends.
+    raise MatrixError(400, "M_BAD_JSON", f"The request body contains {name}, which is not a JSON number")
+
+
 def read_json_object(request: IRequest, max_bytes: int = 10 * 1024 * 1024) -> dict[str, Any]:
+    """The body as a JSON object, or a 4xx ``MatrixError`` saying what is wrong with it."""
     raw = request.content.read(max_bytes + 1)  # type: ignore[attr-defined]
     if len(raw) > max_bytes:
         raise MatrixError(413, "M_TOO_LARGE", f"The request body is larger than {max_bytes} bytes")
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(raw or b"{}", parse_constant=_refuse_constant)
+    except RecursionError:
+        # The decoder recurses once per level; Synapse itself cannot produce such depths.
+        raise MatrixError(400, "M_BAD_JSON", "The request body is nested too deeply") from None
     except ValueError:
         raise MatrixError(400, "M_NOT_JSON", "The request body is not valid JSON") from None
     if not isinstance(body, dict):

@@ -165,3 +165,47 @@ async def test_bridge_bot_explains_it_cannot_read_an_encrypted_dm(stack: Running
         assert "end-to-end encrypted" in reply["content"]["body"]
     finally:
         await client.close()
+
+
+# Bodies no JSON endpoint of the bridge may choke on: each is a 400 with a Matrix error.
+_HOSTILE_BODIES = [
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "M_BAD_JSON", "nested", id="deep-array"),
+    pytest.param(b'{"events": [' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"]}", "M_BAD_JSON", "nested",
+                 id="deep-object"),
+    pytest.param(b'{"events": [], "x": NaN}', "M_BAD_JSON", "NaN", id="nan"),
+    pytest.param(b'{"events": [], "x": -Infinity}', "M_BAD_JSON", "-Infinity", id="infinity"),
+    pytest.param(b'["events"]', "M_BAD_JSON", "object", id="not-an-object"),
+    pytest.param(b'{"events": [', "M_NOT_JSON", "JSON", id="truncated"),
+]
+
+
+@pytest.mark.parametrize("raw, errcode, says", _HOSTILE_BODIES)
+async def test_hostile_json_gets_a_400_and_changes_nothing(stack: RunningStack, raw: bytes, errcode: str,
+                                                         says: str) -> None:
+    from bridges.config import load_config
+
+    bridge = stack.info["bridge"]["url"]
+    hs_token = {"Authorization": f"Bearer {stack.info['bridge']['hs_token']}"}
+    secret = load_config(stack.info["bridge"]["config"]).homeserver.service_secret
+    txn_id = f"hostile-{secrets.token_hex(4)}"
+    for path, headers in [(f"/_matrix/app/v1/transactions/{txn_id}", hs_token), ("/_matrix/app/v1/ping", hs_token),
+                          ("/_wangxin/v1/arrivals", {"Authorization": f"Bearer {secret}"})]:
+        method = "PUT" if "transactions" in path else "POST"
+        r = requests.request(method, bridge + path, data=raw,
+                             headers={**headers, "Content-Type": "application/json"}, timeout=60)
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        assert r.json()["errcode"] == errcode and says in r.json()["error"], (path, r.text)
+
+    # The refused transaction was not recorded: Synapse sending that id again with real events
+    # gets them handled.
+    user = stack.register_user()
+    bot = stack.info["bridge"]["bot_user_id"]
+    client = await client_for(stack.url, user)
+    try:
+        room_id = await create_dm(client, bot)
+        await wait_for_event(client, room_id, lambda e: e.get("sender") == bot)
+        event = _command_event(room_id, user["user_id"], "version")
+        _put_txn(stack, txn_id, [event])
+        await wait_for_event(client, room_id, is_reply_to(event["event_id"], bot))
+    finally:
+        await client.close()
