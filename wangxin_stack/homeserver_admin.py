@@ -1,4 +1,5 @@
-"""The few homeserver calls the launcher makes: readiness, shared-secret registration, ping."""
+"""The few homeserver calls the launcher makes: readiness, shared-secret registration, rate-limit
+exemptions, ping."""
 
 from __future__ import annotations
 
@@ -99,6 +100,17 @@ async def login(base_url: str, user_id: str, password: str) -> dict[str, Any]:
 async def whoami(base_url: str, token: str) -> bool:
     code, _ = await _json("GET", f"{base_url}/_matrix/client/v3/account/whoami", token=token)
     return code == 200
+
+
+async def exempt_from_rate_limits(base_url: str, admin_token: str, user_id: str) -> None:
+    """Per-user override with 0 messages a second: no rate limit on the user's sends (and joins,
+    invites) at all (``synapse/api/ratelimiting.py:Ratelimiter.can_do_action``)."""
+    from urllib.parse import quote
+
+    code, data = await _json("POST", f"{base_url}/_synapse/admin/v1/users/{quote(user_id)}/override_ratelimit",
+                             {"messages_per_second": 0, "burst_count": 0}, token=admin_token)
+    if code != 200:
+        raise HomeserverError(f"exempting {user_id} from rate limits failed: {code} {data}")
 
 
 async def ping_appservice(base_url: str, appservice_id: str, as_token: str) -> tuple[int, Any]:

@@ -31,6 +31,11 @@ from bots.merchant.storage import BotStorage
 
 logger = logging.getLogger(__name__)
 
+# A reply held back by the homeserver's rate limit (429) is retried after the wait it names, for
+# at most this long; then it is logged as failed. The stack exempts the bot from rc_message
+# (docs/operating.md), so this matters only where an operator did not.
+SEND_RETRY_BUDGET_S = 300.0
+SEND_MAX_ATTEMPTS = 100
 WELCOME = "Hi! I'm the Wangxin merchant bot. Send “help” to see what I can do."
 ENCRYPTED_NOTICE = (
     "This chat is end-to-end encrypted and I can't read it (I have no encryption keys). "
@@ -186,10 +191,33 @@ class MerchantBot:
         }
         await self._send(room_id, text, txn_seed=f"reply:{event_id}:{text[:64]}", content=content)
 
-    async def _send(self, room_id: str, text: str, *, txn_seed: str, content: dict[str, Any] | None = None) -> None:
+    async def _send(self, room_id: str, text: str, *, txn_seed: str, content: dict[str, Any] | None = None) -> bool:
+        """Send a notice; on 429 wait ``retry_after_ms`` and try again (same transaction id, so
+        never twice), for at most ``SEND_RETRY_BUDGET_S``. A notice that finally fails is logged."""
         body = content or {"msgtype": "m.notice", "body": text}
         tx_id = "mb-" + hashlib.sha256(txn_seed.encode()).hexdigest()[:32]
-        await self.client.room_send(room_id, "m.room.message", body, tx_id=tx_id)
+        waited = 0.0
+        response: Any = None
+        for attempt in range(1, SEND_MAX_ATTEMPTS + 1):
+            try:
+                response = await self.client.room_send(room_id, "m.room.message", body, tx_id=tx_id)
+            except Exception as e:  # a transport failure nio gave up on
+                response = repr(e)
+                break
+            if isinstance(response, RoomSendResponse):
+                return True
+            retry_after_ms = getattr(response, "retry_after_ms", None)
+            if (getattr(response, "status_code", None) != "M_LIMIT_EXCEEDED" or waited >= SEND_RETRY_BUDGET_S
+                    or attempt == SEND_MAX_ATTEMPTS):
+                break
+            # Sync waits meanwhile, so later commands queue up behind this one, in order.
+            delay = min(max(retry_after_ms or 1000, 100) / 1000, SEND_RETRY_BUDGET_S - waited)
+            logger.info("Rate-limited sending to %s (attempt %d); retrying in %.1f s", room_id, attempt, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+        logger.error("Could not send a message to %s after %d attempts (%.0f s): %s; the message was: %.200s",
+                     room_id, attempt, waited, response, text)
+        return False
 
     async def close(self) -> None:
         await self.client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -75,6 +77,41 @@ async def _merchant_or_explain(ctx: CommandContext) -> Any:
         return None
 
 
+MAX_TITLE_CHARS = 200
+MAX_PRICE = Decimal(1_000_000_000)  # more than any shop price; catches 1e308 and typos
+_PLAIN_PRICE_RE = re.compile(r"[0-9]+(\.[0-9]{1,4})?")
+# A QR code (error correction M, as post_image draws it) holds at most 2,331 bytes; real buy
+# links are far shorter, and one this long would print as an unreadably dense code.
+MAX_LINK_BYTES = 2000
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
+
+def product_problem(title: str, price: str, url: str, currency: str) -> str | None:
+    """What is wrong with a ``post`` command's product, in one sentence for the merchant; None if nothing."""
+    if len(title) > MAX_TITLE_CHARS:
+        return f"The title is {len(title)} characters long; at most {MAX_TITLE_CHARS} fit a post."
+    try:
+        value = Decimal(price)
+    except InvalidOperation:
+        return f"The price must be a number like 9.90 (got “{price}”)."
+    if not value.is_finite():
+        return f"The price must be a number like 9.90; “{price}” is not a number."
+    if value < 0:
+        return f"The price can't be negative (got “{price}”)."
+    if value > MAX_PRICE:
+        return f"The price “{price}” is too large: at most {MAX_PRICE:,}."
+    if not _PLAIN_PRICE_RE.fullmatch(price):
+        return f"Write the price in plain digits like 9.90, with at most 4 decimals (got “{price}”)."
+    if not url.startswith(("https://", "http://")):
+        return f"The buy link must start with https:// (got “{url[:100]}”)."
+    if len(url.encode("utf-8")) > MAX_LINK_BYTES:
+        return (f"The buy link is too long for a QR code ({len(url)} characters; at most {MAX_LINK_BYTES}). "
+                "Use a shorter link to the product.")
+    if not _CURRENCY_RE.fullmatch(currency):
+        return f"The currency must be a three-letter code like CNY or USD (got “{currency[:20]}”)."
+    return None
+
+
 @commands.command("post", args="<title> <price> <buy link> [currency]", section="Merchant circle",
                   help="publish a product to your circle with a QR code for the buy link "
                        "(and the last image you sent me, if any); quote titles with spaces")
@@ -87,13 +124,9 @@ async def _post(ctx: CommandContext, args: list[str]) -> None:
         return
     title, price, url = args[0], args[1], args[2]
     currency = args[3].upper() if len(args) == 4 else "CNY"
-    if not url.startswith(("https://", "http://")):
-        await ctx.reply(f"The buy link must start with https:// (got “{url}”).")
-        return
-    try:
-        float(price)
-    except ValueError:
-        await ctx.reply(f"The price must be a number like 9.90 (got “{price}”).")
+    problem = product_problem(title, price, url, currency)
+    if problem:
+        await ctx.reply(problem)
         return
     merchant = await _merchant_or_explain(ctx)
     if merchant is None:

@@ -125,3 +125,116 @@ async def test_a_merchant_posts_reposts_and_counts_followers_through_the_bot(sta
     finally:
         await client.close()
         await buyer_client.close()
+
+
+# -- hostile input and rate limits -------------------------------------------------------------
+
+def _make_merchant(stack: RunningStack, name: str) -> dict:
+    from urllib.parse import quote
+
+    import requests
+
+    merchant = stack.register_user()
+    r = requests.put(f"{stack.url}/_synapse/client/wangxin/v1/merchants/{quote(merchant['user_id'])}",
+                     json={"name": name}, headers=stack.admin_headers(), timeout=60)
+    assert r.status_code == 200, r.text
+    return merchant
+
+
+def _bot_ratelimit(stack: RunningStack, method: str, body: dict | None = None) -> dict:
+    from urllib.parse import quote
+
+    import requests
+
+    bot = stack.info["merchant_bot"]["user_id"]
+    r = requests.request(method, f"{stack.info['main_process_url']}/_synapse/admin/v1/users/{quote(bot)}"
+                         "/override_ratelimit", json=body, headers=stack.admin_headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_the_stack_exempts_the_merchant_bot_from_the_message_rate_limit(stack: RunningStack) -> None:
+    """Synapse's default rc_message (0.2/s, burst 10) is shared by every merchant's replies."""
+    assert _bot_ratelimit(stack, "GET") == {"messages_per_second": 0, "burst_count": 0}
+
+
+async def test_a_burst_of_commands_is_answered_even_when_the_bot_is_rate_limited(stack: RunningStack) -> None:
+    """With a limit on the bot (an operator who did not exempt it), replies wait and retry:
+    every command gets its answer, none is dropped."""
+    bot = stack.info["merchant_bot"]["user_id"]
+    users = [stack.register_user() for _ in range(2)]
+    clients = [await client_for(stack.url, u) for u in users]
+    before = _bot_ratelimit(stack, "GET")
+    try:
+        rooms = [await create_dm(c, bot) for c in clients]
+        for c, room_id in zip(clients, rooms, strict=True):
+            await wait_joined(c, room_id, bot)
+        _bot_ratelimit(stack, "POST", {"messages_per_second": 1, "burst_count": 2})
+        asked = [(c, room_id, await send_text(c, room_id, "version"))
+                 for _ in range(5) for c, room_id in zip(clients, rooms, strict=True)]
+        for c, room_id, event_id in asked:
+            reply = await wait_for_event(c, room_id, is_reply_to(event_id, bot), timeout=90)
+            assert reply["content"]["body"].startswith("Wangxin ")
+    finally:
+        if before:
+            _bot_ratelimit(stack, "POST", before)
+        else:
+            _bot_ratelimit(stack, "DELETE")
+        for c in clients:
+            await c.close()
+
+
+async def test_bad_prices_and_links_are_answered_naming_what_is_wrong(stack: RunningStack) -> None:
+    merchant = _make_merchant(stack, "Careful Tea")
+    bot = stack.info["merchant_bot"]["user_id"]
+    client = await client_for(stack.url, merchant)
+    long_link = "https://shop.example/" + "a" * 4000
+    try:
+        room_id = await create_dm(client, bot)
+        await wait_joined(client, room_id, bot)
+        for command, expected in [
+            ("post Tea nan https://shop.example/tea", ["price", "“nan”", "not a number"]),
+            ("post Tea inf https://shop.example/tea", ["price", "“inf”", "not a number"]),
+            ("post Tea 1e308 https://shop.example/tea", ["price", "“1e308”", "too large"]),
+            ("post Tea -5 https://shop.example/tea", ["price", "“-5”", "negative"]),
+            ("post Tea 9.90.1 https://shop.example/tea", ["price", "“9.90.1”", "like 9.90"]),
+            (f"post Tea 9.90 {long_link}", ["buy link", f"{len(long_link)} characters", "at most"]),
+            ("post Tea 9.90 https://shop.example/tea EURO", ["currency", "“EURO”", "three-letter"]),
+        ]:
+            answer = await _ask(client, room_id, bot, command)
+            assert all(part in answer for part in expected), (command[:60], answer)
+            assert "Something went wrong" not in answer and not answer.startswith("Posted")
+        assert "not posted any product" in await _ask(client, room_id, bot, "products")
+    finally:
+        await client.close()
+
+
+async def test_a_reply_the_bot_cannot_send_is_logged_with_its_room_and_error(stack: RunningStack) -> None:
+    """Silence is the failure this guards against: when Synapse refuses a reply for good, the
+    operator finds the room and the reason in the bot's log."""
+    import os
+
+    from nio import RoomCreateResponse, RoomPreset
+
+    from tests.harness.http import eventually
+
+    bot = stack.info["merchant_bot"]["user_id"]
+    user = stack.register_user()
+    client = await client_for(stack.url, user)
+    log_path = os.path.join(stack.info["logs_dir"], "merchant-bot.log")
+    try:
+        # A DM where only power 50 may send messages: the bot (power 0) may join but not answer.
+        created = await client.room_create(is_direct=True, invite=[bot], preset=RoomPreset.private_chat,
+                                           power_level_override={"events_default": 50})
+        assert isinstance(created, RoomCreateResponse), created
+        room_id = created.room_id
+        await wait_joined(client, room_id, bot)
+        await send_text(client, room_id, "version")
+
+        def logged() -> bool:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                return any(room_id in line and "Could not send" in line and "M_FORBIDDEN" in line for line in f)
+
+        eventually(logged, timeout=60, interval=0.5)
+    finally:
+        await client.close()

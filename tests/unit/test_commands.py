@@ -34,3 +34,26 @@ def test_help_lists_every_declared_command() -> None:
         text = registry.help_text()
         for name in registry.names:
             assert f"  {name}" in text
+
+
+def test_a_post_names_what_is_wrong_with_its_product() -> None:
+    from bots.merchant.commands import MAX_LINK_BYTES, product_problem
+
+    def problem(price: str = "9.90", url: str = "https://shop.example/tea", currency: str = "CNY",
+                title: str = "Tea") -> str | None:
+        return product_problem(title, price, url, currency)
+
+    assert problem() is None and problem("0") is None and problem("1000000000") is None
+    assert problem("12.3456") is None
+    for price, words in [("nan", "not a number"), ("-Infinity", "not a number"), ("sNaN", "not a number"),
+                         ("1e308", "too large"), ("1000000000.01", "too large"), ("-5", "negative"),
+                         ("1e2", "plain digits"), ("1.23456", "at most 4 decimals"), ("٣", "plain digits"),
+                         ("9,90", "like 9.90"), ("", "like 9.90")]:
+        answer = problem(price)
+        assert answer and words in answer and f"“{price}”" in answer, (price, answer)
+    assert problem(url="https://s.example/" + "a" * (MAX_LINK_BYTES - 18)) is None
+    answer = problem(url="https://s.example/" + "a" * (MAX_LINK_BYTES - 17))
+    assert answer and "buy link" in answer and f"{MAX_LINK_BYTES + 1} characters" in answer
+    assert "https://" in (problem(url="ftp://shop.example/tea") or "")
+    assert "three-letter" in (problem(currency="EURO") or "")
+    assert "title" in (problem(title="T" * 201) or "")
