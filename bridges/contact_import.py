@@ -13,6 +13,14 @@ a preview; ``import confirm`` runs it in the background:
    user) and invites the contact with a note of where they know each other from;
 4. contacts with a number and no account are kept as invitable by SMS.
 
+Lookups: a file's numbers are checked against what the importer may still look up today
+(module ``GET /import/quota``) before any is spent. A file that fits is looked up at the
+preview. A bigger one is looked up after ``import confirm``, as far as today's quota goes; the
+contacts and groups whose numbers are all looked up are imported (a part), and the job waits,
+still ``running``, until the quota renews at 00:00 UTC (or ``import confirm`` again, if an
+administrator gave lookups back), then does the next part. The job row keeps how far the
+lookups and the import got, so a restart resumes where it was without spending anything twice.
+
 Journal: each step checks the import tables first and records itself when done, so a repeated
 or overlapping import makes no duplicates and a job interrupted by a crash is resumed at start
 from its stored file. Room creation is recorded before it starts; a room whose creation was
@@ -46,8 +54,10 @@ from bridges.import_plan import (
     Person,
     PlannedGroup,
     build_plan,
+    in_how_long,
     msisdn,
     placeholder_name,
+    preview_in_parts_text,
     preview_text,
 )
 from bridges.import_store import ImportStore, Invitable, Job, Placeholder, Upload
@@ -62,11 +72,14 @@ T = TypeVar("T")
 
 MARKER_TYPE = "org.wangxin.import.marker"
 SUMMARY_KEY = "org.wangxin.import.summary"
+# On the message after each part of an import that waits for tomorrow's lookups.
+PART_KEY = "org.wangxin.import.part"
 SUMMARY_FIELDS = ("contacts", "matched", "groups", "rooms_created", "invited", "placeholders",
                   "invitable_by_sms", "skipped", "errors")
 LOOKUP_BATCH = 1000
 PROGRESS_EVERY_S = 2.0
 RETRY_AFTER_S = 30.0
+WAKE_MARGIN_S = 5.0  # after the lookup quota renews, before a waiting import continues
 USER_ID_RE = re.compile(r"^@[^:\s]+:[^\s]+$")
 
 
@@ -108,6 +121,7 @@ class ContactImporter:
         self.bot = config.bot_user_id
         self._ghost_key = hashlib.sha256(b"wangxin-placeholder\x00" + config.appservice.as_token.encode()).digest()
         self._jobs: dict[int, defer.Deferred[None]] = {}
+        self._wakes: dict[int, Any] = {}  # job id -> the call that continues it when lookups renew
         self._cancelled: set[int] = set()
         self.progress: dict[int, dict[str, Any]] = {}
         self._arrivals_running = False
@@ -134,6 +148,8 @@ class ContactImporter:
     async def stop(self) -> None:
         for job_id in list(self._jobs):
             self._cancelled.add(-job_id)  # stop without marking the job cancelled: it resumes at start
+        for job_id in list(self._wakes):
+            self._cancel_wake(job_id)
 
     # -- chat-facing operations (bridges/import_commands.py) ----------------------------
 
@@ -166,18 +182,30 @@ class ContactImporter:
 
     async def _preview_data(self, user_id: str, room_id: str, filename: str,
                             data: bytes) -> tuple[int, str, dict[str, int]]:
-        """Parse and look up; store the file as a previewed job. Raises ImportProblem."""
-        plan = build_plan(await self._parse(data, filename))
-        matches = await self._lookup(user_id, plan.msisdns())
-        job_id = await self.store.create_preview(user_id, room_id, filename, data, matches)
-        return job_id, preview_text(plan, filename, matches, user_id), plan.counts(matches, user_id)
+        """Parse, and look up if today's lookups cover the file; store it as a previewed job.
+        Raises ImportProblem."""
+        plan = await self._plan(data, filename)
+        numbers = plan.numbers_in_order()
+        quota = await self._quota(user_id)
+        if len(numbers) <= quota["remaining_today"]:
+            matches = await self._lookup(user_id, numbers)
+            job_id = await self.store.create_preview(user_id, room_id, filename, data, matches, len(numbers))
+            return job_id, preview_text(plan, filename, matches, user_id), plan.counts(matches, user_id)
+        # Too many for today: nothing is spent on a preview; confirmed, it is imported in parts.
+        job_id = await self.store.create_preview(user_id, room_id, filename, data, {}, 0)
+        text = preview_in_parts_text(plan, filename, remaining_today=quota["remaining_today"],
+                                     per_day=quota["lookups_per_day"], resets_in_ms=quota["resets_in_ms"])
+        return job_id, text, {**plan.counts({}, user_id), "numbers": len(numbers),
+                              "lookups_left_today": quota["remaining_today"]}
 
     async def confirm(self, user_id: str, room_id: str, command_event_id: str) -> str | None:
         job = await self.store.latest_job(user_id, ("preview", "running"))
         if job is None:
             return "There is nothing to confirm: send me the export file, then “import” for a preview."
         if job.state == "running":
-            return "That import is already running; send “import status” to follow it."
+            if job.job_id in self._jobs:
+                return "That import is already running; send “import status” to follow it."
+            return await self._continue_now(job)
         if not await self.store.set_job_state(job.job_id, "running", expect=("preview",)):
             return "That preview is gone; send “import” again."
         await self._ensure_status_message(job.job_id, reply_to=command_event_id)
@@ -192,6 +220,8 @@ class ContactImporter:
             return f"{job.filename} is waiting for “import confirm” (or “import cancel”)."
         if job.state == "running":
             p = self.progress.get(job.job_id, {})
+            if p.get("waiting"):
+                return str(p["text"])
             return f"Importing {job.filename}: {p.get('text', 'starting')}."
         if job.state == "done":
             return summary_text(_full_counts(job.counts), job.filename)
@@ -204,6 +234,8 @@ class ContactImporter:
         if job is None:
             return "There is no import to cancel."
         self._cancelled.add(job.job_id)
+        self._cancel_wake(job.job_id)
+        self.progress.pop(job.job_id, None)
         await self.store.set_job_state(job.job_id, "cancelled", expect=("preview", "running"), drop_file=True)
         if job.state == "preview":
             return f"Dropped {job.filename}; nothing was imported."
@@ -225,6 +257,8 @@ class ContactImporter:
         job = await self.store.latest_job(user_id, ("preview", "running"))
         if job:
             self._cancelled.add(job.job_id)
+            self._cancel_wake(job.job_id)
+            self.progress.pop(job.job_id, None)
         ghosts, memberships = await self.store.forget(user_id)
         # Placeholders carry names from the user's export: take them out of the rooms too.
         defer.ensureDeferred(self._remove_placeholders(ghosts, memberships))
@@ -271,6 +305,17 @@ class ContactImporter:
         except ImportFormatError as e:
             raise ImportProblem(str(e)) from None
 
+    async def _plan(self, data: bytes, filename: str) -> ImportPlan:
+        return build_plan(await self._parse(data, filename), max_phones=self.config.imports.max_phones_per_contact)
+
+    async def _quota(self, importer: str) -> dict[str, int]:
+        """The importer's phone lookups today (module): lookups_per_day, used_today, remaining_today, resets_in_ms."""
+        try:
+            answer = await self.wangxin.call("GET", "/import/quota", importer)
+        except MatrixRequestError as e:
+            raise ImportProblem(f"I could not check how many phone numbers you may look up today ({e.error}).") from e
+        return {k: int(answer[k]) for k in ("lookups_per_day", "used_today", "remaining_today", "resets_in_ms")}
+
     async def _lookup(self, importer: str, numbers: list[str]) -> dict[str, str]:
         matches: dict[str, str] = {}
         for start in range(0, len(numbers), LOOKUP_BATCH):
@@ -279,10 +324,10 @@ class ContactImporter:
                     "POST", "/import/lookup", importer, {"msisdns": numbers[start:start + LOOKUP_BATCH]}
                 )
             except MatrixRequestError as e:
-                if e.status == 429:
+                if e.status == 429:  # spent by something else since the quota was checked
                     raise ImportProblem(
-                        "you have looked up too many phone numbers today; try again tomorrow or ask an "
-                        "administrator to raise lookups_per_day."
+                        "your phone-number lookups for today ran out while I was checking this file (another "
+                        "import used them). Send “import” again and I will offer to import it in parts."
                     ) from e
                 raise ImportProblem(f"I could not check who is already here ({e.error}).") from e
             matches.update(answer.get("matches") or {})
@@ -297,8 +342,9 @@ class ContactImporter:
         self._jobs[job_id] = d
 
     async def _run_guarded(self, job_id: int) -> None:
+        waiting = False
         try:
-            await self._run(job_id)
+            waiting = await self._run(job_id)
         except Cancelled:
             logger.info("Import job %d stopped", job_id)
             job = await self.store.job(job_id)
@@ -312,7 +358,8 @@ class ContactImporter:
         finally:
             self._cancelled.discard(job_id)
         self._jobs.pop(job_id, None)
-        self.progress.pop(job_id, None)
+        if not waiting:
+            self.progress.pop(job_id, None)
 
     def _retry(self, job_id: int) -> None:
         async def again() -> None:
@@ -326,18 +373,90 @@ class ContactImporter:
         if job_id in self._cancelled or -job_id in self._cancelled:
             raise Cancelled()
 
-    async def _run(self, job_id: int) -> None:
+    async def _run(self, job_id: int) -> bool:
+        """Look up as much of the file as today's quota allows and import what that makes ready;
+        True when the rest waits for the quota to renew."""
         job = await self.store.job(job_id)
         if job is None or job.state != "running":
-            return
+            return False
         data = await self.store.job_file(job_id)
         if data is None:
             await self.store.set_job_state(job_id, "failed", error="the stored file is missing")
-            return
-        plan = build_plan(await self._parse(data, job.filename))
+            return False
+        plan = await self._plan(data, job.filename)
+        numbers = plan.numbers_in_order()
+        before = len(numbers) if job.looked_up is None else min(job.looked_up, len(numbers))
         await self._ensure_status_message(job_id)
-        run = _Run(self, job, plan)
-        await run.execute()
+        looked_up, quota = before, None
+        if before < len(numbers):
+            looked_up, quota = await self._lookup_part(job, numbers, before)
+            job = await self.store.job(job_id) or job
+        start = (0, 0) if job.imported_upto is None else plan.ready(min(job.imported_upto, looked_up))
+        end = plan.ready(looked_up)
+        complete = looked_up >= len(numbers)
+        run = _Run(self, job, plan.part(start, end), plan) if complete or end != start else None
+        if run:
+            await run.execute(final=complete)
+        if complete or quota is None:
+            return False
+        # The part's counts and its end in one transaction: a crash in between would count it twice.
+        await self.store.set_imported_upto(job_id, looked_up, counts=run.counts if run else None)
+        text, part = _part_report(job.filename, plan, end, looked_up, len(numbers), quota)
+        self.progress[job_id] = {"text": text, "waiting": True}
+        if looked_up > before or end != start or before == 0:
+            await self._edit_status(job_id, text, {PART_KEY: part})
+            if job.room_id:
+                await self.client.send_event(job.room_id, "m.room.message",
+                                             {"msgtype": "m.notice", "body": text, PART_KEY: part},
+                                             txn_id_for("import-part", str(job_id), str(looked_up)))
+        self._schedule_wake(job_id, quota["resets_in_ms"])
+        return True
+
+    async def _lookup_part(self, job: Job, numbers: list[str], looked_up: int) -> tuple[int, dict[str, int]]:
+        """Look up the job's next numbers, as many as the importer may still today; each batch is
+        recorded on the job before the next. Returns how many are looked up now, and the quota."""
+        quota = await self._quota(job.user_id)
+        end = looked_up + min(quota["remaining_today"], len(numbers) - looked_up)
+        while looked_up < end:
+            self._check(job.job_id)
+            self.progress[job.job_id] = {"text": f"checking phone numbers {looked_up}/{len(numbers)}"}
+            batch = numbers[looked_up:min(looked_up + LOOKUP_BATCH, end)]
+            try:
+                answer = await self.wangxin.call("POST", "/import/lookup", job.user_id, {"msisdns": batch})
+            except MatrixRequestError as e:
+                if e.status == 429:  # another import spent them meanwhile: the rest waits too
+                    break
+                raise
+            looked_up += len(batch)
+            await self.store.record_lookups(job.job_id, dict(answer.get("matches") or {}), looked_up)
+        return looked_up, quota
+
+    async def _continue_now(self, job: Job) -> str:
+        """``import confirm`` on an import waiting for lookups: go on now if there are any."""
+        try:
+            quota = await self._quota(job.user_id)
+        except ImportProblem as e:
+            return f"I can't continue the import of {job.filename} now: {e}"
+        if not quota["remaining_today"]:
+            return (f"Your phone-number lookups for today are used up; the import of {job.filename} continues by "
+                    f"itself after 00:00 UTC ({in_how_long(quota['resets_in_ms'])}).")
+        self._cancel_wake(job.job_id)
+        self._start_job(job.job_id)
+        return f"Continuing the import of {job.filename} now."
+
+    def _schedule_wake(self, job_id: int, in_ms: int) -> None:
+        self._cancel_wake(job_id)
+
+        def wake() -> None:
+            self._wakes.pop(job_id, None)
+            self._retry(job_id)
+
+        self._wakes[job_id] = reactor.callLater(in_ms / 1000 + WAKE_MARGIN_S, wake)  # type: ignore[attr-defined]
+
+    def _cancel_wake(self, job_id: int) -> None:
+        call = self._wakes.pop(job_id, None)
+        if call is not None and call.active():
+            call.cancel()
 
 
     # -- operator HTTP (bridges/__main__.py: wangxin-bridge import) ---------------------
@@ -604,15 +723,16 @@ class ContactImporter:
 class _Run:
     """One pass over a job's plan; every step is skipped when the journal says it is done."""
 
-    def __init__(self, importer: ContactImporter, job: Job, plan: ImportPlan):
+    def __init__(self, importer: ContactImporter, job: Job, plan: ImportPlan, whole: ImportPlan | None = None):
         self.i = importer
         self.job = job
-        self.plan = plan
+        self.plan = plan  # this part of the file (all of it when it fits in a day's lookups)
+        self.whole = whole or plan
         self.user = job.user_id
         self.matches = dict(job.matches)  # msisdn -> user; the importer's own numbers map to the importer
-        previous = job.counts or {}
+        previous = job.counts or {}  # earlier parts, or this part before a crash
         self.counts = {k: int(previous.get(k, 0)) for k in ("rooms_created", "invited", "placeholders", "skipped",
-                                                              "errors")}
+                                                              "errors", "invitable_by_sms")}
         self.ghosts: dict[str, str] = {}  # person key -> ghost id
         self.arrived: dict[str, str] = {}  # person key -> user who replaced the placeholder
         self.phase = "starting"
@@ -671,7 +791,8 @@ class _Run:
 
     # -- the steps -----------------------------------------------------------------------
 
-    async def execute(self) -> None:
+    async def execute(self, final: bool = True) -> None:
+        """Run this part's steps; with ``final``, end the import with its summary."""
         plan = self.plan
         absent = plan.absent_members(self.matches, self.user)
         self.start_phase("placeholders", len(absent))
@@ -701,12 +822,15 @@ class _Run:
             for c in plan.contacts if c.phones and self.user_for(c) is None
         ]
         await self.i.store.add_invitable(self.job.job_id, invitable)
-        if plan.self_source_key:
-            # The importer's own export names their id on the network: placeholders for it are them.
-            await self.i.store.add_arrivals([(self.user, None, plan.self_source_key)])
-            self.i.wake_arrivals()
+        self.counts["invitable_by_sms"] += len(invitable)
         self.i._check(self.job.job_id)
-        counts = plan.counts(self.matches, self.user)
+        if not final:
+            return  # the caller records this part's counts with its end
+        if self.whole.self_source_key:
+            # The importer's own export names their id on the network: placeholders for it are them.
+            await self.i.store.add_arrivals([(self.user, None, self.whole.self_source_key)])
+            self.i.wake_arrivals()
+        counts = self.whole.counts(self.matches, self.user)
         summary = {
             "contacts": counts["contacts"],
             "matched": counts["matched"],
@@ -714,7 +838,7 @@ class _Run:
             "rooms_created": self.counts["rooms_created"],
             "invited": self.counts["invited"],
             "placeholders": self.counts["placeholders"],
-            "invitable_by_sms": len(invitable),
+            "invitable_by_sms": self.counts["invitable_by_sms"],
             "skipped": self.counts["skipped"] + counts["contacts"] - counts["with_phone"],
             "errors": self.counts["errors"],
         }
@@ -809,6 +933,26 @@ class _Run:
             self.counts["invited"] += 1
         else:
             self.counts["skipped"] += 1
+
+
+def _part_report(filename: str, plan: ImportPlan, done: tuple[int, int], looked_up: int, numbers: int,
+                 quota: dict[str, int]) -> tuple[str, dict[str, int]]:
+    """What to tell the importer while an import waits for tomorrow's lookups: text and PART_KEY content."""
+    when = f"after 00:00 UTC ({in_how_long(quota['resets_in_ms'])})"
+    part = {"contacts": len(plan.contacts), "contacts_done": done[0], "groups": len(plan.groups),
+            "groups_done": done[1], "numbers": numbers, "numbers_checked": looked_up,
+            "resumes_in_ms": quota["resets_in_ms"]}
+    if done == (0, 0):
+        text = (f"Nothing of {filename} is imported yet: your phone-number lookups for today are used up "
+                f"({quota['lookups_per_day']} a day, lookups_per_day; {looked_up} of its {numbers} numbers checked). "
+                f"It continues by itself {when}; “import cancel” drops it.")
+        return text, part
+    groups = f" and {done[1]} of {len(plan.groups)} groups" if plan.groups else ""
+    text = (f"Imported {done[0]} of {len(plan.contacts)} contacts{groups} from {filename} so far ({looked_up} of "
+            f"{numbers} phone numbers checked; you may look up {quota['lookups_per_day']} a day). The rest continues "
+            f"by itself {when}, when your lookups renew. “import status” shows how far it is; “import cancel” "
+            "stops here (what was done stays).")
+    return text, part
 
 
 def _full_counts(counts: dict[str, Any]) -> dict[str, int]:

@@ -9,10 +9,16 @@ An export (``bridges.importers``) becomes people and groups with stable keys:
 
 The runner (``bridges/contact_import.py``) recomputes this plan from the stored file when it
 resumes, so the plan must be a deterministic function of the file.
+
+Parts: the file's numbers are looked up in one order (``numbers_in_order``: contacts in file
+order, then group members). When a day's lookups cannot cover them all, a contact or group is
+imported once all its numbers are looked up (``ready``), which always gives a prefix of the
+contacts and of the groups; ``part`` is the plan of one such slice.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import attrs
@@ -31,6 +37,7 @@ NETWORKS = {
 SOURCE_LABELS = {"telegram": "Telegram", "wechat": "WeChat", "whatsapp": "WhatsApp", "contacts": "your phone contacts"}
 PLACEHOLDER_SUFFIX = " (not on Wangxin yet)"
 SAMPLES = 3
+MAX_PHONES_PER_CONTACT = 10
 
 
 def msisdn(e164: str) -> str:
@@ -70,6 +77,8 @@ class ImportPlan:
     groups: tuple[PlannedGroup, ...]
     self_source_key: str | None
     warnings: tuple[str, ...]
+    max_phones: int = MAX_PHONES_PER_CONTACT
+    capped: int = 0  # people with more numbers than max_phones (only the first ones are used)
 
     @property
     def source_label(self) -> str:
@@ -79,6 +88,38 @@ class ImportPlan:
         """Every distinct number of the file, in Synapse's storage form, sorted."""
         numbers = {msisdn(p) for person in self.people() for p in person.phones}
         return sorted(numbers)
+
+    def numbers_in_order(self) -> list[str]:
+        """Every distinct number (storage form) in the order they are looked up: contacts in file
+        order, then each group's members."""
+        seen: dict[str, None] = {}
+        for person in self._unit_people():
+            for phone in person:
+                seen.setdefault(msisdn(phone), None)
+        return list(seen)
+
+    def _unit_people(self) -> list[tuple[str, ...]]:
+        # One entry per contact, then one per group (all its members' numbers).
+        units = [c.phones for c in self.contacts]
+        units += [tuple(p for m in g.members for p in m.phones) for g in self.groups]
+        return units
+
+    def ready(self, looked_up: int) -> tuple[int, int]:
+        """How many contacts and groups have all their numbers among the first ``looked_up`` of
+        ``numbers_in_order``: they may be imported."""
+        seen: set[str] = set()
+        done = 0
+        for phones in self._unit_people():
+            seen.update(msisdn(p) for p in phones)
+            if len(seen) > looked_up:
+                break
+            done += 1
+        contacts = min(done, len(self.contacts))
+        return contacts, done - contacts
+
+    def part(self, start: tuple[int, int], end: tuple[int, int]) -> ImportPlan:
+        """The plan of the contacts and groups from ``start`` to ``end`` (``ready`` results)."""
+        return attrs.evolve(self, contacts=self.contacts[start[0]:end[0]], groups=self.groups[start[1]:end[1]])
 
     def people(self) -> list[Person]:
         """Contacts and group members, each person once (by key), in file order."""
@@ -113,8 +154,8 @@ class ImportPlan:
         }
 
 
-def _contact_person(network: str, contact: Contact) -> Person:
-    return _person(network, contact.source_id, contact.name, contact.phones)
+def _contact_person(network: str, contact: Contact, max_phones: int) -> Person:
+    return _person(network, contact.source_id, contact.name, contact.phones[:max_phones])
 
 
 def _person(network: str, source_id: str, name: str, phones: tuple[str, ...]) -> Person:
@@ -130,10 +171,11 @@ def _person(network: str, source_id: str, name: str, phones: tuple[str, ...]) ->
                   source_key=source_key)
 
 
-def build_plan(export: ImportedExport) -> ImportPlan:
+def build_plan(export: ImportedExport, max_phones: int = MAX_PHONES_PER_CONTACT) -> ImportPlan:
     network = NETWORKS[export.format]
     by_source = {c.source_id: c for c in export.contacts}
-    contacts = tuple(_contact_person(network, c) for c in export.contacts)
+    contacts = tuple(_contact_person(network, c, max_phones) for c in export.contacts)
+    capped = {c.source_id for c in export.contacts if len(c.phones) > max_phones}
     groups = []
     for group in export.groups:
         members: dict[str, Person] = {}
@@ -141,7 +183,9 @@ def build_plan(export: ImportedExport) -> ImportPlan:
             if export.self_source_id is not None and member.source_id == export.self_source_id:
                 continue  # the importer themself
             phones = member.phones or (by_source[member.source_id].phones if member.source_id in by_source else ())
-            person = _person(network, member.source_id, member.name, phones)
+            if len(phones) > max_phones:
+                capped.add(member.source_id)
+            person = _person(network, member.source_id, member.name, phones[:max_phones])
             members.setdefault(person.key, person)
         groups.append(
             PlannedGroup(key=f"{network}:{group.source_id}", name=group.name.strip() or "Imported group",
@@ -156,6 +200,8 @@ def build_plan(export: ImportedExport) -> ImportPlan:
         groups=tuple(groups),
         self_source_key=self_key,
         warnings=export.warnings,
+        max_phones=max_phones,
+        capped=len(capped),
     )
 
 
@@ -163,9 +209,12 @@ def placeholder_name(person: Person) -> str:
     return person.name[:200] + PLACEHOLDER_SUFFIX
 
 
-def preview_text(plan: ImportPlan, filename: str, matches: Mapping[str, str], importer: str) -> str:
-    """The dry-run answer to ``import``: what was found and what ``import confirm`` will do."""
-    c = plan.counts(matches, importer)
+def in_how_long(ms: int) -> str:
+    minutes = max(1, round(ms / 60000))
+    return f"in {minutes} min" if minutes < 120 else f"in {round(minutes / 60)} h"
+
+
+def _found_lines(plan: ImportPlan, filename: str, c: Mapping[str, int]) -> list[str]:
     lines = [
         f"{filename}: {plan.format_label}.",
         f"Found {c['contacts']} contacts ({c['with_phone']} with a phone number) and {c['groups']} groups "
@@ -175,6 +224,44 @@ def preview_text(plan: ImportPlan, filename: str, matches: Mapping[str, str], im
     samples += [f"  • group “{g.name}” ({len(g.members)} members)" for g in plan.groups[:SAMPLES]]
     if samples:
         lines += ["For example:", *samples]
+    if plan.capped:
+        lines.append(f"{plan.capped} contacts have more than {plan.max_phones} phone numbers; only the first "
+                     f"{plan.max_phones} of each are used.")
+    return lines
+
+
+def preview_in_parts_text(plan: ImportPlan, filename: str, *, remaining_today: int, per_day: int,
+                          resets_in_ms: int) -> str:
+    """The answer to ``import`` for a file with more numbers than the importer may look up today:
+    nothing was looked up yet; it says what is imported today and how many days the rest takes."""
+    c = plan.counts({}, "")
+    numbers = len(plan.numbers_in_order())
+    lines = _found_lines(plan, filename, c)
+    later_days = math.ceil((numbers - remaining_today) / per_day)
+    if remaining_today:
+        lines.append(f"That is {numbers} phone numbers to check, more than the {remaining_today} lookups you have "
+                     f"left today (you may look up {per_day} a day).")
+        contacts, groups = plan.ready(remaining_today)
+        today = f"the first {contacts} contacts today" + (f" and the first {groups} groups" if groups else "")
+        lines.append(f"If you confirm, I import {today}, and the rest by itself on later days as your lookups "
+                     f"renew at 00:00 UTC: {later_days} more days. I tell you here after each part.")
+    else:
+        lines.append(f"That is {numbers} phone numbers to check, and you have no phone-number lookups left today "
+                     f"(you may look up {per_day} a day).")
+        lines.append(f"If you confirm, the import starts by itself when your lookups renew at 00:00 UTC "
+                     f"({in_how_long(resets_in_ms)}) and takes {later_days} days. I tell you here after each part.")
+    lines.append("I check who of them is on Wangxin part by part; an administrator can raise lookups_per_day "
+                 "to go faster.")
+    if plan.warnings:
+        lines.append(f"{len(plan.warnings)} warnings, e.g.: {plan.warnings[0]}")
+    lines.append("Send “import confirm” to go ahead or “import cancel” to drop this file.")
+    return "\n".join(lines)
+
+
+def preview_text(plan: ImportPlan, filename: str, matches: Mapping[str, str], importer: str) -> str:
+    """The dry-run answer to ``import``: what was found and what ``import confirm`` will do."""
+    c = plan.counts(matches, importer)
+    lines = _found_lines(plan, filename, c)
     lines.append("If you confirm:")
     lines.append(f"  • {c['matched']} people are already on Wangxin and let others find them by number.")
     if c["dm_invitations"]:

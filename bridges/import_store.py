@@ -41,6 +41,9 @@ class Job:
     status_event_id: str | None
     counts: dict[str, int]
     error: str | None
+    looked_up: int | None = None  # numbers of the file looked up so far, in plan order; None: all
+    # The contacts and groups whose numbers are all among the first this many are imported; None: none yet.
+    imported_upto: int | None = None
 
 
 @attrs.frozen
@@ -74,9 +77,18 @@ class ImportStore:
     # -- jobs ----------------------------------------------------------------------------
 
     async def create_preview(self, user_id: str, room_id: str, filename: str, data: bytes,
-                             matches: dict[str, str]) -> int:
+                             matches: dict[str, str], looked_up: int) -> int:
         """A new previewed job; an older preview of the same user is replaced (its file dropped)."""
-        return await self.db.run("create_preview", _create_preview_txn, user_id, room_id, filename, data, matches)
+        return await self.db.run("create_preview", _create_preview_txn, user_id, room_id, filename, data, matches,
+                                 looked_up)
+
+    async def record_lookups(self, job_id: int, matches: dict[str, str], looked_up: int) -> None:
+        """One more batch of the job's numbers was looked up: add its matches, move the mark."""
+        await self.db.run("record_lookups", _record_lookups_txn, job_id, matches, looked_up)
+
+    async def set_imported_upto(self, job_id: int, numbers: int, counts: dict[str, int] | None = None) -> None:
+        """A part of the job is imported: the contacts and groups ready at ``numbers`` lookups (and its counts)."""
+        await self.db.run("set_imported_upto", _set_imported_upto_txn, job_id, numbers, counts)
 
     async def job(self, job_id: int) -> Job | None:
         return await self.db.run("job", _job_txn, job_id)
@@ -225,7 +237,8 @@ def _get_upload_txn(txn: Txn, user_id: str) -> Upload | None:
 
 # -- jobs ----------------------------------------------------------------------------------
 
-_JOB_COLUMNS = "job_id, user_id, room_id, state, filename, matches, status_event_id, counts, error"
+_JOB_COLUMNS = ("job_id, user_id, room_id, state, filename, matches, status_event_id, counts, error, looked_up,"
+                " imported_upto")
 
 
 def _job_from_row(row: Any) -> Job:
@@ -233,11 +246,12 @@ def _job_from_row(row: Any) -> Job:
         job_id=int(row[0]), user_id=row[1], room_id=row[2], state=row[3], filename=row[4],
         matches=json.loads(row[5]) if row[5] else {}, status_event_id=row[6],
         counts=json.loads(row[7]) if row[7] else {}, error=row[8],
+        looked_up=None if row[9] is None else int(row[9]), imported_upto=None if row[10] is None else int(row[10]),
     )
 
 
 def _create_preview_txn(txn: Txn, user_id: str, room_id: str, filename: str, data: bytes,
-                        matches: dict[str, str]) -> int:
+                        matches: dict[str, str], looked_up: int) -> int:
     now = now_ms()
     txn.execute(
         "UPDATE import_jobs SET state = 'replaced', file_data = NULL, updated_ts = ?"
@@ -250,9 +264,9 @@ def _create_preview_txn(txn: Txn, user_id: str, room_id: str, filename: str, dat
 
         blob = psycopg2.Binary(data)
     txn.execute(
-        "INSERT INTO import_jobs (user_id, room_id, state, filename, file_data, matches, created_ts, updated_ts)"
-        " VALUES (?, ?, 'preview', ?, ?, ?, ?, ?)",
-        (user_id, room_id, filename, blob, json.dumps(matches), now, now),
+        "INSERT INTO import_jobs (user_id, room_id, state, filename, file_data, matches, looked_up, created_ts,"
+        " updated_ts) VALUES (?, ?, 'preview', ?, ?, ?, ?, ?, ?)",
+        (user_id, room_id, filename, blob, json.dumps(matches), looked_up, now, now),
     )
     row = txn.execute(
         "SELECT MAX(job_id) FROM import_jobs WHERE user_id = ? AND state = 'preview'", (user_id,)
@@ -303,6 +317,21 @@ def _set_job_state_txn(txn: Txn, job_id: int, state: str, expect: tuple[str, ...
         params += list(expect)
     txn.execute(sql, params)
     return txn.rowcount > 0
+
+
+def _record_lookups_txn(txn: Txn, job_id: int, matches: dict[str, str], looked_up: int) -> None:
+    row = txn.execute("SELECT matches FROM import_jobs WHERE job_id = ?", (job_id,)).fetchone()
+    known = json.loads(row[0]) if row and row[0] else {}
+    known.update(matches)
+    txn.execute("UPDATE import_jobs SET matches = ?, looked_up = ?, updated_ts = ? WHERE job_id = ?",
+                (json.dumps(known), looked_up, now_ms(), job_id))
+
+
+def _set_imported_upto_txn(txn: Txn, job_id: int, numbers: int, counts: dict[str, int] | None) -> None:
+    txn.execute("UPDATE import_jobs SET imported_upto = ?, updated_ts = ? WHERE job_id = ?",
+                (numbers, now_ms(), job_id))
+    if counts is not None:
+        txn.execute("UPDATE import_jobs SET counts = ? WHERE job_id = ?", (json.dumps(counts), job_id))
 
 
 def _set_status_event_txn(txn: Txn, job_id: int, event_id: str) -> None:

@@ -17,6 +17,9 @@ homeserver knows or may do. HTTP, all under ``/_synapse/client/wangxin/v1/import
   inviter): the inviter texted that number a personal SMS invitation (or withdrew it). The
   number's sign-up is then told to the bridge for that inviter even if the new user is not
   discoverable, and ``/dm`` may invite them.
+- ``GET /quota`` (service secret with ``?user_id=``, or the user's own token) ->
+  ``{"lookups_per_day", "used_today", "remaining_today", "resets_in_ms"}``; ``DELETE /quota?user_id=``
+  (a server admin's token): that user may look up a full day's numbers again today.
 - ``POST /find_room`` ``{"marker": key}`` (service secret, ``?user_id=`` a member): the room
   holding ``org.wangxin.import.marker`` with that state key, for crash recovery of the bridge.
 
@@ -100,6 +103,8 @@ class ContactImport:
         resource.route("POST", "/dm", self._dm)
         resource.route("POST", "/find_room", self._find_room)
         resource.route("POST", "/invited", self._invited)
+        resource.route("GET", "/quota", self._get_quota)
+        resource.route("DELETE", "/quota", self._reset_quota)
         api.register_web_resource(API_PREFIX, resource)
         api.register_third_party_rules_callbacks(on_add_user_third_party_identifier=self._on_add_threepid)
         if config.bridge_url:
@@ -171,6 +176,31 @@ class ContactImport:
             if own in wanted:
                 matches[own] = importer
         return 200, {"matches": matches}
+
+    async def _quota(self, user_id: str) -> dict[str, int]:
+        used = await self._db("wangxin_import_quota_used", store.lookups_used_today_txn, user_id)
+        limit = self._config.lookups_per_day
+        return {"lookups_per_day": limit, "used_today": used, "remaining_today": max(0, limit - used),
+                "resets_in_ms": store.ms_until_next_day()}
+
+    async def _get_quota(self, request: Any) -> tuple[int, Any]:
+        """The importer's lookups today: the bridge checks a file against them before spending any."""
+        return 200, await self._quota(await self._requester(request))
+
+    async def _reset_quota(self, request: Any) -> tuple[int, Any]:
+        """A server admin gives ``?user_id=`` today's lookups back (a large address book sooner)."""
+        from synapse.module_api import errors
+
+        requester = await self._api.get_user_by_req(request)
+        if not await self._api.is_user_admin(requester.user.to_string()):
+            raise errors.SynapseError(403, "Only a server admin may reset lookups", errors.Codes.FORBIDDEN)
+        args = request.args.get(b"user_id")
+        user_id = args[0].decode("utf-8") if args else ""
+        if not USER_ID_RE.match(user_id) or not self._api.is_mine(user_id):
+            raise errors.SynapseError(400, "user_id must name a local user", errors.Codes.INVALID_PARAM)
+        await self._db("wangxin_import_quota_reset", store.reset_lookups_today_txn, user_id)
+        logger.info("%s reset today's phone lookups of %s", requester.user.to_string(), user_id)
+        return 200, await self._quota(user_id)
 
     async def _dm(self, request: Any) -> tuple[int, Any]:
         from synapse.module_api import errors, parse_json_object_from_request

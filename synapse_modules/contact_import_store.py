@@ -91,6 +91,24 @@ def take_lookup_quota_txn(txn: Any, user_id: str, count: int, limit: int) -> int
     return 0
 
 
+def ms_until_next_day() -> int:
+    """Until the lookup quota renews (00:00 UTC)."""
+    now = now_ms()
+    return int((now // DAY_MS + 1) * DAY_MS - now)
+
+
+def lookups_used_today_txn(txn: Any, user_id: str) -> int:
+    txn.execute("SELECT used FROM wangxin_import_lookup_quota WHERE user_id = ? AND day = ?",
+                (user_id, now_ms() // DAY_MS))
+    row = txn.fetchone()
+    return int(row[0]) if row else 0
+
+
+def reset_lookups_today_txn(txn: Any, user_id: str) -> None:
+    txn.execute("DELETE FROM wangxin_import_lookup_quota WHERE user_id = ? AND day = ?",
+                (user_id, now_ms() // DAY_MS))
+
+
 def add_arrivals_txn(txn: Any, user_id: str, addresses: list[str]) -> None:
     for address in addresses:
         txn.execute(

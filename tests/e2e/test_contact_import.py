@@ -18,7 +18,7 @@ from tests.harness.http import HttpUser, ask, eventually, open_dm, q, timeline
 from tests.harness.matrix import client_for
 from tests.harness.stack import RunningStack
 
-FIXTURES = "/work/shared/fixtures/exports"
+# Own samples, written to reproduce real exports' quirks: they are in every checkout.
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "unit", "importers", "samples")
 PLACEHOLDER = " (not on Wangxin yet)"
 SUMMARY = "org.wangxin.import.summary"
@@ -244,10 +244,10 @@ def test_discoverable_command_and_lookup_is_only_for_the_bridge(stack: RunningSt
 
 
 @pytest.mark.parametrize("path", [
-    f"{FIXTURES}/vcard/ical4j_apple_addressbook_multi.vcf",
-    f"{FIXTURES}/google-csv/people_google_contacts_outlookcsv_export.csv",
-    f"{FIXTURES}/telegram/tkonverter_private_group_result.json",
-    f"{FIXTURES}/whatsapp/soda_android_dotdate_24h_crlf.txt",
+    f"{SAMPLES}/vcard30_macos_latin1.vcf",
+    f"{SAMPLES}/outlook_csv_from_google.csv",
+    f"{SAMPLES}/telegram_private_group.json",
+    f"{SAMPLES}/whatsapp_android_dotdate_crlf.txt",
     f"{SAMPLES}/wechat_pywxdump_lists.json",
     f"{SAMPLES}/telegram_full_export.json",
 ], ids=lambda p: os.path.basename(p))
@@ -280,8 +280,8 @@ def test_each_sample_format_imports(stack: RunningStack, path: str) -> None:
     (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "photo.png", "not an export"),
     (b'{"about": "Here is the data you requested", "chats": {"list": [{"name": "x", "type": "priv',
      "result.json", "cut off"),
-    (open(f"{FIXTURES}/telegram/langchain_tg_messages.html", "rb").read(), "messages.html", "Machine-readable JSON"),
-    (open(f"{FIXTURES}/other/langchain_facebook_messenger.json", "rb").read(), "message_1.json", "not a format"),
+    (open(f"{SAMPLES}/telegram_messages.html", "rb").read(), "messages.html", "Machine-readable JSON"),
+    (open(f"{SAMPLES}/facebook_messenger_message_1.json", "rb").read(), "message_1.json", "not a format"),
     ("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:张三\r\n".encode("utf-16"), "contacts.vcf", ""),
 ], ids=["binary", "truncated", "telegram-html", "unsupported", "utf16-truncated-vcard"])
 def test_bad_files_get_a_clear_message_and_nothing_is_imported(stack: RunningStack, data: bytes, filename: str,
@@ -413,12 +413,7 @@ def test_a_file_over_max_rows_is_refused_naming_the_limit_and_the_line(stack: Ru
 
 
 def test_the_daily_lookup_limit_stops_an_import_and_reveals_nobody(stack: RunningStack) -> None:
-    import yaml
-
-    with open(stack.info["homeserver_config"]) as f:
-        modules = yaml.safe_load(f)["modules"]
-    module = next(m["config"] for m in modules if m["module"].endswith("contact_import.ContactImport"))
-    per_day = int(module.get("lookups_per_day", 50_000))
+    per_day = _lookups_per_day(stack)
     lookup_url = f"{stack.url}/_synapse/client/wangxin/v1/import/lookup"
     headers = {"Authorization": f"Bearer {_bridge_config(stack).homeserver.service_secret}"}
 
@@ -450,17 +445,25 @@ def test_the_daily_lookup_limit_stops_an_import_and_reveals_nobody(stack: Runnin
     assert body["errcode"] == "M_LIMIT_EXCEEDED" and body["retry_after_ms"] > 0
     assert "matches" not in body and dave.user_id not in r.text and bob.user_id not in r.text
 
-    # An import says so in chat, names the limit, and neither imports nor reveals anything.
+    # An import says so in chat and when it would start, and neither imports nor reveals anything,
+    # also once confirmed: it waits for the lookups to renew.
     me = wxid()
     export = wechat_export(me, [(wxid(), "Bob", phones["bob"]), (wxid(), "Dave", phones["dave"])],
                            [(f"{secrets.token_hex(4)}@chatroom", "同学", [me])])
     dm = open_dm(alice, bot(stack))
     answer = upload_and_preview(alice, dm, export, "contacts.json", stack)
-    assert _refused(answer, "contacts.json"), answer
-    assert "too many phone numbers today" in answer and "lookups_per_day" in answer, answer
+    assert "no phone-number lookups left today" in answer and "lookups_per_day" in answer, answer
+    assert "00:00 UTC" in answer and "import confirm" in answer, answer
     assert bob.user_id not in answer and dave.user_id not in answer and "already on Wangxin" not in answer
-    assert "nothing to confirm" in ask(alice, dm, bot(stack), "import confirm")
+    alice.say(dm, "import confirm")
+    part = eventually(lambda: _parts(alice, dm, stack), timeout=120, interval=0.5)[-1]
+    assert part["contacts_done"] == 0 and part["numbers_checked"] == 0 and part["resumes_in_ms"] > 0, part
+    status = ask(alice, dm, bot(stack), "import status")
+    assert "Nothing of contacts.json is imported yet" in status and "00:00 UTC" in status, status
+    assert "used up" in ask(alice, dm, bot(stack), "import confirm")
+    assert "Stopping" in ask(alice, dm, bot(stack), "import cancel")
     assert invited_rooms(alice) == {} and invited_rooms(bob) == {} and invited_rooms(dave) == {}
+    assert summaries(alice, dm, stack) == []
 
 
 # -- an export naming its owner's own id ---------------------------------------------------------
@@ -512,3 +515,101 @@ def test_an_own_id_in_an_export_is_only_a_claim_the_importer_must_accept(stack: 
     # Mallory's claim is spent: there is no placeholder left for her to take.
     assert "has not asked" in ask(alice, dm, bot(stack), f"import accept {mallory.user_id}")
     assert mallory.user_id not in members(stack, room) and invited_rooms(mallory) == {}
+
+
+# -- an address book larger than a day's lookups ---------------------------------------------------
+
+
+def _lookups_per_day(stack: RunningStack) -> int:
+    import yaml
+
+    with open(stack.info["homeserver_config"]) as f:
+        modules = yaml.safe_load(f)["modules"]
+    module = next(m["config"] for m in modules if m["module"].endswith("contact_import.ContactImport"))
+    return int(module.get("lookups_per_day", 50_000))
+
+
+def _quota(stack: RunningStack, user_id: str) -> dict[str, int]:
+    r = requests.get(f"{stack.url}/_synapse/client/wangxin/v1/import/quota", params={"user_id": user_id},
+                     headers={"Authorization": f"Bearer {_bridge_config(stack).homeserver.service_secret}"},
+                     timeout=60)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _vcard(cards: list[tuple[str, list[str]]]) -> bytes:
+    def card(name: str, phones: list[str]) -> str:
+        tels = "".join(f"TEL;TYPE=CELL:{p}\r\n" for p in phones)
+        return f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\n{tels}END:VCARD\r\n"
+
+    return "".join(card(name, phones) for name, phones in cards).encode()
+
+
+PART_KEY = "org.wangxin.import.part"
+
+
+def _parts(user: HttpUser, room_id: str, stack: RunningStack) -> list[dict[str, Any]]:
+    return [e["content"][PART_KEY] for e in timeline(user, room_id)
+            if e["sender"] == bot(stack) and PART_KEY in e.get("content", {})
+            and (e["content"].get("m.relates_to") or {}).get("rel_type") != "m.replace"]
+
+
+def test_an_address_book_larger_than_a_days_lookups_is_imported_in_parts(stack: RunningStack) -> None:
+    from tests.e2e.test_appservice import _wait_bridge_restarted
+
+    per_day = _lookups_per_day(stack)
+    cap = _bridge_config(stack).imports.max_phones_per_contact
+    assert per_day % cap == 0
+    alice, bob, dave = HttpUser(stack), HttpUser(stack), HttpUser(stack)
+    phones = {"bob": random_mobile(), "dave": random_mobile()}
+    for user, name in ((bob, "bob"), (dave, "dave")):
+        bind_phone(stack, user.user_id, phones[name])
+        set_discoverable(user, True)
+    fillers = iter(f"+86135{n:08d}" for n in random.sample(range(10**8), per_day + 3 * cap))
+    # Bob's card has 25 numbers (only the first `cap` count), then cards of `cap` numbers each
+    # until a day's lookups are used up, one more, and Dave last.
+    cards = [("Bob", [phones["bob"]] + [next(fillers) for _ in range(24)])]
+    cards += [(f"P{i}", [next(fillers) for _ in range(cap)]) for i in range(per_day // cap)]
+    cards += [("Dave", [phones["dave"]])]
+    numbers = per_day + cap + 1
+    first_part = per_day // cap  # Bob and the cards before the one that does not fit today
+
+    dm = open_dm(alice, bot(stack))
+    preview = upload_and_preview(alice, dm, _vcard(cards), "phone.vcf", stack)
+    assert f"{len(cards)} contacts" in preview and f"{numbers} phone numbers" in preview, preview
+    assert f"more than {cap} phone numbers" in preview, preview
+    assert f"the first {first_part} contacts today" in preview and "later days" in preview, preview
+    assert _quota(stack, alice.user_id)["used_today"] == 0  # a preview of a book this big spends nothing
+
+    alice.say(dm, "import confirm")
+    part = eventually(lambda: _parts(alice, dm, stack), timeout=300, interval=1)[-1]
+    assert part == {"contacts": len(cards), "contacts_done": first_part, "groups": 0, "groups_done": 0,
+                    "numbers": numbers, "numbers_checked": per_day, "resumes_in_ms": part["resumes_in_ms"]}
+    assert 0 < part["resumes_in_ms"] <= 24 * 3600 * 1000
+    quota = _quota(stack, alice.user_id)
+    assert quota["used_today"] == per_day and quota["remaining_today"] == 0, quota
+    eventually(lambda: len(invited_rooms(bob)) == 1, timeout=60, interval=0.5)  # Alice's DM: Bob was in part 1
+    assert invited_rooms(dave) == {} and summaries(alice, dm, stack) == []
+    status = ask(alice, dm, bot(stack), "import status")
+    assert f"{first_part} of {len(cards)} contacts" in status and "continues" in status, status
+
+    # The waiting import survives a crash of the bridge and spends nothing more when it resumes.
+    old_pid = stack.info["processes"]["bridge"]
+    os.kill(old_pid, signal.SIGKILL)
+    _wait_bridge_restarted(stack, old_pid)
+    eventually(lambda: "continues" in ask(alice, dm, bot(stack), "import status"), timeout=120, interval=1)
+    assert _quota(stack, alice.user_id)["used_today"] == per_day and len(_parts(alice, dm, stack)) == 1
+
+    # An administrator (nobody else) gives Alice her lookups back; “import confirm” continues at once.
+    r = alice.raw("DELETE", f"/_synapse/client/wangxin/v1/import/quota?user_id={q(alice.user_id)}")
+    assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", r.text
+    r = requests.delete(f"{stack.url}/_synapse/client/wangxin/v1/import/quota", params={"user_id": alice.user_id},
+                        headers=stack.admin_headers(), timeout=60)
+    assert r.status_code == 200 and r.json()["remaining_today"] == per_day, r.text
+    assert "Continuing" in ask(alice, dm, bot(stack), "import confirm")
+    summary = eventually(lambda: summaries(alice, dm, stack), timeout=300, interval=1)[-1]
+    assert summary == {"contacts": len(cards), "matched": 2, "groups": 0, "rooms_created": 0, "invited": 2,
+                       "placeholders": 0, "invitable_by_sms": len(cards) - 2, "skipped": 0, "errors": 0}
+    assert _quota(stack, alice.user_id)["used_today"] == cap + 1
+    eventually(lambda: len(invited_rooms(dave)) == 1, timeout=60, interval=0.5)
+    assert len(invited_rooms(bob)) == 1

@@ -14,10 +14,14 @@ from bridges.import_store import (
     _arrival_done_txn,
     _claimed_before_txn,
     _claimed_placeholders_txn,
+    _create_preview_txn,
     _forget_txn,
+    _job_txn,
     _mark_arrived_txn,
     _pending_arrivals_txn,
     _placeholders_for_txn,
+    _record_lookups_txn,
+    _set_imported_upto_txn,
 )
 
 
@@ -84,3 +88,20 @@ def test_a_claim_is_kept_and_matches_only_that_importers_placeholders_not_yet_re
     assert _claimed_placeholders_txn(txn, "@alice:x", "@erin:x") == []
     _forget_txn(txn, "@erin:x")
     assert _claimed_placeholders_txn(txn, "@bob:x", "@erin:x") == []
+
+
+def test_a_job_imported_in_parts_keeps_its_lookups_and_how_far_it_got() -> None:
+    txn = _txn()
+    job_id = _create_preview_txn(txn, "@a:x", "!dm:x", "big.vcf", b"data", {}, 0)
+    job = _job_txn(txn, job_id)
+    assert job is not None and job.looked_up == 0 and job.imported_upto is None and job.matches == {}
+    _record_lookups_txn(txn, job_id, {"8613800000001": "@b:x"}, 1000)
+    _record_lookups_txn(txn, job_id, {"8613800000002": "@c:x"}, 1500)
+    _set_imported_upto_txn(txn, job_id, 1500, {"invited": 2, "invitable_by_sms": 400})
+    job = _job_txn(txn, job_id)
+    assert job is not None and job.looked_up == 1500 and job.imported_upto == 1500
+    assert job.counts == {"invited": 2, "invitable_by_sms": 400}
+    assert job.matches == {"8613800000001": "@b:x", "8613800000002": "@c:x"}
+    # A file that fit in the day's lookups was looked up whole at the preview.
+    whole = _job_txn(txn, _create_preview_txn(txn, "@d:x", "!dm2:x", "small.vcf", b"d", {"86139": "@e:x"}, 7))
+    assert whole is not None and whole.looked_up == 7 and whole.imported_upto is None
