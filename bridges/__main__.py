@@ -74,11 +74,17 @@ def _generate(args: argparse.Namespace) -> int:
                 "ghost_prefix": args.ghost_prefix,
             },
             "database": {"kind": "sqlite", "path": "bridge.db"},
+            # The msisdn delegate's URL carries this; Synapse sends the delegate no credentials.
+            "sms": {"verification": {"delegate_secret": new_token()}},
         }
         with open(args.bridge_config, "w", encoding="utf-8") as f:
             yaml.safe_dump(bridge, f, sort_keys=False)
         os.chmod(args.bridge_config, 0o600)
     print(f"Wrote {args.output}" + (f" and {args.bridge_config}" if args.bridge_config else ""))
+    if args.bridge_config:
+        print("For phone-number sign-up, set in homeserver.yaml: account_threepid_delegates: msisdn: "
+              f"\"{args.url.rstrip('/')}/_wangxin/v1/msisdn-delegate/<sms.verification.delegate_secret of "
+              f"{args.bridge_config}>\" (docs/sms.md)")
     return 0
 
 
@@ -132,6 +138,11 @@ def _import(args: argparse.Namespace) -> int:
         sys.stderr.write(f"\r{progress.get('phase', job['state']):<22} [{'#' * filled}{'.' * (width - filled)}] "
                          f"{done}/{total}   ")
         sys.stderr.flush()
+        if progress.get("waiting"):  # the rest waits for tomorrow's lookups; the bridge goes on by itself
+            sys.stderr.write("\n")
+            print(json.dumps({"state": "waiting", "message": progress["text"], "summary": job["counts"]},
+                             ensure_ascii=False))
+            return 0
         if job["state"] != "running":
             sys.stderr.write("\n")
             print(json.dumps({"state": job["state"], "summary": job["counts"]}, ensure_ascii=False))

@@ -55,9 +55,10 @@ class Bridge:
         self.bot.sms_chat = self.sms_chat
         self.bot.sms_invites = self.sms_invites
         self.imports.arrival_listeners.append(self.sms_invites.on_arrival)
-        # Synapse's msisdn delegate: phone-number sign-up codes (loopback only; docs/sms.md).
+        # Synapse's msisdn delegate: phone-number sign-up codes (its URL carries a secret; docs/sms.md).
         self.phone_signup = PhoneVerifier(SignupStore(self.db), self.sms, config.sms.verification,
-                                          config.sms.default_region)
+                                          config.sms.default_region,
+                                          delegate_secret=config.sms.verification.delegate_secret)
         self.router = Router()
         self.router.add("GET", "/health", self._health)
         self.api.install(self.router)

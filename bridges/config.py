@@ -47,6 +47,9 @@ class ImportsConfig:
     max_rows: int = 200_000
     default_region: str = "CN"  # for numbers written without a country code
     concurrency: int = 8  # requests in flight to Synapse during an import
+    # Numbers looked up per contact; more are left out (a card with thousands of TEL lines would
+    # spend a whole day's lookups).
+    max_phones_per_contact: int = 10
 
 
 @attrs.frozen
@@ -57,7 +60,8 @@ class TwilioConfig:
     # Also the key Twilio signs webhooks with, so it is needed even when API keys authenticate.
     auth_token: str
     webhook_base_url: str  # what Twilio calls: {webhook_base_url}/_wangxin/v1/sms/twilio/...
-    from_number: str | None = None  # ``from``: our number or alphanumeric sender id
+    # ``from``: our numbers (the sender pool), or one number or alphanumeric sender id
+    from_numbers: tuple[str, ...] = ()
     messaging_service_sid: str | None = None  # instead of ``from``
     api_key_sid: str | None = None  # authenticate with an API key instead of the auth token
     api_key_secret: str | None = None
@@ -84,18 +88,41 @@ class VerificationConfig:
     code_ttl_s: int = 600
     max_attempts: int = 5
     codes_per_number_per_hour: int = 5
+    # The last path segment of the delegate URL Synapse is given (account_threepid_delegates.msisdn):
+    # Synapse sends the delegate no credentials, so the URL is the credential. None: sign-up by phone is off.
+    delegate_secret: str | None = None
+
+
+@attrs.frozen
+class RoutingConfig:
+    """Who gets a reply (``bridges/sms/routing.py``)."""
+
+    # When more users text one number than the pool has numbers, share a number and mark each
+    # SMS with a reply code; off: refuse the SMS instead.
+    reply_codes: bool = True
+    # At most one "could not deliver your reply" SMS to a number in this many seconds.
+    refusal_interval_s: int = 3600
 
 
 @attrs.frozen
 class SmsConfig:
     provider: str = "outbox"  # outbox | twilio
     outbox_path: str = "sms-outbox.jsonl"  # relative to the config file's directory
+    outbox_from: tuple[str, ...] = ("Wangxin",)  # the outbox's sender pool (what it records as "from")
     twilio: TwilioConfig | None = None
     default_region: str = "CN"  # for numbers written without a country code
     join_url: str | None = None  # install/join link in SMS; None: the homeserver's URL
     invite_base_url: str | None = None  # base of personal invite links; None: join_url
     limits: SmsLimits = SmsLimits()
     verification: VerificationConfig = VerificationConfig()
+    routing: RoutingConfig = RoutingConfig()
+
+    @property
+    def sender_pool(self) -> tuple[str, ...]:
+        """Our sender numbers, in order of preference; ``""`` is the provider's own pick."""
+        if self.provider == "twilio" and self.twilio is not None:
+            return self.twilio.from_numbers or ("",)
+        return self.outbox_from
 
 
 @attrs.frozen
@@ -185,15 +212,16 @@ def parse_config(root: Section) -> BridgeConfig:
 
 def _parse_imports(root: Section) -> ImportsConfig:
     i = root.section("imports", required=False)
-    i.reject_unknown(("max_bytes", "max_rows", "default_region", "concurrency"))
+    i.reject_unknown(("max_bytes", "max_rows", "default_region", "concurrency", "max_phones_per_contact"))
     defaults = ImportsConfig()
     config = ImportsConfig(
         max_bytes=i.get("max_bytes", int, defaults.max_bytes),
         max_rows=i.get("max_rows", int, defaults.max_rows),
         default_region=i.get("default_region", str, defaults.default_region),
         concurrency=i.get("concurrency", int, defaults.concurrency),
+        max_phones_per_contact=i.get("max_phones_per_contact", int, defaults.max_phones_per_contact),
     )
-    for key in ("max_bytes", "max_rows", "concurrency"):
+    for key in ("max_bytes", "max_rows", "concurrency", "max_phones_per_contact"):
         if getattr(config, key) < 1:
             raise ConfigError(f"expected a positive integer, found {getattr(config, key)}", ("imports", key),
                               root.source)
@@ -209,8 +237,8 @@ _SID_RE = {"AC": re.compile(r"^AC[0-9a-fA-F]{32}$"), "MG": re.compile(r"^MG[0-9a
 
 def _parse_sms(root: Section) -> SmsConfig:
     s = root.section("sms", required=False)
-    s.reject_unknown(("provider", "outbox_path", "twilio", "default_region", "join_url", "invite_base_url",
-                      "limits", "verification"))
+    s.reject_unknown(("provider", "outbox_path", "outbox_from", "twilio", "default_region", "join_url",
+                      "invite_base_url", "limits", "verification", "routing"))
     defaults = SmsConfig()
     provider = s.choice("provider", ("outbox", "twilio"), defaults.provider)
     twilio = _parse_twilio(s) if provider == "twilio" or "twilio" in s.data else None
@@ -223,13 +251,41 @@ def _parse_sms(root: Section) -> SmsConfig:
     return SmsConfig(
         provider=provider,
         outbox_path=s.get("outbox_path", str, defaults.outbox_path),
+        outbox_from=_senders(s, "outbox_from", defaults.outbox_from),
         twilio=twilio,
         default_region=region,
         join_url=_url(s, "join_url", None),
         invite_base_url=_url(s, "invite_base_url", None),
         limits=_parse_sms_limits(s),
         verification=_parse_verification(s),
+        routing=_parse_routing(s),
     )
+
+
+_E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def _senders(section: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """One sender (a number, or an alphanumeric sender id) or a list of numbers: the sender pool."""
+    value = section.data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = [value]
+    elif not isinstance(value, list) or not value:
+        raise ConfigError(f"expected a sender id or a list of numbers like [\"+8613800138000\"], found {value!r}",
+                          section.path + (key,), section.source)
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"expected a sender id or a list of numbers like [\"+8613800138000\"], found {item!r}",
+                              section.path + (key,), section.source)
+        if (len(value) > 1 or item.startswith("+")) and not _E164_RE.fullmatch(item):
+            # A pool must be numbers: only a number can be texted back.
+            raise ConfigError(f"expected an E.164 number like +8613800138000, found {item!r}",
+                              section.path + (key,), section.source)
+        if value.count(item) > 1:
+            raise ConfigError(f"{item} is listed twice", section.path + (key,), section.source)
+    return tuple(value)
 
 
 def _url(section: Section, key: str, default: Any) -> str | None:
@@ -247,7 +303,7 @@ def _parse_twilio(s: Section) -> TwilioConfig:
         account_sid=t.get("account_sid", str),
         auth_token=t.get("auth_token", str),
         webhook_base_url=str(_url(t, "webhook_base_url", ...)),
-        from_number=t.get("from", str, None),
+        from_numbers=_senders(t, "from", ()),
         messaging_service_sid=t.get("messaging_service_sid", str, None),
         api_key_sid=t.get("api_key_sid", str, None),
         api_key_secret=t.get("api_key_secret", str, None),
@@ -259,12 +315,8 @@ def _parse_twilio(s: Section) -> TwilioConfig:
         if value is not None and not _SID_RE[prefix].match(value):
             raise ConfigError(f"expected {prefix} followed by 32 hexadecimal digits, found {value!r}",
                               t.path + (key,), t.source)
-    if (config.from_number is None) == (config.messaging_service_sid is None):
-        raise ConfigError("set exactly one of 'from' (our number or sender id) and 'messaging_service_sid'",
-                          t.path + ("from",), t.source)
-    if config.from_number is not None and config.from_number.startswith("+") \
-            and not re.fullmatch(r"\+[1-9][0-9]{6,14}", config.from_number):
-        raise ConfigError(f"expected an E.164 number like +8613800138000, found {config.from_number!r}",
+    if bool(config.from_numbers) == (config.messaging_service_sid is not None):
+        raise ConfigError("set exactly one of 'from' (our numbers or sender id) and 'messaging_service_sid'",
                           t.path + ("from",), t.source)
     if (config.api_key_sid is None) != (config.api_key_secret is None):
         raise ConfigError("api_key_sid and api_key_secret go together", t.path + ("api_key_secret",), t.source)
@@ -294,9 +346,22 @@ def _parse_sms_limits(s: Section) -> SmsLimits:
 
 def _parse_verification(s: Section) -> VerificationConfig:
     v = s.section("verification", required=False)
-    fields = attrs.fields(VerificationConfig)
-    v.reject_unknown(tuple(f.name for f in fields))
-    return VerificationConfig(**{f.name: _positive(v, f.name, f.default) for f in fields})
+    fields = [f for f in attrs.fields(VerificationConfig) if f.name != "delegate_secret"]
+    v.reject_unknown(tuple(f.name for f in fields) + ("delegate_secret",))
+    secret = v.get("delegate_secret", str, None)
+    if secret is not None and not re.fullmatch(r"[A-Za-z0-9_\-]{32,}", secret):
+        # It is a URL path segment, and the only thing between strangers and our SMS bill.
+        raise ConfigError("expected at least 32 letters, digits, '-' or '_' (e.g. python3 -c \"import secrets; "
+                          "print(secrets.token_urlsafe(32))\")", v.path + ("delegate_secret",), v.source)
+    return VerificationConfig(**{f.name: _positive(v, f.name, f.default) for f in fields}, delegate_secret=secret)
+
+
+def _parse_routing(s: Section) -> RoutingConfig:
+    r = s.section("routing", required=False)
+    r.reject_unknown(("reply_codes", "refusal_interval_s"))
+    defaults = RoutingConfig()
+    return RoutingConfig(reply_codes=r.get("reply_codes", bool, defaults.reply_codes),
+                         refusal_interval_s=_positive(r, "refusal_interval_s", defaults.refusal_interval_s))
 
 
 def load_config(path: str) -> BridgeConfig:

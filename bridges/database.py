@@ -253,8 +253,8 @@ MIGRATIONS: list[list[str]] = [
     [
         # 6. SMS chat rooms and SMS invitations (bridges/sms/chat.py, bridges/sms/invites.py;
         # SQL in bridges/sms/chat_store.py).
-        # A user's conversation with a phone number: a DM with the number's ghost. Replies from the
-        # number go to the user who texted it last.
+        # A user's conversation with a phone number: a DM with the number's ghost. (Who gets a reply
+        # is decided by sms_bindings, migration 7; last_outbound_ts is no longer used.)
         """CREATE TABLE sms_rooms (
             user_id TEXT NOT NULL,
             phone TEXT NOT NULL,
@@ -292,6 +292,37 @@ MIGRATIONS: list[list[str]] = [
         # An arrival of a user who is not discoverable concerns only the people who invited their
         # number by SMS (a JSON list of user ids); NULL: every importer.
         "ALTER TABLE import_arrivals ADD COLUMN only_importers TEXT",
+    ],
+    [
+        # 7. Who gets an SMS reply (bridges/sms/routing.py; SQL in bridges/sms/store.py). A user's
+        # SMS to a number go out from the user's own number of the sender pool; a reply is routed
+        # by the number it was sent to and, where several users share that number for that phone,
+        # by its reply code (0: none).
+        """CREATE TABLE sms_bindings (
+            phone TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            pool_number TEXT NOT NULL,
+            reply_code INTEGER NOT NULL,
+            created_ts {bigint} NOT NULL,
+            PRIMARY KEY (phone, user_id)
+        )""",
+        "CREATE UNIQUE INDEX sms_bindings_route ON sms_bindings (phone, pool_number, reply_code)"
+        " WHERE pool_number <> ''",
+        # Conversations from before the pool went out from one number: bound to '' ("that number"),
+        # which a reply to any of ours matches, until the user texts again.
+        "INSERT INTO sms_bindings (phone, user_id, pool_number, reply_code, created_ts)"
+        " SELECT phone, user_id, '', 0, created_ts FROM sms_rooms",
+        "ALTER TABLE sms_outbound ADD COLUMN from_number TEXT",
+        # SMS that may go to one number only once in a while (the "could not deliver" answer).
+        "CREATE TABLE sms_throttle (throttle_key TEXT PRIMARY KEY, until_ts {bigint} NOT NULL)",
+    ],
+    [
+        # 8. An export with more phone numbers than the importer may look up today is imported in
+        # parts (bridges/contact_import.py): how many of its numbers (in the plan's order) were
+        # looked up so far, NULL: all, at the preview; and up to which of them its contacts and
+        # groups were imported (NULL: none yet).
+        "ALTER TABLE import_jobs ADD COLUMN looked_up {bigint}",
+        "ALTER TABLE import_jobs ADD COLUMN imported_upto {bigint}",
     ],
 ]
 

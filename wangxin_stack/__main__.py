@@ -12,7 +12,14 @@ import logging
 import os
 import sys
 
-from wangxin_stack.options import OptionError, PostgresDsn, RedisAddress, StackOptions, parse_sms_limits
+from wangxin_stack.options import (
+    OptionError,
+    PostgresDsn,
+    RedisAddress,
+    StackOptions,
+    parse_sms_from,
+    parse_sms_limits,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--twilio-base-url", metavar="URL", help="Twilio's API (default https://api.twilio.com)")
     up.add_argument("--twilio-account-sid", metavar="AC…")
     up.add_argument("--twilio-auth-token", metavar="TOKEN")
-    up.add_argument("--sms-from", metavar="+NUMBER", help="our Twilio number, the SMS sender")
+    up.add_argument("--sms-from", metavar="+NUMBER[,+NUMBER…]", default="",
+                    help="our numbers, the SMS senders: each remote number sees each user from one of them "
+                         "(docs/sms.md); with the outbox, what it records as the sender")
     up.add_argument("--sms-limits", metavar="KEY=N,…", default="",
                     help="override the bridge's sms.limits, e.g. per_destination_per_day=3,request_timeout_s=2")
     up.add_argument("--startup-timeout", type=float, default=240.0)
@@ -85,7 +94,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         twilio_base_url=args.twilio_base_url,
         twilio_account_sid=args.twilio_account_sid,
         twilio_auth_token=args.twilio_auth_token,
-        sms_from=args.sms_from,
+        sms_from=parse_sms_from(args.sms_from),
         sms_limits=parse_sms_limits(args.sms_limits),
         startup_timeout=args.startup_timeout,
     )

@@ -113,7 +113,7 @@ class StackOptions:
     twilio_base_url: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
-    sms_from: str | None = None
+    sms_from: tuple[str, ...] = ()  # the sender pool (--sms-from +1…,+1…)
     sms_limits: tuple[tuple[str, float], ...] = ()  # overrides of the bridge's sms.limits
     startup_timeout: float = 240.0
 
@@ -139,6 +139,19 @@ class StackOptions:
                                   ("--twilio-auth-token", self.twilio_auth_token), ("--sms-from", self.sms_from)):
                 if not value:
                     raise OptionError(f"--sms-provider twilio needs {option}")
+
+
+def parse_sms_from(text: str) -> tuple[str, ...]:
+    """``+15005550006,+15005550007`` -> our numbers; one alphanumeric sender id is allowed alone."""
+    import re
+
+    numbers = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for number in numbers:
+        if (len(numbers) > 1 or number.startswith("+")) and not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
+            raise OptionError(f"--sms-from: expected E.164 numbers like +8613800138000, found {number!r}")
+    if len(set(numbers)) != len(numbers):
+        raise OptionError("--sms-from: a number is listed twice")
+    return numbers
 
 
 def parse_sms_limits(text: str) -> tuple[tuple[str, float], ...]:

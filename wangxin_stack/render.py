@@ -91,9 +91,10 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
     ]
 
 
-def sms_config(options: StackOptions, d: str) -> dict[str, Any]:
+def sms_config(options: StackOptions, d: str, delegate_secret: str | None = None) -> dict[str, Any]:
     """The bridge's ``sms:`` section: the outbox file in the stack directory, or Twilio at
-    ``--twilio-base-url`` calling the bridge's own port back."""
+    ``--twilio-base-url`` calling the bridge's own port back; ``--sms-from`` numbers are the
+    sender pool of either."""
     ports = options.ports
     sms: dict[str, Any] = {
         "provider": options.sms_provider,
@@ -101,12 +102,16 @@ def sms_config(options: StackOptions, d: str) -> dict[str, Any]:
         "default_region": "CN",
         "join_url": f"http://127.0.0.1:{ports.public}",
     }
+    if options.sms_from and options.sms_provider == "outbox":
+        sms["outbox_from"] = list(options.sms_from)
+    if delegate_secret:
+        sms["verification"] = {"delegate_secret": delegate_secret}
     if options.sms_provider == "twilio":
         sms["twilio"] = {
             "base_url": options.twilio_base_url or "https://api.twilio.com",
             "account_sid": options.twilio_account_sid,
             "auth_token": options.twilio_auth_token,
-            "from": options.sms_from,
+            "from": list(options.sms_from),
             "webhook_base_url": f"http://127.0.0.1:{ports.bridge}",
         }
     if options.sms_limits:
@@ -158,8 +163,10 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "database": database,
         "secrets": s,
         "appservice_registration": registration_path or options.appservice_registration,
-        # The bridge serves the msisdn delegate endpoints (bridges/sms/identity.py).
-        "msisdn_delegate": f"http://127.0.0.1:{ports.bridge}" if options.bridge else None,
+        # The bridge serves the msisdn delegate endpoints (bridges/sms/identity.py); Synapse sends
+        # it no credentials, so the secret is in the URL.
+        "msisdn_delegate": (f"http://127.0.0.1:{ports.bridge}/_wangxin/v1/msisdn-delegate/"
+                            f"{s['msisdn_delegate_secret']}") if options.bridge else None,
         "relaxed_rate_limits": options.relaxed_rate_limits,
         "log_transactions": options.log_transactions,
         "workers": [attrs.asdict(w) for w in workers],
@@ -223,7 +230,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
                     "ghost_prefix": GHOST_PREFIX,
                 },
                 "database": bridge_db,
-                "sms": sms_config(options, d),
+                "sms": sms_config(options, d, s["msisdn_delegate_secret"]),
             },
         )
 

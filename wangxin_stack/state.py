@@ -24,6 +24,7 @@ SECRET_NAMES = (
     "admin_password",
     "module_service_secret",
     "platform_secret",  # the purchases webhook of synapse_modules.merchant_circle
+    "msisdn_delegate_secret",  # in Synapse's msisdn delegate URL: only Synapse may make the bridge text codes
 )
 
 

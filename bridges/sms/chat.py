@@ -3,9 +3,12 @@
 ``@<prefix>sms_<E.164 digits>:<server>`` is a ghost of the bridge's namespace, registered the
 first time Synapse asks about it (an invitation). Inviting it to a direct chat, or sending
 ``sms <number> <text>`` to the bridge bot, opens the conversation; what the user writes there
-goes out as an SMS (the ``chat`` template names the sender, says it came through Wangxin and
-carries the join link). Replies from the phone land in the room of the user who texted that
-number last. Each SMS's state shows on the message as a reaction from the ghost: ✓ sent,
+goes out as an SMS (the ``chat`` template starts with Wangxin's signature, names the sender by a
+name that cannot pass for a brand or a link (``sender_name.py``) and carries the join link).
+Each user's SMS to a number come from that user's own number of the sender pool, with a reply
+code when the pool is used up for that number, and the service routes a reply to the user it
+answers (``routing.py``): it lands in that user's room with the number, opened anew if the user
+left it. Each SMS's state shows on the message as a reaction from the ghost: ✓ sent,
 ✓✓ delivered, ✗ not delivered (with a notice saying why).
 
 Encrypted rooms: the bridge holds no keys, so it cannot read them. A ghost has no device keys,
@@ -23,9 +26,10 @@ from twisted.internet import defer
 
 from bridges.config import BridgeConfig
 from bridges.matrix_client import MatrixClient, MatrixRequestError, txn_id_for
-from bridges.sms.api import InboundSms, OutboundSms, SmsRefused, SmsService
+from bridges.sms.api import InboundSms, OutboundSms, Route, SmsRefused, SmsService
 from bridges.sms.chat_store import ChatStore, SmsRoom
 from bridges.sms.numbers import InvalidNumber, PhoneNumber, parse_mobile
+from bridges.sms.sender_name import clean_text, sender_label
 from bridges.sms.templating import render
 from bridges.store import BridgeStore
 
@@ -46,6 +50,14 @@ STATUS_REACTIONS = {"sent": "✓ sent", "delivered": "✓✓ delivered", "undeli
                     "failed": "✗ not sent"}
 STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 REPLY_HINTS = {"en": "Reply to this text to answer.", "zh-CN": "直接回复本短信即可。"}
+CODED_REPLY_HINTS = {"en": "To answer, start your reply with #{code}.", "zh-CN": "回复请以#{code}开头。"}
+
+
+def reply_hint(route: Route, language: str) -> str:
+    """How to answer an SMS that went out on ``route``."""
+    if route.reply_code is None:
+        return REPLY_HINTS.get(language, REPLY_HINTS["en"])
+    return CODED_REPLY_HINTS.get(language, CODED_REPLY_HINTS["en"]).format(code=route.reply_code)
 _REPLY_FALLBACK_RE = re.compile(r"\A(?:>[^\n]*\n)+\n", re.MULTILINE)
 
 
@@ -173,7 +185,7 @@ class SmsChat:
             logger.info("%s could not decline %s: %s", ghost, room_id, e)
 
     async def _close(self, room: SmsRoom) -> None:
-        """The user left: the ghost leaves too, and replies from the number go elsewhere (or wait)."""
+        """The user left: the ghost leaves too; the next reply for the user opens a new room."""
         await self.rooms.remove_room(room.room_id)
         ghost = self.ghost_for(PhoneNumber(room.phone, ""))
         try:
@@ -202,23 +214,28 @@ class SmsChat:
         text = _REPLY_FALLBACK_RE.sub("", body, count=1) if "m.in_reply_to" in relates else body
         sender_name = await self.client.name_of(room.user_id)
         if msgtype == "m.emote":
-            text = f"* {sender_name} {text}"
+            text = f"* {sender_label(sender_name, room.user_id, phone.language)} {text}"
         await self.send_text(room.user_id, sender_name, phone, text, room.room_id, event_id)
 
     async def send_text(self, user_id: str, sender_name: str, phone: PhoneNumber, text: str, room_id: str,
                         event_id: str) -> str | None:
-        """Queue ``text`` for ``phone``; the refusal sentence, or None when it was queued."""
+        """Queue ``text`` for ``phone``; the refusal sentence, or None when it was queued.
+
+        ``sender_name`` is the user's display name: the SMS shows what ``sender_label`` keeps of it."""
         ghost = self.ghost_for(phone)
-        body = render("chat", phone.language, sender_name=sender_name, text=text,
-                      join_url=self.config.sms_join_url, reply_hint=REPLY_HINTS.get(phone.language, ""))
+        label = sender_label(sender_name, user_id, phone.language)
+
+        def body(route: Route) -> str:
+            return render("chat", phone.language, sender_name=label, text=clean_text(text),
+                          join_url=self.config.sms_join_url, reply_hint=reply_hint(route, phone.language))
+
         try:
             queued = await self.sms.send(to=phone, body=body, kind="chat", sender=user_id, room_id=room_id,
-                                         event_id=event_id, dedup_key=f"chat:{event_id}")
+                                         event_id=event_id, dedup_key=f"chat:{event_id}", reply_to=user_id)
         except SmsRefused as e:
             await self._notice(ghost, room_id, f"Not texted: {e}", event_id)
             return str(e)
         await self.rooms.add_chat_message(queued.sms_id, room_id, event_id)
-        await self.rooms.touch_room(room_id)
         if queued.segments > 1 and queued.created:
             await self._notice(ghost, room_id, f"That was long: it goes out as {queued.segments} SMS joined into "
                                "one message on the phone.", event_id)
@@ -264,13 +281,11 @@ class SmsChat:
     # -- from the SMS service ---------------------------------------------------------------
 
     async def on_inbound(self, sms: InboundSms) -> None:
-        """A text from a phone: into the room of the user who texted that number last."""
-        room = await self.rooms.latest_room_for_phone(sms.sender.e164)
-        if room is None:
-            logger.warning("SMS %s from %s: nobody here has texted that number; kept, not shown",
-                           sms.message_sid, sms.sender.e164)
-            return
+        """A text from a phone, answering ``sms.user_id``: into that user's room with the number."""
         ghost = await self.ensure_ghost(sms.sender)
+        room = await self.rooms.room_for(sms.user_id, sms.sender.e164)
+        if room is None:  # the user left the chat (or it was an invitation they sent): a new one
+            room = SmsRoom(sms.user_id, sms.sender.e164, await self.room_with(sms.user_id, sms.sender))
         body = sms.body
         if sms.media_urls:
             body += "\n" + "\n".join(f"[attachment] {url}" for url in sms.media_urls)

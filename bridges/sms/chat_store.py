@@ -60,12 +60,6 @@ class ChatStore:
     async def remove_room(self, room_id: str) -> None:
         await self.db.run("sms_remove_room", _remove_room_txn, room_id)
 
-    async def touch_room(self, room_id: str) -> None:
-        await self.db.run("sms_touch_room", _touch_room_txn, room_id)
-
-    async def latest_room_for_phone(self, phone: str) -> SmsRoom | None:
-        return await self.db.run("sms_latest_room", _latest_room_txn, phone)
-
     # -- outbound chat messages ------------------------------------------------------------
 
     async def add_chat_message(self, sms_id: int, room_id: str, event_id: str) -> None:
@@ -128,17 +122,6 @@ def _set_room_txn(txn: Txn, user_id: str, phone: str, room_id: str) -> None:
 
 def _remove_room_txn(txn: Txn, room_id: str) -> None:
     txn.execute("DELETE FROM sms_rooms WHERE room_id = ?", (room_id,))
-
-
-def _touch_room_txn(txn: Txn, room_id: str) -> None:
-    txn.execute("UPDATE sms_rooms SET last_outbound_ts = ? WHERE room_id = ?", (now_ms(), room_id))
-
-
-def _latest_room_txn(txn: Txn, phone: str) -> SmsRoom | None:
-    row = txn.execute(
-        f"SELECT {_ROOM_COLUMNS} FROM sms_rooms WHERE phone = ? ORDER BY last_outbound_ts DESC LIMIT 1", (phone,)
-    ).fetchone()
-    return SmsRoom(*row) if row else None
 
 
 def _add_chat_message_txn(txn: Txn, sms_id: int, room_id: str, event_id: str) -> None:

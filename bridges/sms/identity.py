@@ -2,15 +2,18 @@
 
 Synapse sends no SMS itself. For ``/register/msisdn/requestToken`` and
 ``/account/3pid/msisdn/requestToken`` it forwards the client's request to
-``POST /_matrix/identity/api/v1/validate/msisdn/requestToken`` here; the client then posts the
+``{delegate}/_matrix/identity/api/v1/validate/msisdn/requestToken``; the client then posts the
 code to Synapse's ``submit_url``, which forwards it to ``.../validate/msisdn/submitToken``; and
-Synapse itself asks ``GET /_matrix/identity/api/v1/3pid/getValidated3pid`` before it binds the
-number (UIA stage ``m.login.msisdn``, ``/account/3pid/add``). The same routes answer under
+Synapse itself asks ``{delegate}/_matrix/identity/api/v1/3pid/getValidated3pid`` before it binds
+the number (UIA stage ``m.login.msisdn``, ``/account/3pid/add``). The same routes answer under
 ``/_matrix/identity/v2`` for tools that speak only v2, without v2's access token.
 
-Synapse authenticates nothing on these calls, so they are answered only to loopback and
-private-network peers that did not come through a reverse proxy; the bridge must listen on
-loopback or a private network (docs/sms.md).
+Synapse sends the delegate no credentials: it appends those paths to the configured base URL
+(``account_threepid_delegates.msisdn``). So the base URL carries the credential:
+``http://<bridge>/_wangxin/v1/msisdn-delegate/<sms.verification.delegate_secret>``. A call
+without the right secret (compared in constant time) gets 403 and sends nothing, whoever makes
+it; without a configured secret phone sign-up is off. As a second line, calls from public
+addresses or through a reverse proxy are refused too (docs/sms.md).
 
 Codes: six digits from ``secrets``, kept only as an HMAC under a random salt, valid
 ``code_ttl_s``, ``max_attempts`` tries each (the try that uses the last one up ends the code).
@@ -56,6 +59,9 @@ MAX_SEND_ATTEMPT = 2**63 - 1
 VALIDATED_TTL_MS = 24 * HOUR_MS  # a validated session may be used (register, add) this long
 KEEP_EXPIRED_MS = 24 * HOUR_MS  # dead sessions are kept this long, to say "expired" rather than "unknown"
 _PREFIX = r"/_matrix/identity/(?:api/v1|v2)"
+DELEGATE_BASE = "/_wangxin/v1/msisdn-delegate/"
+_ROUTES = (("POST", "/validate/msisdn/requestToken"), ("POST", "/validate/msisdn/submitToken"),
+           ("GET", "/3pid/getValidated3pid"))
 _PROXY_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
 # Where a homeserver may call from besides loopback: RFC 1918, carrier-grade NAT (some container
 # and VPN networks), IPv6 unique-local.
@@ -88,33 +94,59 @@ def _default_render(name: str, language: str, **variables: Any) -> str:
 
 class PhoneVerifier:
     def __init__(self, store: SignupStore, sms: SmsService, settings: VerificationSettings, default_region: str,
-                 *, clock: Callable[[], int] = now_ms, render: Renderer = _default_render):
+                 *, clock: Callable[[], int] = now_ms, render: Renderer = _default_render,
+                 delegate_secret: str | None = None):
         self.store = store
         self.sms = sms
         self.settings = settings
         self.default_region = default_region
         self.clock = clock
         self.render = render
+        self.delegate_secret = delegate_secret
 
     def install(self, router: Router) -> None:
-        router.add("POST", f"{_PREFIX}/validate/msisdn/requestToken", self._request_token_http)
-        router.add("POST", f"{_PREFIX}/validate/msisdn/submitToken", self._submit_token_http)
-        router.add("GET", f"{_PREFIX}/3pid/getValidated3pid", self._validated_http)
+        handlers = (self._request_token_http, self._submit_token_http, self._validated_http)
+        for (method, path), handler in zip(_ROUTES, handlers, strict=True):
+            router.add(method, f"{re.escape(DELEGATE_BASE)}(?P<secret>[^/]*){_PREFIX}{path}", handler)
+            # The bare paths (a delegate URL without the secret) are answered with what to fix.
+            router.add(method, f"{_PREFIX}{path}", self._no_secret_http)
+        if self.delegate_secret is None:
+            logger.warning("Phone-number sign-up is off: sms.verification.delegate_secret is not set (docs/sms.md)")
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def _request_token_http(self, request: Any) -> tuple[int, Any]:
-        _refuse_outsiders(request)
+    async def _request_token_http(self, request: Any, secret: str) -> tuple[int, Any]:
+        self._authenticate(request, secret)
         return 200, await self.request_token(read_json_object(request, 64 * 1024))
 
-    async def _submit_token_http(self, request: Any) -> tuple[int, Any]:
-        _refuse_outsiders(request)
+    async def _submit_token_http(self, request: Any, secret: str) -> tuple[int, Any]:
+        self._authenticate(request, secret)
         return 200, await self.submit_token(read_json_object(request, 64 * 1024))
 
-    async def _validated_http(self, request: Any) -> tuple[int, Any]:
-        _refuse_outsiders(request)
+    async def _validated_http(self, request: Any, secret: str) -> tuple[int, Any]:
+        self._authenticate(request, secret)
         args = {k.decode("utf-8", "replace"): v[0].decode("utf-8", "replace") for k, v in request.args.items() if v}
         return 200, await self.validated_threepid(args.get("sid"), args.get("client_secret"))
+
+    async def _no_secret_http(self, request: Any) -> tuple[int, Any]:
+        self._authenticate(request, "")
+        raise AssertionError("unreachable: an empty secret is never right")
+
+    def _authenticate(self, request: Any, secret: str) -> None:
+        """Only Synapse, which has the secret in its delegate URL, may make the bridge text codes."""
+        if self.delegate_secret is None:
+            raise MatrixError(403, "M_FORBIDDEN",
+                              "Phone-number sign-up is off on this bridge: set sms.verification.delegate_secret in "
+                              "bridge.yaml, and account_threepid_delegates.msisdn in homeserver.yaml to "
+                              f"http://<bridge>{DELEGATE_BASE}<that secret>")
+        if not secret or not hmac.compare_digest(secret.encode(), self.delegate_secret.encode()):
+            logger.warning("Refused a phone-verification call without the delegate secret (%s)",
+                           _peer_description(request))
+            raise MatrixError(403, "M_FORBIDDEN",
+                              "The phone-verification delegate serves the homeserver only: its URL "
+                              "(account_threepid_delegates.msisdn in homeserver.yaml) must end in "
+                              f"{DELEGATE_BASE}<sms.verification.delegate_secret>")
+        _refuse_outsiders(request)
 
     # -- the three calls ---------------------------------------------------------------------
 
@@ -250,6 +282,13 @@ class PhoneVerifier:
             raise _too_many_tries()
         if now >= session.expires_ts:
             raise MatrixError(400, "M_SESSION_EXPIRED", "This code has expired: ask for a new code.")
+
+
+def _peer_description(request: Any) -> str:
+    try:
+        return f"from {request.getClientAddress().host}"
+    except AttributeError:
+        return "from a local socket"
 
 
 def _refuse_outsiders(request: Any) -> None:

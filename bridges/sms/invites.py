@@ -27,15 +27,19 @@ from bridges.config import BridgeConfig
 from bridges.http import Router
 from bridges.import_store import ImportStore, Invitable
 from bridges.matrix_client import MatrixClient, MatrixRequestError
-from bridges.sms.api import OutboundSms, SmsRefused, SmsService
+from bridges.sms.api import OutboundSms, Route, SmsRefused, SmsService
 from bridges.sms.chat_store import INVITE_OPEN_STATES, ChatStore, Invite
 from bridges.sms.numbers import InvalidNumber, PhoneNumber, parse_mobile
+from bridges.sms.sender_name import sender_label
 from bridges.sms.templating import render
 from bridges.wangxin_api import WangxinApi
 
 logger = logging.getLogger(__name__)
 
 SOURCE_LABEL = "an SMS invitation"
+# Only when the inviter shares a number with others for that phone; otherwise a reply simply
+# reaches the inviter, as in SMS chat.
+CODED_REPLY_HINTS = {"en": "To answer them, start your reply with #{code}.", "zh-CN": "回复TA请以#{code}开头。"}
 PREVIEW_LIMIT = 10
 STATE_WORDS = {
     "queued": "waiting to be texted",
@@ -107,7 +111,7 @@ class SmsInvites:
             problems: list[str] = []
         else:
             chosen, problems = await self._resolve(user_id, targets)
-        inviter_name = await self.client.name_of(user_id)
+        inviter_name = await self.client.name_of(user_id)  # sender_label makes it safe per SMS
         invited: list[str] = []
         already: list[str] = []
         for phone, name in chosen:
@@ -142,10 +146,18 @@ class SmsInvites:
             if invite.state == "joined":
                 return "already joined Wangxin"
         await self._mark_invited(user_id, number, True)
-        body = render("invite", number.language, inviter_name=inviter_name, link=self.link(invite.invite_id),
-                      join_url=self.config.sms_join_url)
+        label = sender_label(inviter_name, user_id, number.language)
+        link = self.link(invite.invite_id)
+
+        def body(route: Route) -> str:
+            hint = "" if route.reply_code is None else CODED_REPLY_HINTS.get(
+                number.language, CODED_REPLY_HINTS["en"]).format(code=route.reply_code)
+            return render("invite", number.language, inviter_name=label, link=link, reply_hint=hint,
+                          join_url=self.config.sms_join_url)
+
         try:
-            queued = await self.sms.send(to=number, body=body, kind="invite", sender=user_id,
+            # A reply to an invitation reaches the inviter (a chat with the number opens), nobody else.
+            queued = await self.sms.send(to=number, body=body, kind="invite", sender=user_id, reply_to=user_id,
                                          dedup_key=f"invite:{invite.invite_id}:{command_event_id}")
         except SmsRefused as e:
             await self.store.update_invite(invite.invite_id, "failed", error=str(e))
@@ -226,7 +238,10 @@ class SmsInvites:
             return 410, _page("邀请已撤回 · Invitation withdrawn",
                               "邀请人已撤回这个邀请。The person who invited you withdrew this invitation.",
                               self.config.sms_join_url)
-        name = await self.client.name_of(invite.inviter)
+        # The page is what the SMS links to: the inviter is named as in the SMS.
+        parsed = _parse(invite.phone, self.region)
+        name = sender_label(await self.client.name_of(invite.inviter), invite.inviter,
+                            parsed.language if parsed else "en")
         number = _pretty(invite.phone)
         if invite.state == "joined":
             text = (f"{name} 的邀请已被接受。This invitation from {name} has been accepted: "

@@ -65,7 +65,7 @@ def make_provider(config: SmsConfig, base_dir: str) -> SmsProvider:
         assert config.twilio is not None
         return TwilioProvider(config.twilio, config.limits.request_timeout_s, config.limits.concurrency)
     path = config.outbox_path if os.path.isabs(config.outbox_path) else os.path.join(base_dir, config.outbox_path)
-    return OutboxProvider(path)
+    return OutboxProvider(path, config.outbox_from[0])
 
 
 # -- outbox --------------------------------------------------------------------------------
@@ -75,16 +75,16 @@ class OutboxProvider:
     """Appends every SMS to a JSON-lines file and the log: the product runs with no account anywhere."""
 
     name = "outbox"
-    sender = "Wangxin"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, sender: str = "Wangxin"):
         self.path = path
+        self.sender = sender  # for SMS that name no number of the pool
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the bridge's life)
 
     async def send(self, sms: OutboundSms) -> SendResult:
-        line = {"ts": int(time.time() * 1000), "sms_id": sms.sms_id, "to": sms.to, "from": self.sender,
-                "body": sms.body}
+        line = {"ts": int(time.time() * 1000), "sms_id": sms.sms_id, "to": sms.to,
+                "from": sms.from_number or self.sender, "body": sms.body}
         self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._file.flush()
         logger.info("SMS %d to %s (outbox %s): %s", sms.sms_id, sms.to, self.path, sms.body)
@@ -157,11 +157,12 @@ class TwilioProvider:
 
     async def send(self, sms: OutboundSms) -> SendResult:
         form = {"To": sms.to, "Body": sms.body, "StatusCallback": self.status_callback(sms.sms_id)}
-        if self.config.messaging_service_sid:
+        if sms.from_number:  # the number of the pool this SMS's replies must come back to
+            form["From"] = sms.from_number
+        elif self.config.messaging_service_sid:
             form["MessagingServiceSid"] = self.config.messaging_service_sid
         else:
-            assert self.config.from_number is not None
-            form["From"] = self.config.from_number
+            form["From"] = self.config.from_numbers[0]
         try:
             status, headers, body = await self._request("POST", self._messages_url, form)
         except (defer.TimeoutError, net_error.TimeoutError):

@@ -10,29 +10,33 @@ Nothing is sent twice: when an attempt ended without a clear answer (a timeout, 
 connection, a 5xx, a crash while ``sending``) the SMS is marked uncertain, and before any
 further attempt the gateway is asked whether it already has it; if so its id is adopted.
 Inbound texts are stored first (de-duplicated by the gateway's id) and handled after the
-webhook has been answered; opt-out keywords are handled here, other texts go to the inbound
-handler.
+webhook has been answered; opt-out keywords are handled here, other texts are routed to the
+user they answer (``routing.py``) and go to the inbound handler, or, when they answer nobody
+unambiguously, to no one, with one SMS back saying how to answer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from twisted.internet import defer, reactor, task
 from twisted.python.failure import Failure
 
 from bridges.config import BridgeConfig
 from bridges.database import Database
 from bridges.http import Router
-from bridges.sms import keywords, templating
+from bridges.sms import keywords, routing, templating
 from bridges.sms.api import (
     InboundHandler,
     InboundSms,
     OutboundSms,
     QueuedSms,
+    Route,
     SmsKind,
     SmsRefused,
     StatusListener,
@@ -40,7 +44,17 @@ from bridges.sms.api import (
 from bridges.sms.numbers import InvalidNumber, PhoneNumber, parse_phone, require_mobile
 from bridges.sms.providers import LookupFailed, SendResult, SmsProvider, make_provider
 from bridges.sms.segments import count_segments, max_characters
-from bridges.sms.store import DailyCaps, InboundRow, NewSms, Outcome, QueuedRow, Refusal, SmsStore
+from bridges.sms.store import (
+    Composer,
+    DailyCaps,
+    InboundRow,
+    NewSms,
+    Outcome,
+    QueuedRow,
+    Refusal,
+    Routing,
+    SmsStore,
+)
 from bridges.store import now_ms
 
 logger = logging.getLogger(__name__)
@@ -50,6 +64,8 @@ CLAIM_BATCH = 50
 # After the last attempt, an SMS whose fate is unknown gets this many more tries to ask the
 # gateway about it, never to send it.
 EXTRA_LOOKUPS = 3
+# A binding chosen at the same moment for the same remote number (PostgreSQL): choose again.
+BIND_TRIES = 3
 
 
 class TokenBucket:
@@ -127,6 +143,7 @@ class SmsServiceImpl:
                  provider: SmsProvider | None = None, clock: Any = reactor):
         self.config = config
         self.limits = config.sms.limits
+        self.routing = Routing(config.sms.sender_pool, config.sms.routing.reply_codes)
         self.store = SmsStore(db)
         self.provider = provider or make_provider(config.sms, base_dir)
         self._clock = clock
@@ -151,31 +168,49 @@ class SmsServiceImpl:
 
     # -- the SmsService contract (api.py) ------------------------------------------------
 
-    async def send(self, *, to: PhoneNumber, body: str, kind: SmsKind, sender: str | None = None,
-                   room_id: str | None = None, event_id: str | None = None,
-                   dedup_key: str | None = None) -> QueuedSms:
-        if dedup_key is not None:
+    async def send(self, *, to: PhoneNumber, body: str | Callable[[Route], str], kind: SmsKind,
+                   sender: str | None = None, room_id: str | None = None, event_id: str | None = None,
+                   dedup_key: str | None = None, reply_to: str | None = None) -> QueuedSms:
+        new = NewSms(kind=kind, to=to.e164, body="", segments=0, sender=sender, room_id=room_id, event_id=event_id,
+                     dedup_key=dedup_key, bind_to=reply_to)
+        return await self._queue(new, to, body)
+
+    async def _queue(self, new: NewSms, to: PhoneNumber, body: str | Callable[[Route], str]) -> QueuedSms:
+        if new.dedup_key is not None:
             # A replay gets what the first call got, whatever the limits say now.
-            found = await self.store.by_dedup_key(dedup_key)
+            found = await self.store.by_dedup_key(new.dedup_key)
             if found:
                 return QueuedSms(found[0], found[1], created=False)
-        if kind != "system":
+        if new.kind != "system":
             try:
                 require_mobile(to)
             except InvalidNumber as e:
                 raise SmsRefused(e.reason, str(e)) from None
-        segments = self.check_body(body)
-        new = NewSms(kind=kind, to=to.e164, body=body, segments=segments, sender=sender, room_id=room_id,
-                     event_id=event_id, dedup_key=dedup_key)
-        try:
-            sms_id, segments, created = await self.store.enqueue(new, self._caps())
-        except Refusal as r:
-            raise self._refusal(r.reason, to) from None
-        except Exception as e:
-            found = await self.store.by_dedup_key(dedup_key) if dedup_key and _is_integrity_error(e) else None
-            if not found:
+        compose: Composer | None = None
+        if isinstance(body, str):
+            new = attrs.evolve(new, body=body, segments=self.check_body(body))
+        else:
+            def compose(route: Route) -> tuple[str, int]:
+                text = body(route)
+                return text, self.check_body(text)
+
+        for attempt in range(1, BIND_TRIES + 1):
+            try:
+                sms_id, segments, created = await self.store.enqueue(new, self._caps(), self.routing, compose)
+                break
+            except Refusal as r:
+                raise self._refusal(r.reason, to) from None
+            except SmsRefused:
                 raise
-            return QueuedSms(found[0], found[1], created=False)  # a concurrent call with the same key won
+            except Exception as e:
+                if not _is_integrity_error(e):
+                    raise
+                found = await self.store.by_dedup_key(new.dedup_key) if new.dedup_key else None
+                if found:
+                    return QueuedSms(found[0], found[1], created=False)  # a concurrent call with the same key won
+                if attempt == BIND_TRIES:
+                    raise
+                # Another user's SMS to the same number took the same pool number or code: choose again.
         if created:
             self.wake()
         return QueuedSms(sms_id, segments, created)
@@ -225,6 +260,15 @@ class SmsServiceImpl:
             return SmsRefused(reason, f"{to.pretty} has had the maximum of {self.limits.per_destination_per_day} SMS "
                                       f"for one number today; try again after midnight UTC, in {_hours(wait)}.",
                               wait)
+        if reason == "no_route":
+            count = len(self.routing.pool)
+            numbers = f"{count} SMS number{'s' if count != 1 else ''}"
+            return SmsRefused(reason, f"Each of this server's {numbers} already carries another Wangxin "
+                                      f"user's conversation with {to.pretty}, so a reply could not be told apart. "
+                                      "Ask the server's operator to add numbers (sms.twilio.from) or to turn reply "
+                                      "codes on (sms.routing.reply_codes).")
+        if reason == "throttled":
+            return SmsRefused(reason, f"{to.pretty} got this answer a moment ago; it is not sent again so soon.")
         return SmsRefused(reason, f"The SMS to {to.pretty} was refused ({reason}).")
 
     # -- life cycle ----------------------------------------------------------------------
@@ -456,28 +500,62 @@ class SmsServiceImpl:
             logger.warning("Inbound SMS %s from an unusable number %r ignored: %s", row.message_sid,
                            row.from_number, e)
             return
-        keyword = keywords.keyword_of(row.body)
+        ours = self._our_number(row.to_number)
+        # "#2 STOP" stops too: opting out is for the phone, whoever it answers.
+        keyword = keywords.keyword_of(routing.parse_reply_code(row.body)[1])
         if keyword == "stop":
             if await self.store.opt_out(sender.e164, row.body.strip()[:20]):
                 logger.info("%s opted out of SMS (%r)", sender.e164, row.body.strip())
-                await self._system_reply(sender, "stop_confirm", row.message_sid)
+                await self._system_reply(sender, "stop_confirm", row.message_sid, ours)
             return
         if keyword == "start" and await self.store.opt_in(sender.e164):
             logger.info("%s opted in to SMS again (%r)", sender.e164, row.body.strip())
-            await self._system_reply(sender, "start_confirm", row.message_sid)
+            await self._system_reply(sender, "start_confirm", row.message_sid, ours)
             return
         if keyword == "help":
-            await self._system_reply(sender, "help", row.message_sid)
+            await self._system_reply(sender, "help", row.message_sid, ours)
             return
         if self._inbound_handler is None:
             logger.info("Inbound SMS %s from %s: no handler installed; dropped", row.message_sid, sender.e164)
             return
+        decision = routing.resolve(await self.store.bindings_for(sender.e164, ours), row.body)
+        if isinstance(decision, routing.Unroutable):
+            if decision.reason == "unknown":
+                logger.warning("Inbound SMS %s from %s to %s: nobody here texts that number from %s; kept, not shown",
+                               row.message_sid, sender.e164, row.to_number, row.to_number)
+                return
+            logger.info("Inbound SMS %s from %s to %s names none of the users who share that number; nobody "
+                        "gets it", row.message_sid, sender.e164, row.to_number)
+            await self._refuse_reply(sender, row.message_sid, ours)
+            return
         await self._inbound_handler(InboundSms(message_sid=row.message_sid, sender=sender, to=row.to_number,
-                                               body=row.body, media_urls=row.media_urls))
+                                               body=decision.body, user_id=decision.user_id,
+                                               media_urls=row.media_urls))
 
-    async def _system_reply(self, to: PhoneNumber, template: str, message_sid: str) -> None:
+    def _our_number(self, to_number: str) -> str:
+        """The pool number an inbound text came through ("" when the provider picks numbers itself)."""
+        return "" if self.routing.pool == ("",) else to_number.strip()
+
+    async def _system_reply(self, to: PhoneNumber, template: str, message_sid: str, ours: str) -> None:
+        """An answer, from the number that was texted, so it lands in the same thread on the phone."""
         body = templating.render(template, to.language, join_url=self.config.sms_join_url)
-        await self.send(to=to, body=body, kind="system", dedup_key=f"sms-{template}:{message_sid}")
+        new = NewSms(kind="system", to=to.e164, body="", segments=0, dedup_key=f"sms-{template}:{message_sid}",
+                     from_number=ours or None)
+        await self._queue(new, to, body)
+
+    async def _refuse_reply(self, to: PhoneNumber, message_sid: str, ours: str) -> None:
+        """Tell the phone how to answer: at most once per refusal_interval_s, so an auto-responder
+        cannot make a loop of it."""
+        body = templating.render("unroutable", to.language)
+        new = NewSms(kind="system", to=to.e164, body="", segments=0, dedup_key=f"sms-unroutable:{message_sid}",
+                     from_number=ours or None, throttle_key=f"unroutable:{to.e164}",
+                     throttle_ms=self.config.sms.routing.refusal_interval_s * 1000)
+        try:
+            await self._queue(new, to, body)
+        except SmsRefused as e:
+            if e.reason != "throttled":
+                raise
+            logger.info("Not telling %s again so soon how to answer", to.e164)
 
 
 def _is_integrity_error(e: Exception) -> bool:

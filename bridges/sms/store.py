@@ -1,21 +1,24 @@
 """Every SQL statement of the SMS service, each in a small ``*_txn`` function.
 
-Tables: ``bridges/database.py``, migration 4. The outbound queue is the SMS service's journal:
-a row is ``sending`` in the database before its gateway request starts, so a crash leaves
-evidence, and a row that may have reached the gateway is marked ``uncertain`` until the gateway
-has been asked about it.
+Tables: ``bridges/database.py``, migrations 4 and 7. The outbound queue is the SMS service's
+journal: a row is ``sending`` in the database before its gateway request starts, so a crash
+leaves evidence, and a row that may have reached the gateway is marked ``uncertain`` until the
+gateway has been asked about it. ``sms_bindings`` say which of our numbers each user texts each
+remote number from, and with which reply code (``bridges/sms/routing.py``); a binding is made in
+the transaction that queues the SMS, so a refused SMS leaves none.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from bridges.database import Database, Txn
-from bridges.sms.api import OutboundSms, SmsKind, SmsState
+from bridges.sms.api import OutboundSms, Route, SmsKind, SmsState
+from bridges.sms.routing import Binding
 from bridges.store import now_ms
 
 FINAL_STATES = frozenset({"delivered", "undelivered", "failed"})
@@ -41,6 +44,20 @@ class NewSms:
     room_id: str | None = None
     event_id: str | None = None
     dedup_key: str | None = None
+    from_number: str | None = None  # send from this number of ours (an answer goes out from the number texted)
+    bind_to: str | None = None  # send from this user's number for ``to``, binding one if need be
+    throttle_key: str | None = None  # refuse ("throttled") if one with this key was queued
+    throttle_ms: int = 0  # ... less than this long ago
+
+
+@attrs.frozen
+class Routing:
+    pool: tuple[str, ...]  # our sender numbers, in order of preference ("" = the provider's own pick)
+    reply_codes: bool  # share a number, with reply codes, when every one is taken for a remote number
+
+
+# Makes the body once the route is known (it may name the reply code): (body, segments); raises to refuse.
+Composer = Callable[[Route], tuple[str, int]]
 
 
 @attrs.frozen
@@ -85,12 +102,13 @@ class InboundRow:
 
 
 _COLUMNS = ("sms_id, kind, to_number, body, state, sender, room_id, event_id, dedup_key, provider_id, attempts,"
-            " error, uncertain, first_attempt_ts, created_ts, segments")
+            " error, uncertain, first_attempt_ts, created_ts, segments, from_number")
 
 
 def _row(r: Sequence[Any]) -> QueuedRow:
     sms = OutboundSms(sms_id=int(r[0]), kind=r[1], to=r[2], body=r[3], state=r[4], sender=r[5], room_id=r[6],
-                      event_id=r[7], dedup_key=r[8], provider_id=r[9], attempts=int(r[10]), error=r[11])
+                      event_id=r[7], dedup_key=r[8], provider_id=r[9], attempts=int(r[10]), error=r[11],
+                      from_number=r[16])
     return QueuedRow(sms, bool(r[12]), None if r[13] is None else int(r[13]), int(r[14]))
 
 
@@ -100,10 +118,17 @@ class SmsStore:
 
     # -- outbound ------------------------------------------------------------------------
 
-    async def enqueue(self, new: NewSms, caps: DailyCaps) -> tuple[int, int, bool]:
-        """Check opt-out and daily caps and queue the SMS, in one transaction: ``(sms_id, segments,
-        created)``. Raises :class:`Refusal` (nothing stored, nothing counted)."""
-        return await self.db.run("sms_enqueue", _enqueue_txn, new, caps)
+    async def enqueue(self, new: NewSms, caps: DailyCaps, routing: Routing,
+                      compose: Composer | None = None) -> tuple[int, int, bool]:
+        """Check opt-out and daily caps, choose the number it goes out from (binding the user's,
+        if ``new.bind_to``), make the body and queue the SMS, in one transaction: ``(sms_id,
+        segments, created)``. Raises :class:`Refusal`, or what ``compose`` raises (nothing
+        stored, counted or bound)."""
+        return await self.db.run("sms_enqueue", _enqueue_txn, new, caps, routing, compose)
+
+    async def bindings_for(self, phone: str, our_number: str) -> list[Binding]:
+        """The users who text ``phone`` from ``our_number`` (or from before the pool)."""
+        return await self.db.run("sms_bindings_for", _bindings_for_txn, phone, our_number)
 
     async def by_dedup_key(self, key: str) -> tuple[int, int] | None:
         return await self.db.run("sms_by_dedup_key", _by_dedup_key_txn, key)
@@ -201,7 +226,8 @@ def _count_txn(txn: Txn, scope: str, subject: str, day: str, cap: int) -> bool:
     return txn.rowcount > 0
 
 
-def _enqueue_txn(txn: Txn, new: NewSms, caps: DailyCaps) -> tuple[int, int, bool]:
+def _enqueue_txn(txn: Txn, new: NewSms, caps: DailyCaps, routing: Routing | None = None,
+                 compose: Composer | None = None) -> tuple[int, int, bool]:
     if new.dedup_key is not None:
         found = _by_dedup_key_txn(txn, new.dedup_key)
         if found:
@@ -215,15 +241,97 @@ def _enqueue_txn(txn: Txn, new: NewSms, caps: DailyCaps) -> tuple[int, int, bool
             raise Refusal("user_daily_cap")
         if not _count_txn(txn, "to", new.to, caps.day, caps.per_destination):
             raise Refusal("destination_daily_cap")
+    if new.throttle_key is not None and not _throttle_txn(txn, new.throttle_key, new.throttle_ms):
+        raise Refusal("throttled")
+    if routing is None or new.from_number is not None:
+        route = Route(new.from_number or "", None)
+    elif new.bind_to is not None:
+        route = _bind_txn(txn, new.to, new.bind_to, routing)
+    else:
+        route = Route(_free_number_txn(txn, new.to, routing.pool), None)
+    body, segments = compose(route) if compose is not None else (new.body, new.segments)
     now = now_ms()
     row = txn.execute(
         "INSERT INTO sms_outbound (kind, to_number, body, segments, state, sender, room_id, event_id, dedup_key,"
-        " attempts, uncertain, next_attempt_ts, created_ts, updated_ts)"
-        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, 0, 0, ?, ?, ?) RETURNING sms_id",
-        (new.kind, new.to, new.body, new.segments, new.sender, new.room_id, new.event_id, new.dedup_key,
-         now, now, now),
+        " attempts, uncertain, next_attempt_ts, created_ts, updated_ts, from_number)"
+        " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, 0, 0, ?, ?, ?, ?) RETURNING sms_id",
+        (new.kind, new.to, body, segments, new.sender, new.room_id, new.event_id, new.dedup_key,
+         now, now, now, route.number or None),
     ).fetchone()
-    return int(row[0]), new.segments, True
+    return int(row[0]), segments, True
+
+
+# -- routing -------------------------------------------------------------------------------
+
+
+def _bind_txn(txn: Txn, phone: str, user_id: str, routing: Routing) -> Route:
+    """The number (and reply code) ``user_id`` texts ``phone`` from: kept once chosen."""
+    row = txn.execute("SELECT pool_number, reply_code FROM sms_bindings WHERE phone = ? AND user_id = ?",
+                      (phone, user_id)).fetchone()
+    if row is not None and row[0] in routing.pool:
+        return Route(row[0], int(row[1]) or None)
+    if row is not None:  # its number has left the pool, or it is from before the pool: choose again
+        txn.execute("DELETE FROM sms_bindings WHERE phone = ? AND user_id = ?", (phone, user_id))
+    taken: dict[str, list[tuple[str, int]]] = {number: [] for number in routing.pool}
+    for number, other, code in txn.execute(
+            "SELECT pool_number, user_id, reply_code FROM sms_bindings WHERE phone = ? ORDER BY created_ts, user_id",
+            (phone,)).fetchall():
+        if number in taken:
+            taken[number].append((other, int(code)))
+    free = [number for number in routing.pool if not taken[number]]
+    if free:
+        number, code = free[0], 0
+    elif not routing.reply_codes:
+        raise Refusal("no_route")
+    else:
+        # Share the least shared number. Whoever had it alone gets a code first: from now on a
+        # reply without one could be for either of them.
+        number = min(routing.pool, key=lambda n: (len(taken[n]), routing.pool.index(n)))
+        codes = {c for _, c in taken[number] if c}
+        for other, c in taken[number]:
+            if not c:
+                c = _smallest_free(codes)
+                codes.add(c)
+                txn.execute("UPDATE sms_bindings SET reply_code = ? WHERE phone = ? AND user_id = ?",
+                            (c, phone, other))
+        code = _smallest_free(codes)
+    txn.execute("INSERT INTO sms_bindings (phone, user_id, pool_number, reply_code, created_ts) VALUES (?, ?, ?, ?, ?)",
+                (phone, user_id, number, code, now_ms()))
+    return Route(number, code or None)
+
+
+def _smallest_free(codes: set[int]) -> int:
+    code = 1
+    while code in codes:
+        code += 1
+    return code
+
+
+def _free_number_txn(txn: Txn, phone: str, pool: tuple[str, ...]) -> str:
+    """For an SMS that belongs to no user: a number nobody texts ``phone`` from, so that a reply
+    to it reaches nobody rather than the wrong person; else the first."""
+    used = {r[0] for r in txn.execute("SELECT pool_number FROM sms_bindings WHERE phone = ?", (phone,)).fetchall()}
+    return next((number for number in pool if number not in used), pool[0] if pool else "")
+
+
+def _bindings_for_txn(txn: Txn, phone: str, our_number: str) -> list[Binding]:
+    rows = txn.execute(
+        "SELECT user_id, pool_number, reply_code FROM sms_bindings WHERE phone = ? AND pool_number IN (?, '')"
+        " ORDER BY created_ts, user_id",
+        (phone, our_number),
+    ).fetchall()
+    return [Binding(r[0], r[1], int(r[2]) or None) for r in rows]
+
+
+def _throttle_txn(txn: Txn, key: str, interval_ms: int) -> bool:
+    """Take the slot of ``key`` for ``interval_ms``; False if it is taken."""
+    now = now_ms()
+    txn.execute(
+        "INSERT INTO sms_throttle (throttle_key, until_ts) VALUES (?, ?) ON CONFLICT (throttle_key)"
+        " DO UPDATE SET until_ts = excluded.until_ts WHERE sms_throttle.until_ts <= ?",
+        (key, now + interval_ms, now),
+    )
+    return txn.rowcount > 0
 
 
 def _get_txn(txn: Txn, sms_id: int) -> QueuedRow | None:
@@ -397,5 +505,6 @@ def _inbound_done_txn(txn: Txn, message_sid: str, error: str | None, now: int) -
 # -- housekeeping --------------------------------------------------------------------------
 
 
-def _prune_counters_txn(txn: Txn, before_day: str) -> None:
+def _prune_counters_txn(txn: Txn, before_day: str, now: int | None = None) -> None:
     txn.execute("DELETE FROM sms_daily_counts WHERE day < ?", (before_day,))
+    txn.execute("DELETE FROM sms_throttle WHERE until_ts < ?", (now if now is not None else now_ms(),))

@@ -246,3 +246,86 @@ def test_limits_and_opt_outs_are_explained_in_the_chat(stack: RunningStack, twil
     chats = eventually(lambda: [m for m in twilio.messages_to(number) if "message " in m["body"]], timeout=30)
     eventually(lambda: len([m for m in twilio.messages_to(number) if "message " in m["body"]]) == 10, timeout=30)
     assert chats and "message 11" not in str(twilio.messages_to(number))
+
+
+def ghost_texts(user: HttpUser, room_id: str, ghost: str) -> list[str]:
+    """The texts the phone sent into the room, oldest first."""
+    return [str(e["content"].get("body")) for e in reversed(timeline(user, room_id))
+            if e["sender"] == ghost and e["type"] == "m.room.message" and e["content"].get("msgtype") == "m.text"]
+
+
+def test_replies_reach_only_the_user_they_answer(stack: RunningStack, twilio: FakeTwilio) -> None:
+    """Issue 19 §3: two users text one number; its replies, interleaved, each reach only the user
+    they answer. Each user texts it from their own number of the pool; when the pool is used up,
+    texts carry a reply code, and a reply that names nobody reaches nobody and is refused once."""
+    first, second = twilio.numbers[:2]
+    number = random_mobile()
+    ghost = ghost_of(stack, number)
+    alice, bob, carol = HttpUser(stack), HttpUser(stack), HttpUser(stack)
+    rooms = {}
+    for user in (alice, bob, carol):
+        rooms[user.user_id] = dm_with(user, ghost)
+        eventually(lambda u=user: member_state(u, rooms[u.user_id], ghost).get("membership") == "join", timeout=60)
+
+    def sms_with(text: str) -> dict[str, Any]:
+        return dict(eventually(lambda: next((m for m in twilio.messages_to(number) if text in m["body"]), None),
+                               timeout=30))
+
+    alice.say(rooms[alice.user_id], "Alice here")
+    assert sms_with("Alice here")["from"] == first
+    bob.say(rooms[bob.user_id], "Bob here")
+    assert sms_with("Bob here")["from"] == second
+
+    for to, text in ((second, "for Bob 1"), (first, "for Alice 1"), (second, "for Bob 2"), (first, "for Alice 2")):
+        twilio.send_inbound(inbound_url(stack), number, text, to=to).raise_for_status()
+    eventually(lambda: ghost_texts(alice, rooms[alice.user_id], ghost) == ["for Alice 1", "for Alice 2"], timeout=30)
+    eventually(lambda: ghost_texts(bob, rooms[bob.user_id], ghost) == ["for Bob 1", "for Bob 2"], timeout=30)
+
+    # A third user: the pool is used up. Carol shares Alice's number, and both carry a reply code.
+    carol.say(rooms[carol.user_id], "Carol here")
+    carols = sms_with("Carol here")
+    assert carols["from"] == first and "#2" in carols["body"]
+    alice.say(rooms[alice.user_id], "Alice again")
+    assert "#1" in sms_with("Alice again")["body"]
+    for to, text in ((first, "who is this?"), (first, "#2 hi Carol"), (second, "for Bob 3"), (first, "#1 hi Alice"),
+                     (first, "still nobody")):
+        twilio.send_inbound(inbound_url(stack), number, text, to=to).raise_for_status()
+    eventually(lambda: ghost_texts(carol, rooms[carol.user_id], ghost) == ["hi Carol"], timeout=30)
+    eventually(lambda: ghost_texts(alice, rooms[alice.user_id], ghost)[-1:] == ["hi Alice"], timeout=30)
+    eventually(lambda: ghost_texts(bob, rooms[bob.user_id], ghost)[-1:] == ["for Bob 3"], timeout=30)
+    # The phone is told once (from the number it texted) how to reach someone; later unroutable
+    # replies within the hour get no second refusal, and nobody ever sees them.
+    refusal = sms_with("回复未送达")  # a Chinese number: the zh-CN text
+    assert refusal["from"] == first and refusal["body"].startswith("【旺信】"), refusal
+    bob.say(rooms[bob.user_id], "marker")  # queued after "still nobody" was handled
+    sms_with("marker")
+    refusals = [m for m in twilio.messages_to(number) if m["body"] == refusal["body"]]
+    assert len(refusals) == 1, refusals
+    for user in (alice, bob, carol):
+        seen = " ".join(ghost_texts(user, rooms[user.user_id], ghost))
+        assert "who is this?" not in seen and "still nobody" not in seen
+    assert "Bob" not in " ".join(ghost_texts(alice, rooms[alice.user_id], ghost) +
+                                 ghost_texts(carol, rooms[carol.user_id], ghost))
+    assert "Alice" not in " ".join(ghost_texts(bob, rooms[bob.user_id], ghost))
+
+
+BANK_NAME = "【中国工商银行】您的账户异常，请立即登录 http://evil.example 验证\u202e"
+
+
+def test_a_display_name_cannot_make_the_sms_look_like_a_bank(stack: RunningStack, twilio: FakeTwilio) -> None:
+    """Issue 19 §5: the sender's name in an SMS (chat and invitation) loses brackets, links and
+    controls, and every SMS starts with Wangxin's own signature."""
+    mallory = HttpUser(stack)
+    mallory.call("PUT", f"/_matrix/client/v3/profile/{q(mallory.user_id)}/displayname", {"displayname": BANK_NAME})
+    number, invited = random_mobile(), random_mobile()
+    ghost = ghost_of(stack, number)
+    room_id = dm_with(mallory, ghost)
+    eventually(lambda: member_state(mallory, room_id, ghost).get("membership") == "join", timeout=60)
+    mallory.say(room_id, "您好")
+    dm = open_dm(mallory, bot(stack))
+    assert ask(mallory, dm, bot(stack), f"invite-sms {invited}").startswith("Invited 1")
+    for body in (twilio.wait_for(number)[0]["body"], twilio.wait_for(invited)[0]["body"]):
+        assert body.startswith("【旺信】") and body.count("【") == 1, body
+        for forged in ("中国工商银行", "evil.example", "http://evil", "\u202e"):
+            assert forged not in body, body
+        assert "您的账户异常" in body  # what is left of the name is still shown, as a name

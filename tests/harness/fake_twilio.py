@@ -56,7 +56,9 @@ class FakeTwilio:
     def __init__(self, hang_s: float = 6.0) -> None:
         self.account_sid = "AC" + secrets.token_hex(16)
         self.auth_token = secrets.token_hex(16)
-        self.from_number = "+15005550006"
+        # Our numbers (the bridge's sender pool): each remote number sees each user from one of them.
+        self.numbers = ("+15005550006", "+15005550007")
+        self.from_number = self.numbers[0]
         self.hang_s = hang_s
         self.messages: list[dict[str, Any]] = []  # in creation order
         self.create_requests: list[str] = []  # the To of every POST to Messages.json, answered or not
@@ -148,7 +150,8 @@ class FakeTwilio:
 
     def send_inbound(self, webhook_url: str, from_: str, body: str, message_sid: str | None = None,
                      to: str | None = None, signature: str | None = None, sign: bool = True) -> requests.Response:
-        """A text from ``from_`` to our number, delivered to ``webhook_url`` as Twilio does."""
+        """A text from ``from_`` to our number ``to`` (the first of ours if not given), delivered to
+        ``webhook_url`` as Twilio does."""
         sid = message_sid or "SM" + secrets.token_hex(16)
         params = {"ToCountry": "US", "SmsMessageSid": sid, "NumMedia": "0", "SmsSid": sid, "SmsStatus": "received",
                   "Body": body, "To": to or self.from_number, "NumSegments": "1", "MessageSid": sid,

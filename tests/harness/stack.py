@@ -18,7 +18,7 @@ TEST_SMS_LIMITS = "request_timeout_s=3,retry_base_s=0.5,retry_max_s=4"
 
 def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
     return ["--sms-provider", "twilio", "--twilio-base-url", twilio.url, "--twilio-account-sid", twilio.account_sid,
-            "--twilio-auth-token", twilio.auth_token, "--sms-from", twilio.from_number, "--sms-limits", limits]
+            "--twilio-auth-token", twilio.auth_token, "--sms-from", ",".join(twilio.numbers), "--sms-limits", limits]
 
 
 def stack_args_for(backend: str, base_port: int, server_name: str, databases: list[Any],

@@ -4,6 +4,8 @@ the same code behind real Synapse."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import sqlite3
 from types import SimpleNamespace
@@ -13,7 +15,7 @@ import attrs
 import pytest
 
 from bridges.database import Txn, _migrate_txn
-from bridges.http import MatrixError
+from bridges.http import MatrixError, Router
 from bridges.sms.api import QueuedSms, SmsRefused
 from bridges.sms.identity import KEEP_EXPIRED_MS, VALIDATED_TTL_MS, PhoneVerifier, _refuse_outsiders
 from bridges.sms.numbers import PhoneNumber
@@ -128,7 +130,7 @@ async def test_a_code_goes_by_sms_in_the_numbers_language(env) -> None:
     assert sms.dedup_key == f"code:{answer['sid']}:1"
     assert sms.body == render("code", "zh-CN", code=sms.code, minutes=10) and "验证码" in sms.body
     await ask(env, phone=GB, country="GB")
-    assert env.sms.sent[1].body == f"Your Wangxin code is {env.sms.sent[1].code}. It expires in 10 minutes. " \
+    assert env.sms.sent[1].body == f"[Wangxin] Your code is {env.sms.sent[1].code}. It expires in 10 minutes. " \
                                    "Don't share it."
 
 
@@ -367,9 +369,12 @@ async def test_pruning_forgets_dead_sessions_after_a_day_and_sends_after_an_hour
 
 
 class FakeRequest:
-    def __init__(self, host: str, headers: dict[bytes, bytes] | None = None):
+    def __init__(self, host: str, headers: dict[bytes, bytes] | None = None, body: bytes = b"{}",
+                 args: dict[bytes, list[bytes]] | None = None):
         self.host = host
         self.headers = headers or {}
+        self.content = io.BytesIO(body)
+        self.args = args or {}
 
     def getHeader(self, name: bytes) -> bytes | None:  # noqa: N802 - Twisted's name
         return self.headers.get(name)
@@ -408,11 +413,74 @@ def test_code_texts_fit_one_sms() -> None:
     assert len(chinese) <= 70
 
 
-def test_the_dev_stack_and_the_example_point_synapse_at_the_bridge_on_loopback(tmp_path) -> None:
+DELEGATE_SECRET = "d" * 43
+DELEGATE = f"/_wangxin/v1/msisdn-delegate/{DELEGATE_SECRET}"
+
+
+async def _call(router: Router, method: str, path: str, body: dict[str, Any] | None = None,
+                query: dict[str, str] | None = None, host: str = "127.0.0.1") -> tuple[int, Any]:
+    request = FakeRequest(host, body=json.dumps(body or {}).encode(),
+                          args={k.encode(): [v.encode()] for k, v in (query or {}).items()})
+    try:
+        return await router._route(request, method, path)
+    except MatrixError as e:
+        return e.status, e.body()
+
+
+async def test_only_synapse_holding_the_delegate_secret_gets_an_answer(env) -> None:
+    """Issue 19 §6: the delegate texted a code for any loopback caller. Synapse calls
+    ``{account_threepid_delegates.msisdn}/_matrix/identity/api/v1/...`` without credentials, so
+    the secret is in that base URL's path."""
+    router = Router()
+    PhoneVerifier(SignupStore(env.db), env.sms, SETTINGS, "CN", clock=env.clock,  # type: ignore[arg-type]
+                  delegate_secret=DELEGATE_SECRET).install(router)
+    request = {"country": "CN", "phone_number": CN, "client_secret": "s3cret", "send_attempt": 1}
+    for prefix in ("", "/_wangxin/v1/msisdn-delegate/wrong", "/_wangxin/v1/msisdn-delegate/" + "d" * 42,
+                   "/_wangxin/v1/msisdn-delegate/" + "d" * 44, "/_wangxin/v1/msisdn-delegate/"):
+        for version in ("api/v1", "v2"):
+            status, body = await _call(router, "POST",
+                                       f"{prefix}/_matrix/identity/{version}/validate/msisdn/requestToken", request)
+            assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), (prefix, body)
+            assert "account_threepid_delegates" in body["error"]
+        status, body = await _call(router, "GET", f"{prefix}/_matrix/identity/api/v1/3pid/getValidated3pid",
+                                   query={"sid": "x", "client_secret": "y"})
+        assert status == 403
+    assert env.sms.sent == []  # nothing was texted for any of them
+
+    status, answer = await _call(router, "POST", f"{DELEGATE}/_matrix/identity/api/v1/validate/msisdn/requestToken",
+                                 request)
+    assert status == 200 and answer["success"] is True and len(env.sms.sent) == 1
+    status, body = await _call(router, "POST", f"{DELEGATE}/_matrix/identity/api/v1/validate/msisdn/submitToken",
+                               {"sid": answer["sid"], "client_secret": "s3cret", "token": env.sms.sent[0].code})
+    assert (status, body) == (200, {"success": True})
+    status, body = await _call(router, "GET", f"{DELEGATE}/_matrix/identity/v2/3pid/getValidated3pid",
+                               query={"sid": answer["sid"], "client_secret": "s3cret"})
+    assert status == 200 and body["address"] == CN_DIGITS
+    # The secret is the lock; the address checks stay as a second line.
+    status, body = await _call(router, "POST", f"{DELEGATE}/_matrix/identity/api/v1/validate/msisdn/requestToken",
+                               request, host="93.184.216.34")
+    assert status == 403 and len(env.sms.sent) == 1
+
+
+async def test_without_a_delegate_secret_phone_sign_up_is_off(env) -> None:
+    router = Router()
+    PhoneVerifier(SignupStore(env.db), env.sms, SETTINGS, "CN", clock=env.clock).install(  # type: ignore[arg-type]
+        router)
+    request = {"country": "CN", "phone_number": CN, "client_secret": "s3cret", "send_attempt": 1}
+    for path in ("/_matrix/identity/api/v1/validate/msisdn/requestToken",
+                 "/_wangxin/v1/msisdn-delegate/anything/_matrix/identity/api/v1/validate/msisdn/requestToken"):
+        status, body = await _call(router, "POST", path, request)
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN") and "delegate_secret" in body["error"], body
+    assert env.sms.sent == []
+
+
+def test_the_dev_stack_and_the_example_point_synapse_at_the_bridge_with_the_secret(tmp_path) -> None:
     import os
 
     import yaml
 
+    from bridges.config import parse_config
+    from wangxin_common.config_errors import Section
     from wangxin_stack.options import StackOptions
     from wangxin_stack.render import render_stack
     from wangxin_stack.state import StackState
@@ -421,14 +489,32 @@ def test_the_dev_stack_and_the_example_point_synapse_at_the_bridge_on_loopback(t
     rendered = render_stack(options, StackState.load_or_create(str(tmp_path)))
     with open(rendered.homeserver_config, encoding="utf-8") as f:
         homeserver = yaml.safe_load(f)
-    assert homeserver["account_threepid_delegates"] == {"msisdn": f"http://127.0.0.1:{options.ports.bridge}"}
+    with open(rendered.bridge_config or "", encoding="utf-8") as f:
+        bridge = yaml.safe_load(f)
+    secret = parse_config(Section(bridge, (), "bridge.yaml")).sms.verification.delegate_secret
+    assert secret and len(secret) >= 32
+    assert homeserver["account_threepid_delegates"] == {
+        "msisdn": f"http://127.0.0.1:{options.ports.bridge}/_wangxin/v1/msisdn-delegate/{secret}"}
     assert homeserver["enable_registration_without_verification"] is True  # tests still register by password
     assert "registrations_require_3pid" not in homeserver
-    with open(rendered.bridge_config or "", encoding="utf-8") as f:
-        assert yaml.safe_load(f)["appservice"]["bind_address"] == "127.0.0.1"
+    assert bridge["appservice"]["bind_address"] == "127.0.0.1"
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(os.path.join(root, "homeserver.yaml.example"), encoding="utf-8") as f:
         example = yaml.safe_load(f)
-    assert example["account_threepid_delegates"]["msisdn"].startswith("http://127.0.0.1:")
+    assert example["account_threepid_delegates"]["msisdn"].startswith(
+        "http://127.0.0.1:29330/_wangxin/v1/msisdn-delegate/")
     assert example["registrations_require_3pid"] == ["msisdn"]
+
+
+def test_generate_registration_writes_a_delegate_secret(tmp_path, capsys) -> None:
+    from bridges.__main__ import main
+    from bridges.config import load_config
+
+    bridge_yaml = tmp_path / "bridge.yaml"
+    assert main(["generate-registration", "--server-name", "example.org", "--output", str(tmp_path / "reg.yaml"),
+                 "--bridge-config", str(bridge_yaml)]) == 0
+    secret = load_config(str(bridge_yaml)).sms.verification.delegate_secret
+    assert secret and len(secret) >= 32
+    out = capsys.readouterr().out
+    assert "/_wangxin/v1/msisdn-delegate/<sms.verification.delegate_secret" in out and secret not in out

@@ -18,18 +18,6 @@ def _txn() -> Txn:
     return txn
 
 
-def test_replies_go_to_the_user_who_texted_the_number_last() -> None:
-    txn = _txn()
-    cs._set_room_txn(txn, "@a:hs", "+8613800000001", "!ra")
-    cs._set_room_txn(txn, "@b:hs", "+8613800000001", "!rb")
-    txn.execute("UPDATE sms_rooms SET last_outbound_ts = 1 WHERE room_id = '!ra'")
-    txn.execute("UPDATE sms_rooms SET last_outbound_ts = 2 WHERE room_id = '!rb'")
-    assert cs._latest_room_txn(txn, "+8613800000001") == cs.SmsRoom("@b:hs", "+8613800000001", "!rb")
-    txn.execute("UPDATE sms_rooms SET last_outbound_ts = 3 WHERE room_id = '!ra'")
-    assert cs._latest_room_txn(txn, "+8613800000001").room_id == "!ra"  # type: ignore[union-attr]
-    assert cs._latest_room_txn(txn, "+8613800000002") is None
-
-
 def test_a_new_room_for_the_same_number_replaces_the_old_one() -> None:
     txn = _txn()
     cs._set_room_txn(txn, "@a:hs", "+8613800000001", "!old")

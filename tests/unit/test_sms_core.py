@@ -105,6 +105,24 @@ def test_sms_config_defaults_and_twilio() -> None:
     assert config.sms.limits.retry_base_s == 1.0 and config.sms.limits.concurrency == 2
 
 
+def test_the_sender_pool_and_routing() -> None:
+    config = parse_config(_config({}))
+    assert config.sms.sender_pool == ("Wangxin",) and config.sms.routing.reply_codes is True
+    assert config.sms.routing.refusal_interval_s == 3600 and config.sms.verification.delegate_secret is None
+    pool = ["+15005550006", "+15005550007"]
+    config = parse_config(_config({"provider": "twilio", "twilio": _twilio(**{"from": pool}),
+                                   "routing": {"reply_codes": False, "refusal_interval_s": 60},
+                                   "verification": {"delegate_secret": "s" * 32}}))
+    assert config.sms.sender_pool == tuple(pool) and config.sms.routing.reply_codes is False
+    assert config.sms.verification.delegate_secret == "s" * 32
+    # One number, as before; a Messaging Service picks its own number: one shared sender.
+    assert parse_config(_config({"provider": "twilio", "twilio": _twilio()})).sms.sender_pool == ("+15005550006",)
+    service = _twilio(messaging_service_sid="MG" + "0" * 32)
+    del service["from"]
+    assert parse_config(_config({"provider": "twilio", "twilio": service})).sms.sender_pool == ("",)
+    assert parse_config(_config({"outbox_from": pool})).sms.sender_pool == tuple(pool)
+
+
 @pytest.mark.parametrize(
     "sms, message",
     [
@@ -130,6 +148,18 @@ def test_sms_config_defaults_and_twilio() -> None:
         ({"verification": {"code_ttl_s": -1}}, "key 'sms.verification.code_ttl_s': expected a positive integer"),
         ({"default_region": "china"}, "key 'sms.default_region': expected a two-letter region code"),
         ({"join_url": "wangxin.app"}, "key 'sms.join_url': expected an http(s) URL"),
+        ({"provider": "twilio", "twilio": _twilio(**{"from": ["+15005550006", "Wangxin"]})},
+         "key 'sms.twilio.from': expected an E.164 number like +8613800138000, found 'Wangxin'"),
+        ({"provider": "twilio", "twilio": _twilio(**{"from": ["+15005550006", "+15005550006"]})},
+         "key 'sms.twilio.from': +15005550006 is listed twice"),
+        ({"provider": "twilio", "twilio": _twilio(**{"from": []})}, "key 'sms.twilio.from': expected"),
+        ({"outbox_from": 12}, "key 'sms.outbox_from': expected a sender id or a list of numbers"),
+        ({"routing": {"reply_codes": "yes"}}, "key 'sms.routing.reply_codes': expected true or false"),
+        ({"routing": {"refusal_interval_s": 0}}, "key 'sms.routing.refusal_interval_s': expected a positive"),
+        ({"routing": {"codes": True}}, "key 'sms.routing.codes': is not a known option"),
+        ({"verification": {"delegate_secret": "short"}},
+         "key 'sms.verification.delegate_secret': expected at least 32 letters, digits, '-' or '_'"),
+        ({"verification": {"delegate_secret": "a/b" * 20}}, "key 'sms.verification.delegate_secret': expected"),
     ],
 )
 def test_sms_config_errors_name_the_key(sms: dict, message: str) -> None:

@@ -11,7 +11,7 @@ from bridges.config import parse_config
 from bridges.sms.api import OutboundSms
 from bridges.sms.providers import OutboxProvider
 from wangxin_common.config_errors import Section
-from wangxin_stack.options import OptionError, StackOptions, parse_sms_limits
+from wangxin_stack.options import OptionError, StackOptions, parse_sms_from, parse_sms_limits
 from wangxin_stack.render import sms_config
 
 
@@ -26,7 +26,7 @@ def _bridge_config(sms: dict) -> Section:
 def test_stack_sms_options_render_a_valid_bridge_section(tmp_path) -> None:
     options = StackOptions(dir=str(tmp_path), port=28008, server_name="localhost", sms_provider="twilio",
                            twilio_base_url="http://127.0.0.1:9999", twilio_account_sid="AC" + "ab" * 16,
-                           twilio_auth_token="secret", sms_from="+15005550006",
+                           twilio_auth_token="secret", sms_from=parse_sms_from("+15005550006, +15005550007"),
                            sms_limits=parse_sms_limits("per_destination_per_day=3,request_timeout_s=1.5"))
     options.validate()
     sms = parse_config(_bridge_config(sms_config(options, str(tmp_path)))).sms
@@ -34,6 +34,7 @@ def test_stack_sms_options_render_a_valid_bridge_section(tmp_path) -> None:
     assert sms.twilio.webhook_base_url == "http://127.0.0.1:28009"  # the bridge's own port
     assert sms.twilio.base_url == "http://127.0.0.1:9999"
     assert sms.limits.per_destination_per_day == 3 and sms.limits.request_timeout_s == 1.5
+    assert sms.sender_pool == ("+15005550006", "+15005550007")
     default = parse_config(_bridge_config(sms_config(StackOptions(str(tmp_path), 28008, "localhost"),
                                                      str(tmp_path)))).sms
     assert default.provider == "outbox" and default.outbox_path == str(tmp_path / "sms-outbox.jsonl")
@@ -47,6 +48,16 @@ def test_stack_sms_options_render_a_valid_bridge_section(tmp_path) -> None:
 def test_bad_sms_limits_options_are_named(text: str, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         parse_sms_limits(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("+15005550006,Wangxin", "expected E.164 numbers"),
+    ("+15005550006,+15005550006", "listed twice"),
+    ("+1 500", "expected E.164 numbers"),
+])
+def test_bad_sender_numbers_are_named(text: str, message: str) -> None:
+    with pytest.raises(OptionError, match=message):
+        parse_sms_from(text)
 
 
 def test_the_twilio_provider_option_needs_credentials(tmp_path) -> None:
