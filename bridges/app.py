@@ -93,7 +93,8 @@ class Bridge:
         await self.sms.start()  # resumes SMS queued or interrupted while sending, and inbound texts
         self._pruner = task.LoopingCall(lambda: defer.ensureDeferred(self._prune()))
         self._pruner.start(3600, now=True)
-        # A successful ping makes Synapse retry its stored transactions at once (field guide B §2).
+        # A successful ping makes Synapse retry its stored transactions at once
+        # (docs/synapse.md, "Application services").
         try:
             ms = await self.client.ping_appservice(a.id)
             logger.info("Homeserver ping round trip: %d ms", ms)

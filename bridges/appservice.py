@@ -1,6 +1,6 @@
 """The application-service API that Synapse calls: transactions, user queries and ping.
 
-Facts this relies on (``../shared/docs/synapse-field-guide.md``, Part B §2): Synapse sends one
+Facts this relies on (``docs/synapse.md``, "Application services"): Synapse sends one
 transaction at a time, at most 100 events each, and retries a failed one with the same id,
 so ids are deduplicated durably; the token arrives as ``Authorization: Bearer <hs_token>``.
 """

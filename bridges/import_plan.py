@@ -41,7 +41,7 @@ MAX_PHONES_PER_CONTACT = 10
 
 
 def msisdn(e164: str) -> str:
-    """Synapse's storage form of a phone number: E.164 digits without '+' (field guide, Part B §3)."""
+    """Synapse's storage form of a phone number: E.164 digits without '+' (docs/synapse.md, "Phone numbers")."""
     return e164.lstrip("+")
 
 

@@ -45,7 +45,7 @@ def build_registration(
             "rooms": [],
         },
         # Imports create rooms and invite thousands of members: with Synapse's per-room join and
-        # invite limits a big import would take hours (field guide, Part B §1).
+        # invite limits a big import would take hours (docs/synapse.md, "Rate limits").
         "rate_limited": False,
         "receive_ephemeral": False,
     }

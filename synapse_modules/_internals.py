@@ -1,7 +1,7 @@
 """The one place where Wangxin reaches into Synapse internals.
 
 The module API cannot create, move or delete push rules (only edit the actions of an existing
-one; see ``../shared/docs/synapse-field-guide.md``, Part A §4), and the features need all three.
+one; see ``docs/synapse.md``, "Push rules" and "The internals adapter"), and the features need all three.
 Everything below calls private Synapse code and is pinned to the versions it was checked
 against: on any other version the adapter refuses to start, and ``tests/unit/test_internals.py``
 fails, so an upgrade cannot silently change behaviour.
@@ -18,7 +18,7 @@ import attrs
 
 logger = logging.getLogger(__name__)
 
-# Checked against these Synapse releases (the field guide's version).
+# Checked against these Synapse releases (docs/synapse.md, "Upgrading Synapse").
 SUPPORTED_SYNAPSE_SERIES = ("1.163.",)
 
 # synapse/push/rulekinds.py:PRIORITY_CLASS_MAP
@@ -290,7 +290,7 @@ async def membership_changes_since(api: Any, stream_id: int, limit: int = 1000) 
     """``(user_id, room_id)`` of membership changes after ``stream_id`` in the current-state
     delta stream (``current_state_delta_stream``, written by the event persisters), and the new
     position. Reading it is how a module learns of leaves without ``on_new_event``, which would
-    load the whole room state for every event (field guide, Part A §2a). See
+    load the whole room state for every event (docs/synapse.md, "Module callbacks and their cost"). See
     :func:`membership_deltas`."""
     position, changes = await membership_deltas(api, stream_id, limit)
     return position, [(user_id, room_id) for user_id, room_id, _ in changes]
@@ -326,7 +326,7 @@ async def membership_deltas(api: Any, after: int, limit: int = 1000) -> tuple[in
 #
 # The module API's ``update_room_membership`` applies the client rate limits, and every join
 # (ours included) fills the room's ``rc_joins_per_room`` bucket, so bulk follows would both be
-# throttled and make real users of a circle get 429s (field guide, Part B §1). These calls do
+# throttled and make real users of a circle get 429s (docs/synapse.md, "Rate limits"). These calls do
 # what the admin join API does (``synapse/rest/admin/rooms.py:JoinRoomAliasServlet``), and
 # refund the per-room join bucket for circle rooms. Covered by the same version check above.
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +451,7 @@ def sending_device(event: Any) -> str | None:
 #
 # The module API has no reverse threepid lookup (``get_threepids_for_user`` goes the other way)
 # and its ``update_room_membership`` applies ``rc_invites``. Synapse stores msisdns as E.164
-# digits without '+' (field guide, Part B §3). Covered by the same version check above.
+# digits without '+' (docs/synapse.md, "Phone numbers"). Covered by the same version check above.
 # ---------------------------------------------------------------------------------------------
 
 

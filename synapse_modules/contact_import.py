@@ -108,7 +108,7 @@ class ContactImport:
         api.register_web_resource(API_PREFIX, resource)
         api.register_third_party_rules_callbacks(on_add_user_third_party_identifier=self._on_add_threepid)
         if config.bridge_url:
-            # Runs on the background-tasks process only (field guide, Part A §3).
+            # Runs on the background-tasks process only (docs/synapse.md, "Where module work runs").
             api.looping_background_call(
                 self._deliver_arrivals, config.delivery_interval_ms, desc="wangxin_import_arrivals"
             )

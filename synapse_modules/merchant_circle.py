@@ -1,7 +1,7 @@
 """The merchant circle (商家圈): merchants' broadcast feeds, auto-follow, and friends-only moments.
 
 Where each rule is enforced (all without ``check_event_allowed`` / ``on_new_event``, which load
-a room's whole state for every event on the server; field guide, Part A §2a):
+a room's whole state for every event on the server; docs/synapse.md, "Module callbacks and their cost"):
 
 - **Who may post in a circle, and that nobody turns encryption on**: the circle room's power
   levels (stock auth). The room is created by a service user no one can log in as (in room
@@ -716,8 +716,8 @@ class MerchantCircle:
         return True
 
     async def _mute(self, user_id: str, room_id: str) -> None:
-        """Element's "Mute room" for this user: an override rule named after the room (field
-        guide, Part A §4). Follows that mute at the same time share one transaction."""
+        """Element's "Mute room" for this user: an override rule named after the room
+        (docs/synapse.md, "Element's mute"). Follows that mute at the same time share one transaction."""
         await self._mutes.submit((user_id, room_id))
 
     async def _write_mutes(self, mutes: list[tuple[str, str]]) -> list[None]:

@@ -1,7 +1,7 @@
 """Push rules for a muted room with exemptions, as pure data (no Synapse import).
 
 Synapse evaluates push rules itself; there is no per-event module hook in push evaluation
-(field guide, Part A §4). So each exemption is an *override* rule placed above the room's mute
+(docs/synapse.md, "Push rules"). So each exemption is an *override* rule placed above the room's mute
 rule, which is the rule Element writes: ``rule_id`` = room id, one ``event_match`` on
 ``room_id``, actions ``["dont_notify"]``. Our rules never look like that mute rule (two or more
 conditions, notifying actions), so Element's unmute, which deletes the first override rule that
@@ -82,7 +82,7 @@ def is_wangxin_rule(rule_id: str) -> bool:
 
 
 def element_mute_rule(room_id: str) -> Rule:
-    """The rule Element Web writes for "Mute room" (field guide: Element's mute, seen live)."""
+    """The rule Element Web writes for "Mute room" (docs/synapse.md, "Element's mute")."""
     return Rule(room_id, [{"kind": "event_match", "key": "room_id", "pattern": room_id}], list(MUTE_ACTIONS_ELEMENT))
 
 

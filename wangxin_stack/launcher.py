@@ -113,7 +113,7 @@ class Launcher:
 
     async def _generate_signing_key(self) -> None:
         assert self.rendered is not None
-        # Writes the signing key if missing, then exits (field guide, Part B §5).
+        # Writes the signing key if missing, then exits (docs/synapse.md, "Test homeservers").
         argv = python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config, "--generate-keys")
         child = Child("synapse-keygen", argv, os.path.join(self.dir, "logs", "synapse.log"), self.env, self.dir)
         child.start()

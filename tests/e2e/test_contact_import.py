@@ -78,7 +78,7 @@ def admin(stack: RunningStack, method: str, path: str, body: Any = None) -> Any:
 
 
 def bind_phone(stack: RunningStack, user_id: str, e164: str) -> None:
-    # The admin user API stores addresses verbatim: digits without '+' (field guide, Part B §3).
+    # The admin user API stores addresses verbatim: digits without '+' (docs/synapse.md, "Phone numbers").
     admin(stack, "PUT", f"/_synapse/admin/v2/users/{q(user_id)}",
           {"threepids": [{"medium": "msisdn", "address": e164.lstrip("+")}]})
 

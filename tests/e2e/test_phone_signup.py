@@ -122,7 +122,7 @@ def test_sign_up_with_a_phone_number_then_log_in_with_it(stack: RunningStack, tw
     assert r.status_code == 200 and r.json()["user_id"] == account["user_id"], r.text
     r = login(stack, {"medium": "msisdn", "address": digits, "password": account["password"]})
     assert r.status_code == 200 and r.json()["user_id"] == account["user_id"], r.text
-    # The spec's identifier alone trips Synapse 1.163's bug (field guide, Part B §3). When this
+    # The spec's identifier alone trips Synapse 1.163's bug (docs/synapse.md, "Phone numbers"). When this
     # starts to pass, Synapse fixed it: drop the `number` advice from docs/sms.md.
     r = login(stack, {"identifier": {"type": "m.id.phone", "country": "CN", "phone": national},
                       "password": account["password"]})

@@ -97,7 +97,7 @@ class HttpUser:
         )
         return pushkey
 
-    # Element Web's exact requests (field guide: "Element's mute, seen live").
+    # Element Web's exact requests (docs/synapse.md, "Element's mute").
     def element_mute(self, room_id: str) -> None:
         self.call(
             "PUT",
