@@ -123,8 +123,15 @@ class MatrixClient:
             "PUT", f"/_matrix/client/v3/profile/{q(user_id)}/displayname", {"displayname": name}, as_user=user_id
         )
 
-    async def join_room(self, room_id: str, *, as_user: str | None = None) -> None:
-        await self.request("POST", f"/_matrix/client/v3/rooms/{q(room_id)}/join", {}, as_user=as_user)
+    async def join_room(self, room_id: str, *, as_user: str | None = None, displayname: str | None = None) -> None:
+        """Join a room. With ``displayname`` the join event carries that name itself: a join
+        copies the profile as the joining process sees it, and on workers a ghost's just-set name
+        may not have reached that process yet (the room would show the bare user id)."""
+        if displayname is None or as_user is None:
+            await self.request("POST", f"/_matrix/client/v3/rooms/{q(room_id)}/join", {}, as_user=as_user)
+            return
+        await self.request("PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/state/m.room.member/{q(as_user)}",
+                           {"membership": "join", "displayname": displayname}, as_user=as_user)
 
     async def leave_room(self, room_id: str, *, as_user: str | None = None, reason: str | None = None) -> None:
         body = {"reason": reason} if reason else {}

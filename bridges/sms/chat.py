@@ -58,8 +58,14 @@ def reply_hint(route: Route, language: str) -> str:
     if route.reply_code is None:
         return REPLY_HINTS.get(language, REPLY_HINTS["en"])
     return CODED_REPLY_HINTS.get(language, CODED_REPLY_HINTS["en"]).format(code=route.reply_code)
+
+
 _REPLY_FALLBACK_RE = re.compile(r"\A(?:>[^\n]*\n)+\n", re.MULTILINE)
 
+
+def ghost_name(phone: PhoneNumber) -> str:
+    """How an SMS contact appears in chats: the number, marked as SMS."""
+    return f"{phone.pretty} (SMS)"
 
 class SmsChat:
     def __init__(self, config: BridgeConfig, client: MatrixClient, store: BridgeStore, chat_store: ChatStore,
@@ -99,7 +105,7 @@ class SmsChat:
         if not digits.isdigit() or not 7 <= len(digits) <= 15:
             return False
         try:
-            name = f"{self.phone_of(user_id).pretty} (SMS)"
+            name = ghost_name(self.phone_of(user_id))
         except InvalidNumber:
             name = f"+{digits} (not a mobile number)"
         await self._register(user_id, name)
@@ -108,7 +114,7 @@ class SmsChat:
     async def ensure_ghost(self, phone: PhoneNumber) -> str:
         ghost = self.ghost_for(phone)
         if not await self.store.is_ghost_registered(ghost):
-            await self._register(ghost, f"{phone.pretty} (SMS)")
+            await self._register(ghost, ghost_name(phone))
         return ghost
 
     async def _register(self, ghost: str, name: str) -> None:
@@ -160,7 +166,7 @@ class SmsChat:
         if not content.get("is_direct"):
             await self._decline(room_id, ghost, NOT_DIRECT_TEXT)
             return
-        await self.client.join_room(room_id, as_user=ghost)
+        await self.client.join_room(room_id, as_user=ghost, displayname=ghost_name(phone))
         if await self.client.state_event(room_id, "m.room.encryption", as_user=ghost) is not None:
             await self.client.send_notice_as(ghost, room_id, ENCRYPTED_TEXT.format(number=phone.e164),
                                              txn_id_for("sms-encrypted", room_id))
