@@ -23,6 +23,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from synapse.module_api import make_deferred_yieldable, run_in_background
+from twisted.internet import defer
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,12 +59,9 @@ class JobPool:
 
     async def drain(self) -> int:
         """Run jobs until none is due; returns how many ran to their end (done, or retry recorded)."""
-        from synapse.logging.context import make_deferred_yieldable, run_in_background
-        from twisted.internet import defer
-
         waiting: deque[list[Any]] = deque()  # claimed, not started: one user's jobs each
         claimed: set[str] = set()  # ids waiting or running (or broken, for this drain)
-        running: dict[str, tuple[Any, list[Any]]] = {}  # user -> (deferred, its jobs)
+        running: dict[str, tuple[defer.Deferred[None], list[Any]]] = {}  # user -> (deferred, its jobs)
         broken: set[str] = set()  # users whose run raised: their ids stay claimed
         ran = 0
         exhausted = False

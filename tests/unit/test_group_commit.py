@@ -9,7 +9,7 @@ from synapse.logging.context import SENTINEL_CONTEXT, current_context, make_defe
 from twisted.internet import defer
 
 from synapse_modules._group_commit import GroupCommit
-from synapse_modules.merchant_circle_store import (
+from synapse_modules.merchant_circle.store.follows import (
     due_jobs_txn,
     finish_follows_txn,
     follow_state_txn,
@@ -133,7 +133,7 @@ def test_a_follow_finished_twice_is_recorded_once() -> None:
 
 
 def test_an_unfollow_between_the_join_and_its_record_stays() -> None:
-    from synapse_modules.merchant_circle_store import record_leave_txn
+    from synapse_modules.merchant_circle.store.follows import record_leave_txn
 
     txn = _txn()
     record_purchases_txn(txn, [("o1", "@a:hs", "@shop:hs", [], 1000)])

@@ -6,8 +6,9 @@ import pytest
 from synapse.api.errors import SynapseError
 from synapse.config import ConfigError
 
-from synapse_modules.merchant_circle import MerchantCircle, chat_confirm_delays
-from synapse_modules.merchant_circle_rules import validate_product
+from synapse_modules.merchant_circle import MerchantCircle
+from synapse_modules.merchant_circle.queue import chat_confirm_delays
+from synapse_modules.merchant_circle.rules import validate_product
 
 SECRET = "s" * 32
 
@@ -55,3 +56,12 @@ def test_product_validation_names_the_field() -> None:
         with pytest.raises(SynapseError) as e:
             validate_product({**good, field: value})
         assert e.value.errcode == "M_BAD_JSON" and f"org.wangxin.product.{field}" in e.value.msg
+
+
+def test_the_membership_poll_interval_defaults_to_a_second_and_names_its_key() -> None:
+    assert MerchantCircle.parse_config({"platform_secret": SECRET}).membership_poll_ms == 1000
+    assert MerchantCircle.parse_config({"platform_secret": SECRET, "membership_poll_ms": 100}).membership_poll_ms == 100
+    for bad in (0, 49, "1s", True):
+        with pytest.raises(ConfigError) as e:
+            MerchantCircle.parse_config({"platform_secret": SECRET, "membership_poll_ms": bad})
+        assert e.value.path == ("membership_poll_ms",)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from synapse_modules.merchant_circle_store import (
+from synapse_modules.merchant_circle.store.follows import (
     any_job_due_txn,
-    create_schema_txn,
     due_jobs_txn,
     finish_follow_txn,
     follow_state_txn,
@@ -16,6 +15,7 @@ from synapse_modules.merchant_circle_store import (
     retry_job_txn,
     set_follow_state_txn,
 )
+from synapse_modules.merchant_circle.store.schema import create_schema_txn
 
 
 def _txn() -> Any:

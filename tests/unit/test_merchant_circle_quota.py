@@ -3,7 +3,7 @@ another device; an attempt refused after the quota check stops counting."""
 
 from __future__ import annotations
 
-from synapse_modules.merchant_circle_store import DAY_MS, IN_FLIGHT_MS, PostRow, counted_posts, post_decision
+from synapse_modules.merchant_circle.quota import DAY_MS, IN_FLIGHT_MS, PostRow, counted_posts, post_decision
 
 NOW = 10 * DAY_MS
 WEEK = 7 * DAY_MS
@@ -55,7 +55,7 @@ def test_the_repost_cooldown_uses_the_last_persisted_post_of_the_product() -> No
 def _store_db():  # type: ignore[no-untyped-def]
     import sqlite3
 
-    from synapse_modules.merchant_circle_store import create_schema_txn
+    from synapse_modules.merchant_circle.store.schema import create_schema_txn
 
     db = sqlite3.connect(":memory:")
     txn = db.cursor()
@@ -67,7 +67,7 @@ def _store_db():  # type: ignore[no-untyped-def]
 
 
 def _post(txn, event_id: str, at: int, per_day: int = 1):  # type: ignore[no-untyped-def]
-    from synapse_modules.merchant_circle_store import record_post_txn
+    from synapse_modules.merchant_circle.store.posts import record_post_txn
 
     return record_post_txn(txn, "@shop:hs", event_id, "@shop:hs", "PHONE", None, None, at, per_day, 0)
 
@@ -81,7 +81,7 @@ def test_a_persisted_post_still_counts_when_the_next_comes_hours_later() -> None
 
 
 def test_a_post_that_never_reached_the_database_is_forgotten_after_the_recheck_time() -> None:
-    from synapse_modules.merchant_circle_store import RECHECK_MS
+    from synapse_modules.merchant_circle.quota import RECHECK_MS
 
     txn = _store_db()
     assert _post(txn, "$refused", NOW).retry_after_ms is None  # admitted, then refused by auth
@@ -91,7 +91,7 @@ def test_a_post_that_never_reached_the_database_is_forgotten_after_the_recheck_t
 
 
 def test_the_quota_reads_a_bounded_number_of_posts_however_many_the_merchant_made() -> None:
-    from synapse_modules.merchant_circle_store import recent_posts_txn
+    from synapse_modules.merchant_circle.store.posts import recent_posts_txn
 
     txn = _store_db()
     # 50 posts spread over the last day, all persisted; plus a week of older history.
@@ -129,7 +129,7 @@ def test_the_quota_queries_use_indexes() -> None:
 # -- edits: no quota slot, but a bounded number per post and day -----------------------------------
 
 def _edit(txn, event_id: str, post: str, at: int, sender: str = "@shop:hs", device: str = "PHONE"):  # type: ignore[no-untyped-def]
-    from synapse_modules.merchant_circle_store import record_edit_txn
+    from synapse_modules.merchant_circle.store.posts import record_edit_txn
 
     return record_edit_txn(txn, "@shop:hs", event_id, sender, device, post, at, 2)
 

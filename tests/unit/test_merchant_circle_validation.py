@@ -10,7 +10,7 @@ import pytest
 from synapse.module_api.errors import SynapseError
 
 from synapse_modules._http import MAX_JSON_BODY_BYTES, parse_json_object
-from synapse_modules.merchant_circle_rules import (
+from synapse_modules.merchant_circle.rules import (
     MAX_ITEMS,
     classify_circle_event,
     creation_join_rule,

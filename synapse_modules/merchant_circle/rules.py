@@ -1,8 +1,9 @@
 """What the merchant circle accepts: merchants' profiles, purchases, circle events, moments rooms.
 
-Pure checks, no I/O. Each raises a Matrix error (``SynapseError``) that names the field: 400
-``M_BAD_JSON`` for a wrong shape, 413 ``M_TOO_LARGE`` for something too long. Callers check
-everything here before they write anything, so a refused request changes nothing.
+Pure checks, no I/O (``spam_checks.py`` and ``http.py`` apply them). Each raises a Matrix error
+(``SynapseError``) that names the field: 400 ``M_BAD_JSON`` for a wrong shape, 413
+``M_TOO_LARGE`` for something too long. Callers check everything here before they write
+anything, so a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from synapse.module_api import errors
 
 from synapse_modules._http import check_json_value, text_field
 
+CIRCLE_ROOM_TYPE = "org.wangxin.merchant_circle"
+MOMENTS_ROOM_TYPE = "org.wangxin.moments"
 PRODUCT_KEY = "org.wangxin.product"
 
 # Free text: a shop's name (the circle is named "<name> · 商家圈"), a post's caption, a product.
@@ -211,3 +214,12 @@ def not_friends_only_reason(room_config: dict[str, Any]) -> str | None:
     if rule in NOT_FRIENDS_ONLY:
         return f"Moments are friends-only: the join rule cannot be '{rule}'"
     return None
+
+
+def world_readable(event_type: Any, content: Any) -> bool:
+    """Whether this state event would make a room's history readable by anyone (not for moments)."""
+    return (
+        event_type == "m.room.history_visibility"
+        and isinstance(content, dict)
+        and content.get("history_visibility") == "world_readable"
+    )
