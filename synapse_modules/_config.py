@@ -1,14 +1,16 @@
-"""Config helpers for the modules: validation that names the key, with no Synapse import.
+"""Config helpers for the modules: validation that names the key.
 
-``parse_config`` of each module turns :class:`ModuleConfigError` into Synapse's own
-``ConfigError`` (see ``synapse/util/module_loader.py:load_module``), whose path makes Synapse
-print ``Error in configuration at 'modules.<item N>.config.<key>'``.
+The checks are pure. ``parse_config`` of each module turns :class:`ModuleConfigError` into
+Synapse's own ``ConfigError`` (see ``synapse/util/module_loader.py:load_module``), whose path
+makes Synapse print ``Error in configuration at 'modules.<item N>.config.<key>'``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from synapse.module_api.errors import ConfigError
 
 
 class ModuleConfigError(ValueError):
@@ -65,6 +67,4 @@ def get_int(config: Mapping[str, Any], key: str, default: Any = ..., *, minimum:
 
 def to_synapse_config_error(error: ModuleConfigError) -> Exception:
     """Wrap for Synapse, which prefixes the module's position in ``modules:`` to our path."""
-    from synapse.config import ConfigError
-
     return ConfigError(error.message, error.path)

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
+from synapse.module_api import make_deferred_yieldable
+from twisted.internet import defer
 
 from synapse_modules._internals import resolve_outside_log_context
 
@@ -61,9 +63,6 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Write ``item`` (with whatever else is waiting) and return its result."""
-        from synapse.module_api import make_deferred_yieldable
-        from twisted.internet import defer
-
         me = _Waiter(item, defer.Deferred())
         self._pending.append(me)
         if self._writing:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
-from synapse.module_api import DirectServeJsonResource, errors
+from synapse.module_api import DirectServeJsonResource, LoggingTransaction, ModuleApi, errors
 
 Route = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -28,8 +31,6 @@ class RoutedJsonResource(DirectServeJsonResource):
         self._routes.append((method, re.compile(f"^{pattern}$"), handler))
 
     async def _async_render(self, request: Any) -> tuple[int, Any]:
-        from urllib.parse import unquote
-
         try:
             path = "/" + "/".join(unquote(p.decode("utf-8"), errors="strict") for p in request.postpath)
         except UnicodeDecodeError:
@@ -129,8 +130,6 @@ def parse_json_object(request: Any, *, max_bytes: int = MAX_JSON_BODY_BYTES,
     An empty body is ``{}``. Nothing here recurses on the input, so no body can raise
     ``RecursionError`` (a 500) in the caller either.
     """
-    import json
-
     request.content.seek(0)
     raw = request.content.read(max_bytes + 1)
     if len(raw) > max_bytes:
@@ -171,8 +170,6 @@ def text_field(body: Any, key: str, max_chars: int, *, path: str | None = None) 
 
 def bearer_matches(request: Any, secret: str | None) -> bool:
     """Whether the request's bearer token is ``secret`` (compared in constant time)."""
-    import hmac
-
     header = request.getHeader(b"authorization")
     if not secret or not header:
         return False
@@ -180,7 +177,7 @@ def bearer_matches(request: Any, secret: str | None) -> bool:
     return hmac.compare_digest(token.encode(), secret.encode())
 
 
-async def acting_user(request: Any, api: Any, service_secret: str | None, *, service_only: bool = False) -> str:
+async def acting_user(request: Any, api: ModuleApi, service_secret: str | None, *, service_only: bool = False) -> str:
     """The user a request acts for: the access token's owner, or, when the bearer token is the
     modules' service secret (the bridge bot acting for the sender of a command), ``?user_id=``."""
     if bearer_matches(request, service_secret):
@@ -198,7 +195,7 @@ async def acting_user(request: Any, api: Any, service_secret: str | None, *, ser
 class ModuleDb:
     """``api.run_db_interaction`` that first creates the module's tables (once per process)."""
 
-    def __init__(self, api: Any, name: str, create_schema_txn: Callable[[Any], None]):
+    def __init__(self, api: ModuleApi, name: str, create_schema_txn: Callable[[LoggingTransaction], None]):
         self._api = api
         self._name = name
         self._create_schema_txn = create_schema_txn

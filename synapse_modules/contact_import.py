@@ -37,6 +37,7 @@ import re
 from typing import Any
 
 import attrs
+from synapse.module_api import ModuleApi, errors, parse_json_object_from_request
 
 from synapse_modules import _features, _internals
 from synapse_modules import contact_import_store as store
@@ -48,7 +49,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules._http import USER_ID_RE, ModuleDb, acting_user
+from synapse_modules._http import USER_ID_RE, ModuleDb, RoutedJsonResource, acting_user
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,8 @@ def dm_marker(importer: str, invitee: str) -> str:
 class ContactImport:
     """Synapse module: ``synapse_modules.contact_import.ContactImport``."""
 
-    def __init__(self, config: ContactImportConfig, api: Any):
+    def __init__(self, config: ContactImportConfig, api: ModuleApi):
         _features.loaded("contact_import")
-        from synapse_modules._http import RoutedJsonResource
-
         self._config = config
         self._api = api
         self._internals = _internals.ContactImportInternals(api)
@@ -135,8 +134,6 @@ class ContactImport:
         return 200, {"discoverable": await self._db("wangxin_import_disc", store.is_discoverable_txn, user_id)}
 
     async def _put_discoverable(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors, parse_json_object_from_request
-
         user_id = await self._requester(request)
         body = parse_json_object_from_request(request)
         on = body.get("discoverable")
@@ -150,8 +147,6 @@ class ContactImport:
         return 200, {"discoverable": on}
 
     async def _lookup(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors, parse_json_object_from_request
-
         importer = await self._requester(request, service_only=True)
         body = parse_json_object_from_request(request)
         numbers = body.get("msisdns")
@@ -189,8 +184,6 @@ class ContactImport:
 
     async def _reset_quota(self, request: Any) -> tuple[int, Any]:
         """A server admin gives ``?user_id=`` today's lookups back (a large address book sooner)."""
-        from synapse.module_api import errors
-
         requester = await self._api.get_user_by_req(request)
         if not await self._api.is_user_admin(requester.user.to_string()):
             raise errors.SynapseError(403, "Only a server admin may reset lookups", errors.Codes.FORBIDDEN)
@@ -203,8 +196,6 @@ class ContactImport:
         return 200, await self._quota(user_id)
 
     async def _dm(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors, parse_json_object_from_request
-
         importer = await self._requester(request, service_only=True)
         body = parse_json_object_from_request(request)
         invitee = body.get("invitee")
@@ -244,8 +235,6 @@ class ContactImport:
 
     async def _invited(self, request: Any) -> tuple[int, Any]:
         """``{"msisdn": digits, "invited": bool}``: the importer invited (or stopped inviting) a number by SMS."""
-        from synapse.module_api import errors, parse_json_object_from_request
-
         inviter = await self._requester(request, service_only=True)
         body = parse_json_object_from_request(request)
         address = body.get("msisdn")
@@ -268,8 +257,6 @@ class ContactImport:
             await manager.put_global(user_id, "m.direct", direct)
 
     async def _find_room(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors, parse_json_object_from_request
-
         member = await self._requester(request, service_only=True)
         body = parse_json_object_from_request(request)
         marker = body.get("marker")

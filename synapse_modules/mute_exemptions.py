@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 import attrs
+from synapse.module_api import ModuleApi, errors
 
 from synapse_modules import _features, _internals, mute_store
 from synapse_modules._config import (
@@ -38,7 +39,7 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules._http import acting_user, parse_json_object
+from synapse_modules._http import ModuleDb, RoutedJsonResource, acting_user, parse_json_object
 from synapse_modules.mute_rules import (
     MuteSettings,
     Rule,
@@ -86,10 +87,8 @@ class MuteConfig:
 class MuteExemptions:
     """Synapse module: ``synapse_modules.mute_exemptions.MuteExemptions``."""
 
-    def __init__(self, config: MuteConfig, api: Any):
+    def __init__(self, config: MuteConfig, api: ModuleApi):
         _features.loaded("mute_exemptions")
-        from synapse_modules._http import ModuleDb, RoutedJsonResource
-
         self._config = config
         self._api = api
         self._internals = _internals.SynapseInternals(api)
@@ -138,8 +137,6 @@ class MuteExemptions:
         return await acting_user(request, self._api, self._config.service_secret)
 
     def _require_writer(self) -> None:
-        from synapse.module_api import errors
-
         if not self._internals.is_push_rules_writer:
             raise errors.SynapseError(
                 503,
@@ -158,8 +155,6 @@ class MuteExemptions:
         return exists, joined, ("m.room.encryption", "") in state
 
     async def _check_room(self, room_id: str, user_id: str) -> bool:
-        from synapse.module_api import errors
-
         if not room_id.startswith("!"):
             raise errors.SynapseError(400, "roomId must be a room id starting with '!'", errors.Codes.INVALID_PARAM)
         exists, joined, encrypted = await self._room_facts(room_id, user_id)
@@ -181,8 +176,6 @@ class MuteExemptions:
         return 200, self._describe(settings, dormant=False, encrypted=encrypted)
 
     def _parse_settings(self, room_id: str, body: dict[str, Any]) -> MuteSettings:
-        from synapse.module_api import errors
-
         known = ("exempt_users", "exempt_moderators", "exempt_mentions", "exempt_replies")
         for key in body:
             if key not in known:
@@ -210,8 +203,6 @@ class MuteExemptions:
         return body
 
     async def _get_mute(self, request: Any, room_id: str) -> tuple[int, Any]:
-        from synapse.module_api import errors
-
         user_id = await self._requester(request)
         found = await self._db("wangxin_get_mute", mute_store.get_settings_txn, user_id, room_id)
         if found is None:
@@ -236,8 +227,6 @@ class MuteExemptions:
         return 200, {"users": list(await self._db("wangxin_get_vips", mute_store.get_vips_txn, user_id))}
 
     async def _put_vips(self, request: Any) -> tuple[int, Any]:
-        from synapse.module_api import errors
-
         user_id = await self._requester(request)
         self._require_writer()
         body = parse_json_object(request)
@@ -261,8 +250,6 @@ class MuteExemptions:
     async def _apply(self, user_id: str, plan: RulesPlan, field: str, also: Any) -> None:
         """The plan's rule changes and ``also`` (the settings they implement) in one transaction:
         if anything fails, the rules and the settings stay as they were."""
-        from synapse.module_api import errors
-
         try:
             await self._internals.change_push_rules(
                 user_id, "override", delete=plan.delete, put=[(r.rule_id, r.conditions, r.actions) for r in plan.put],
@@ -392,8 +379,6 @@ class MuteExemptions:
 
 def _user_ids(value: Any, field: str) -> tuple[str, ...]:
     """A list of Matrix user ids, without repeats; 400 ``M_BAD_JSON`` naming the entry otherwise."""
-    from synapse.module_api import errors
-
     if not isinstance(value, list):
         raise errors.SynapseError(400, f"'{field}' must be a list of user ids", errors.Codes.BAD_JSON)
     for i, user_id in enumerate(value):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from synapse.module_api import ModuleApi
 
 from synapse_modules._config import (
     ModuleConfigError,
@@ -19,6 +20,7 @@ from synapse_modules._config import (
     to_synapse_config_error,
 )
 from synapse_modules._features import loaded_features
+from synapse_modules._http import RoutedJsonResource
 from wangxin_common import WANGXIN_VERSION
 
 INFO_PATH = "/_synapse/client/wangxin/v1/info"
@@ -42,9 +44,7 @@ class ServerInfoConfig:
 class ServerInfo:
     """Synapse module: ``synapse_modules.server_info.ServerInfo``."""
 
-    def __init__(self, config: ServerInfoConfig, api: Any):
-        from synapse_modules._http import RoutedJsonResource
-
+    def __init__(self, config: ServerInfoConfig, api: ModuleApi):
         self._config = config
         self._api = api
         resource = RoutedJsonResource()
