@@ -11,9 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet import defer
-
-from bridges.store import BridgeStore
+from bridges.drain import DrainLoop, each_item
+from bridges.store import BridgeStore, InboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -21,42 +20,24 @@ EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class InboxProcessor:
-    def __init__(self, store: BridgeStore, handle: EventHandler):
+    def __init__(self, store: BridgeStore, handle: EventHandler) -> None:
         self._store = store
         self._handle = handle
-        self._running = False
-        self._again = False
         self.processed = 0
-        self._idle: list[defer.Deferred[None]] = []
+        # A bad event is recorded with its error and skipped: it must not wedge the inbox.
+        self._loop = DrainLoop(
+            each_item(store.pending_events, self._handle_item, self._done, log=logger,
+                      what=lambda item: f"event {item.event.get('event_id')}"),
+            log=logger, failed="Inbox drain stopped; it resumes on the next transaction",
+        )
 
     def wake(self) -> None:
         """Start draining the inbox, or make a running drain look again when it ends."""
-        if self._running:
-            self._again = True
-            return
-        defer.ensureDeferred(self._drain())
+        self._loop.wake()
 
-    async def _drain(self) -> None:
-        self._running = True
-        try:
-            while True:
-                self._again = False
-                batch = await self._store.pending_events()
-                for item in batch:
-                    error = None
-                    try:
-                        await self._handle(item.event)
-                    except Exception as e:  # one bad event must not wedge the queue
-                        logger.exception("Failed to handle event %s", item.event.get("event_id"))
-                        error = f"{type(e).__name__}: {e}"[:1000]
-                    await self._store.mark_processed(item.seq, error)
-                    self.processed += 1
-                if not batch and not self._again:
-                    break
-        except Exception:
-            logger.exception("Inbox drain stopped; it resumes on the next transaction")
-        finally:
-            self._running = False
-            waiters, self._idle = self._idle, []
-            for d in waiters:
-                d.callback(None)
+    async def _handle_item(self, item: InboxEvent) -> None:
+        await self._handle(item.event)
+
+    async def _done(self, item: InboxEvent, error: str | None) -> None:
+        await self._store.mark_processed(item.seq, error)
+        self.processed += 1

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from bridges.http import MatrixError, read_json_object
+from bridges.http import MatrixError, Router, read_json_object
 from bridges.sms.api import OutboundSms, SmsRefused, SmsState
 from bridges.sms.numbers import InvalidNumber, parse_mobile
 from bridges.sms.providers import INBOUND_PATH, STATUS_PATH, twilio_error_text
+from bridges.sms.service import SmsServiceImpl
 from bridges.sms.store import InboundRow
-
-if TYPE_CHECKING:
-    from bridges.http import Router
-    from bridges.sms.service import SmsServiceImpl
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +52,7 @@ class _Params(dict[str, list[str]]):
 
 
 class SmsHttpApi:
-    def __init__(self, service: SmsServiceImpl):
+    def __init__(self, service: SmsServiceImpl) -> None:
         self.service = service
         self.config = service.config
         twilio = service.config.sms.twilio

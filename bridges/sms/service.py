@@ -9,10 +9,8 @@ outcome: ``sent``, a retry with exponential back-off, or ``failed``.
 Nothing is sent twice: when an attempt ended without a clear answer (a timeout, a broken
 connection, a 5xx, a crash while ``sending``) the SMS is marked uncertain, and before any
 further attempt the gateway is asked whether it already has it; if so its id is adopted.
-Inbound texts are stored first (de-duplicated by the gateway's id) and handled after the
-webhook has been answered; opt-out keywords are handled here, other texts are routed to the
-user they answer (``routing.py``) and go to the inbound handler, or, when they answer nobody
-unambiguously, to no one, with one SMS back saying how to answer.
+Inbound texts are stored and handled by ``inbound.py``. The HTTP surface (webhooks, operator)
+is ``http_api.py``, installed by the composition root (``bridges/app.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +27,9 @@ from twisted.python.failure import Failure
 
 from bridges.config import BridgeConfig
 from bridges.database import Database
-from bridges.http import Router
-from bridges.sms import keywords, routing, templating
+from bridges.drain import DrainLoop
 from bridges.sms.api import (
     InboundHandler,
-    InboundSms,
     OutboundSms,
     QueuedSms,
     Route,
@@ -41,7 +37,8 @@ from bridges.sms.api import (
     SmsRefused,
     StatusListener,
 )
-from bridges.sms.numbers import InvalidNumber, PhoneNumber, parse_phone, require_mobile
+from bridges.sms.inbound import InboundTexts
+from bridges.sms.numbers import InvalidNumber, PhoneNumber, require_mobile
 from bridges.sms.providers import LookupFailed, SendResult, SmsProvider, make_provider
 from bridges.sms.segments import count_segments, max_characters
 from bridges.sms.store import (
@@ -71,7 +68,7 @@ BIND_TRIES = 3
 class TokenBucket:
     """At most ``rate`` takes per second on average, bursts of a tenth of a second."""
 
-    def __init__(self, rate: float, clock: Any = reactor):
+    def __init__(self, rate: float, clock: Any = reactor) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate / 10)
         self.tokens = self.capacity
@@ -93,7 +90,7 @@ class GroupCommit:
     """Outcomes recorded in shared transactions: whatever arrives while one is being written goes
     into the next. Each caller gets back the SMS its outcome changed."""
 
-    def __init__(self, store: SmsStore):
+    def __init__(self, store: SmsStore) -> None:
         self._store = store
         self._pending: list[tuple[Outcome, defer.Deferred[list[OutboundSms]]]] = []
         self._flushing = False
@@ -140,7 +137,7 @@ def _hours(ms: int) -> str:
 
 class SmsServiceImpl:
     def __init__(self, config: BridgeConfig, db: Database, base_dir: str = ".",
-                 provider: SmsProvider | None = None, clock: Any = reactor):
+                 provider: SmsProvider | None = None, clock: Any = reactor) -> None:
         self.config = config
         self.limits = config.sms.limits
         self.routing = Routing(config.sms.sender_pool, config.sms.routing.reply_codes)
@@ -148,23 +145,21 @@ class SmsServiceImpl:
         self.provider = provider or make_provider(config.sms, base_dir)
         self._clock = clock
         self._listeners: dict[str, list[StatusListener]] = defaultdict(list)
-        self._inbound_handler: InboundHandler | None = None
+        self._inbound = InboundTexts(config, self.store, self.routing, self._queue)
         self._bucket = TokenBucket(self.limits.global_per_second, clock)
         self._slots = defer.DeferredSemaphore(self.limits.concurrency)
         self._commit = GroupCommit(self.store)
         self._running = False
-        self._draining = False
-        self._again = False
+        self._sender = DrainLoop(self._send_due, log=logger,
+                                 failed="The SMS sender loop failed; it runs again at the next poll",
+                                 when_drained=self._schedule_next, clock=clock)
         self._timer: Any = None
         self._poller: task.LoopingCall | None = None
         self._inflight: set[defer.Deferred[None]] = set()
-        self._drain_done: defer.Deferred[None] = defer.succeed(None)
         # SMS claimed (marked sending) per database round trip: a quarter second's worth at the
         # global rate. A crash leaves at most this many more to check with the gateway.
         self._claim_size = max(1, min(CLAIM_BATCH, int(self.limits.global_per_second / 4),
                                       4 * self.limits.concurrency))
-        self._inbound_draining = False
-        self._inbound_again = False
 
     # -- the SmsService contract (api.py) ------------------------------------------------
 
@@ -225,7 +220,7 @@ class SmsServiceImpl:
         self._listeners[kind].append(listener)
 
     def set_inbound_handler(self, handler: InboundHandler) -> None:
-        self._inbound_handler = handler
+        self._inbound.handler = handler
 
     # -- checks --------------------------------------------------------------------------
 
@@ -273,11 +268,6 @@ class SmsServiceImpl:
 
     # -- life cycle ----------------------------------------------------------------------
 
-    def install(self, router: Router) -> None:
-        from bridges.sms.http_api import SmsHttpApi
-
-        SmsHttpApi(self).install(router)
-
     async def start(self) -> None:
         """Resume: SMS interrupted while sending are checked with the gateway, queued ones sent,
         inbound texts stored but not handled are handled."""
@@ -289,7 +279,7 @@ class SmsServiceImpl:
         self._poller = task.LoopingCall(self.wake)
         self._poller.clock = self._clock
         self._poller.start(POLL_INTERVAL_S, now=True)
-        self.wake_inbound()
+        self._inbound.wake()
 
     async def stop(self) -> None:
         self._running = False
@@ -299,8 +289,9 @@ class SmsServiceImpl:
             self._timer.cancel()
         # Let requests in flight end, so they need no check at the next start, and the loop give
         # back what it claimed but did not send. (Polled: cancelling them would be worse.)
+        sender_stopped = defer.ensureDeferred(self._sender.stop())
         deadline = self._clock.seconds() + self.limits.request_timeout_s + 2
-        while (self._inflight or not self._drain_done.called) and self._clock.seconds() < deadline:
+        while (self._inflight or not sender_stopped.called) and self._clock.seconds() < deadline:
             await task.deferLater(self._clock, 0.05, lambda: None)
         if self._inflight:
             logger.warning("Stopping with %d SMS in flight; they are checked at the next start", len(self._inflight))
@@ -312,26 +303,14 @@ class SmsServiceImpl:
         """Send what is due, or make a running drain look again when it ends."""
         if not self._running:
             return
-        if self._draining:
-            self._again = True
-            return
-        self._drain_done = defer.ensureDeferred(self._drain())
+        self._sender.wake()
 
-    async def _drain(self) -> None:
-        self._draining = True
-        try:
-            while self._running:
-                self._again = False
-                rows = await self.store.claim_due(self._claim_size)
-                if rows:
-                    await self._start_attempts(rows)
-                elif not self._again:
-                    break
-            await self._schedule_next()
-        except Exception:
-            logger.exception("The SMS sender loop failed; it runs again at the next poll")
-        finally:
-            self._draining = False
+    async def _send_due(self) -> bool:
+        """Claim a batch of due SMS and start sending them; False when none was due."""
+        rows = await self.store.claim_due(self._claim_size)
+        if rows:
+            await self._start_attempts(rows)
+        return bool(rows)
 
     async def _start_attempts(self, rows: list[QueuedRow]) -> None:
         """Send claimed SMS as slots and the rate allow; give back what stopping leaves unsent."""
@@ -457,105 +436,11 @@ class SmsServiceImpl:
         if changed:
             self._notify([changed])
 
-    # -- inbound -------------------------------------------------------------------------
+    # -- inbound (inbound.py) ------------------------------------------------------------
 
     async def receive(self, row: InboundRow) -> bool:
         """Store an inbound text for handling; False for a replay (already stored)."""
-        new = await self.store.record_inbound(row)
-        if new:
-            self.wake_inbound()
-        return new
-
-    def wake_inbound(self) -> None:
-        if self._inbound_draining:
-            self._inbound_again = True
-            return
-        defer.ensureDeferred(self._drain_inbound())
-
-    async def _drain_inbound(self) -> None:
-        self._inbound_draining = True
-        try:
-            while True:
-                self._inbound_again = False
-                batch = await self.store.pending_inbound()
-                for row in batch:
-                    error = None
-                    try:
-                        await self._handle_inbound(row)
-                    except Exception as e:  # one bad text must not wedge the queue
-                        logger.exception("Failed to handle inbound SMS %s", row.message_sid)
-                        error = f"{type(e).__name__}: {e}"[:1000]
-                    await self.store.inbound_done(row.message_sid, error)
-                if not batch and not self._inbound_again:
-                    break
-        except Exception:
-            logger.exception("Inbound SMS handling stopped; it resumes with the next text")
-        finally:
-            self._inbound_draining = False
-
-    async def _handle_inbound(self, row: InboundRow) -> None:
-        try:
-            sender = parse_phone(row.from_number, self.config.sms.default_region)
-        except InvalidNumber as e:
-            logger.warning("Inbound SMS %s from an unusable number %r ignored: %s", row.message_sid,
-                           row.from_number, e)
-            return
-        ours = self._our_number(row.to_number)
-        # "#2 STOP" stops too: opting out is for the phone, whoever it answers.
-        keyword = keywords.keyword_of(routing.parse_reply_code(row.body)[1])
-        if keyword == "stop":
-            if await self.store.opt_out(sender.e164, row.body.strip()[:20]):
-                logger.info("%s opted out of SMS (%r)", sender.e164, row.body.strip())
-                await self._system_reply(sender, "stop_confirm", row.message_sid, ours)
-            return
-        if keyword == "start" and await self.store.opt_in(sender.e164):
-            logger.info("%s opted in to SMS again (%r)", sender.e164, row.body.strip())
-            await self._system_reply(sender, "start_confirm", row.message_sid, ours)
-            return
-        if keyword == "help":
-            await self._system_reply(sender, "help", row.message_sid, ours)
-            return
-        if self._inbound_handler is None:
-            logger.info("Inbound SMS %s from %s: no handler installed; dropped", row.message_sid, sender.e164)
-            return
-        decision = routing.resolve(await self.store.bindings_for(sender.e164, ours), row.body)
-        if isinstance(decision, routing.Unroutable):
-            if decision.reason == "unknown":
-                logger.warning("Inbound SMS %s from %s to %s: nobody here texts that number from %s; kept, not shown",
-                               row.message_sid, sender.e164, row.to_number, row.to_number)
-                return
-            logger.info("Inbound SMS %s from %s to %s names none of the users who share that number; nobody "
-                        "gets it", row.message_sid, sender.e164, row.to_number)
-            await self._refuse_reply(sender, row.message_sid, ours)
-            return
-        await self._inbound_handler(InboundSms(message_sid=row.message_sid, sender=sender, to=row.to_number,
-                                               body=decision.body, user_id=decision.user_id,
-                                               media_urls=row.media_urls))
-
-    def _our_number(self, to_number: str) -> str:
-        """The pool number an inbound text came through ("" when the provider picks numbers itself)."""
-        return "" if self.routing.pool == ("",) else to_number.strip()
-
-    async def _system_reply(self, to: PhoneNumber, template: str, message_sid: str, ours: str) -> None:
-        """An answer, from the number that was texted, so it lands in the same thread on the phone."""
-        body = templating.render(template, to.language, join_url=self.config.sms_join_url)
-        new = NewSms(kind="system", to=to.e164, body="", segments=0, dedup_key=f"sms-{template}:{message_sid}",
-                     from_number=ours or None)
-        await self._queue(new, to, body)
-
-    async def _refuse_reply(self, to: PhoneNumber, message_sid: str, ours: str) -> None:
-        """Tell the phone how to answer: at most once per refusal_interval_s, so an auto-responder
-        cannot make a loop of it."""
-        body = templating.render("unroutable", to.language)
-        new = NewSms(kind="system", to=to.e164, body="", segments=0, dedup_key=f"sms-unroutable:{message_sid}",
-                     from_number=ours or None, throttle_key=f"unroutable:{to.e164}",
-                     throttle_ms=self.config.sms.routing.refusal_interval_s * 1000)
-        try:
-            await self._queue(new, to, body)
-        except SmsRefused as e:
-            if e.reason != "throttled":
-                raise
-            logger.info("Not telling %s again so soon how to answer", to.e164)
+        return await self._inbound.receive(row)
 
 
 def _is_integrity_error(e: Exception) -> bool:

@@ -29,7 +29,7 @@ STATE_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered
 class Refusal(Exception):
     """Raised inside the enqueue transaction (rolling it back); ``reason`` as in SmsRefused."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -113,7 +113,7 @@ def _row(r: Sequence[Any]) -> QueuedRow:
 
 
 class SmsStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     # -- outbound ------------------------------------------------------------------------
