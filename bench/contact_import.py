@@ -29,7 +29,7 @@ from bench.core import BenchStack
 from bench.progress import Progress
 from bench.progress import both as _both
 from bench.synthetic_export import build_export
-from bridges.import_plan import build_plan
+from bridges.contact_import.plan import build_plan
 from bridges.importers import parse_export
 from tests.harness.http import HttpUser
 

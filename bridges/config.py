@@ -41,7 +41,7 @@ class DatabaseConfig:
 
 @attrs.frozen
 class ImportsConfig:
-    """Contact import (``bridges/contact_import.py``): file limits and how hard to drive Synapse."""
+    """Contact import (``bridges/contact_import/``): file limits and how hard to drive Synapse."""
 
     max_bytes: int = 20 * 1024 * 1024
     max_rows: int = 200_000

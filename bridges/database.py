@@ -82,7 +82,7 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE appservice_txns ADD COLUMN event_ids_hash TEXT",
     ],
     [
-        # Contact import (bridges/contact_import.py; SQL in bridges/import_store.py).
+        # Contact import (bridges/contact_import/; SQL in bridges/contact_import/store/).
         # The last file each user uploaded to their management room.
         """CREATE TABLE import_uploads (
             user_id TEXT PRIMARY KEY,
@@ -318,7 +318,7 @@ MIGRATIONS: list[list[str]] = [
     ],
     [
         # 8. An export with more phone numbers than the importer may look up today is imported in
-        # parts (bridges/contact_import.py): how many of its numbers (in the plan's order) were
+        # parts (bridges/contact_import/): how many of its numbers (in the plan's order) were
         # looked up so far, NULL: all, at the preview; and up to which of them its contacts and
         # groups were imported (NULL: none yet).
         "ALTER TABLE import_jobs ADD COLUMN looked_up {bigint}",

@@ -24,8 +24,9 @@ import time
 from typing import Any
 
 from bridges.config import BridgeConfig
+from bridges.contact_import.store import ImportStore
+from bridges.contact_import.store.rooms import Invitable
 from bridges.http import Router
-from bridges.import_store import ImportStore, Invitable
 from bridges.matrix_client import MatrixClient, MatrixRequestError
 from bridges.sms.api import OutboundSms, Route, SmsRefused, SmsService
 from bridges.sms.chat_store import INVITE_OPEN_STATES, ChatStore, Invite

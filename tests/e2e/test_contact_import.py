@@ -252,7 +252,7 @@ def test_discoverable_command_and_lookup_is_only_for_the_bridge(stack: RunningSt
     f"{SAMPLES}/telegram_full_export.json",
 ], ids=lambda p: os.path.basename(p))
 def test_each_sample_format_imports(stack: RunningStack, path: str) -> None:
-    from bridges.import_plan import build_plan
+    from bridges.contact_import.plan import build_plan
     from bridges.importers import parse_export
 
     data = open(path, "rb").read()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridges.config import parse_config
-from bridges.import_plan import build_plan, msisdn, placeholder_name, preview_text
+from bridges.contact_import.plan import build_plan, msisdn, placeholder_name, preview_text
 from bridges.importers import Contact, Group, ImportedExport, Member
 from wangxin_common.config_errors import ConfigError, Section
 
@@ -117,7 +117,7 @@ def test_numbers_per_contact_are_capped() -> None:
 
 
 def test_a_preview_of_a_file_too_big_for_today_says_what_happens_when() -> None:
-    from bridges.import_plan import preview_in_parts_text
+    from bridges.contact_import.plan import preview_in_parts_text
 
     plan = build_plan(PARTS_EXPORT)
     text = preview_in_parts_text(plan, "result.json", remaining_today=5, per_day=4, resets_in_ms=3 * 3600 * 1000)

@@ -1,4 +1,4 @@
-"""Contact-import SQL (bridges/import_store.py) against SQLite directly; the e2e tests run it on
+"""Contact-import SQL (bridges/contact_import/store/) against SQLite directly; the e2e tests run it on
 PostgreSQL too."""
 
 from __future__ import annotations
@@ -7,22 +7,17 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from bridges.database import Txn, _migrate_txn
-from bridges.import_store import (
+from bridges.contact_import.store import _forget_txn
+from bridges.contact_import.store.arrivals import (
     _add_arrivals_txn,
-    _add_placeholder_txn,
     _arrival_done_txn,
     _claimed_before_txn,
     _claimed_placeholders_txn,
-    _create_preview_txn,
-    _forget_txn,
-    _job_txn,
-    _mark_arrived_txn,
     _pending_arrivals_txn,
-    _placeholders_for_txn,
-    _record_lookups_txn,
-    _set_imported_upto_txn,
 )
+from bridges.contact_import.store.jobs import _create_preview_txn, _job_txn, _record_lookups_txn, _set_imported_upto_txn
+from bridges.contact_import.store.rooms import _add_placeholder_txn, _mark_arrived_txn, _placeholders_for_txn
+from bridges.database import Txn, _migrate_txn
 
 
 class CountingTxn(Txn):

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
+from bridges.contact_import.store.arrivals import _add_arrivals_txn, _pending_arrivals_txn
 from bridges.database import Txn, _migrate_txn
-from bridges.import_store import _add_arrivals_txn, _pending_arrivals_txn
 from bridges.sms import chat_store as cs
 from bridges.sms_commands import _SMS_RE
 

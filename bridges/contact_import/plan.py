@@ -7,7 +7,7 @@ An export (``bridges.importers``) becomes people and groups with stable keys:
 - a group's key is ``<network>:<source group id>``, so importing the same or an overlapping
   file again finds the rooms it made last time.
 
-The runner (``bridges/contact_import.py``) recomputes this plan from the stored file when it
+The runner (``bridges/contact_import/``) recomputes this plan from the stored file when it
 resumes, so the plan must be a deterministic function of the file.
 
 Parts: the file's numbers are looked up in one order (``numbers_in_order``: contacts in file
