@@ -10,22 +10,26 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.error import CannotListenError
 from twisted.web import server
 
+from bridges import import_commands, mute_commands, sms_commands
 from bridges.appservice import AppserviceApi
 from bridges.config import BridgeConfig
-from bridges.contact_import import ContactImporter
+from bridges.contact_import import ContactImporter, ImportHttp
+from bridges.contact_import.store import ImportStore
 from bridges.database import Database
 from bridges.http import Router
-from bridges.import_store import ImportStore
 from bridges.inbox import InboxProcessor
-from bridges.management import BridgeBot
+from bridges.management import GENERAL, INTRO, BridgeBot
 from bridges.matrix_client import MatrixClient, MatrixRequestError
 from bridges.sms.chat import SmsChat
 from bridges.sms.chat_store import ChatStore
+from bridges.sms.http_api import SmsHttpApi
 from bridges.sms.identity import PhoneVerifier
 from bridges.sms.invites import SmsInvites
 from bridges.sms.service import SmsServiceImpl
 from bridges.sms.signup_store import SignupStore
 from bridges.store import BridgeStore
+from bridges.wangxin_api import WangxinApi
+from wangxin_common.commands import CommandRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -37,23 +41,35 @@ class StartupError(Exception):
     """The bridge cannot start; the message says why in one sentence."""
 
 
+def bridge_commands(server_name: str, imports: import_commands.ContactImports, wangxin: WangxinApi,
+                    sms: sms_commands.SmsFeatures) -> CommandRegistry:
+    """Every command the bridge bot answers, each feature's with what it works on, in ``help``'s order."""
+    registry = CommandRegistry("Wangxin bridge", INTRO)
+    registry.include(GENERAL, server_name)
+    registry.include(import_commands.COMMANDS, imports)
+    registry.include(mute_commands.COMMANDS, wangxin)
+    registry.include(sms_commands.COMMANDS, sms)
+    return registry
+
+
 class Bridge:
     def __init__(self, config: BridgeConfig, base_dir: str = "."):
         self.config = config
         self.db = Database(config.database, base_dir)
         self.store = BridgeStore(self.db)
         self.client = MatrixClient(config.homeserver.url, config.appservice.as_token)
-        self.bot = BridgeBot(config, self.store, self.client)
-        self.imports = ContactImporter(config, self.store, ImportStore(self.db), self.client, self.bot.wangxin)
-        self.bot.imports = self.imports
-        self.inbox = InboxProcessor(self.store, self.bot.handle_event)
-        self.api = AppserviceApi(config, self.store, self.inbox.wake, self.resolve_ghost)
+        self.wangxin = WangxinApi(self.client, config.homeserver.service_secret)
+        self.imports = ContactImporter(config, self.store, ImportStore(self.db), self.client, self.wangxin)
         self.sms = SmsServiceImpl(config, self.db, base_dir)
         chat_store = ChatStore(self.db)
         self.sms_chat = SmsChat(config, self.client, self.store, chat_store, self.sms)
-        self.sms_invites = SmsInvites(config, chat_store, ImportStore(self.db), self.sms, self.client, self.bot.wangxin)
-        self.bot.sms_chat = self.sms_chat
-        self.bot.sms_invites = self.sms_invites
+        self.sms_invites = SmsInvites(config, chat_store, ImportStore(self.db), self.sms, self.client, self.wangxin)
+        commands = bridge_commands(config.homeserver.server_name, self.imports, self.wangxin,
+                                   sms_commands.SmsFeatures(self.sms_chat, self.sms_invites))
+        self.bot = BridgeBot(config, self.store, self.client, commands,
+                             intercept=self.sms_chat.handle_event, on_file=self.imports.remember_upload)
+        self.inbox = InboxProcessor(self.store, self.bot.handle_event)
+        self.api = AppserviceApi(config, self.store, self.inbox.wake, self.resolve_ghost)
         self.imports.arrival_listeners.append(self.sms_invites.on_arrival)
         # Synapse's msisdn delegate: phone-number sign-up codes (its URL carries a secret; docs/sms.md).
         self.phone_signup = PhoneVerifier(SignupStore(self.db), self.sms, config.sms.verification,
@@ -62,8 +78,8 @@ class Bridge:
         self.router = Router()
         self.router.add("GET", "/health", self._health)
         self.api.install(self.router)
-        self.imports.install(self.router)
-        self.sms.install(self.router)
+        ImportHttp(self.imports).install(self.router)
+        SmsHttpApi(self.sms).install(self.router)
         self.sms_invites.install(self.router)
         self.phone_signup.install(self.router)
         self._port: Any = None

@@ -9,74 +9,79 @@
     discoverable on|off   whether other people's imports may find you by phone number
     forget            delete everything the bridge holds about your imports
 
-The work is done by ``bridges/contact_import.py``.
+The work is done by ``bridges/contact_import/``; the handlers get it as ``ctx.services``
+(``ContactImports`` says what they use of it). A refused request is answered by the bot's
+dispatcher (``bridges/management.py``).
 """
 
 from __future__ import annotations
 
-from bridges.management import CommandContext, commands
-from bridges.matrix_client import MatrixRequestError
+from typing import Protocol
 
-SECTION = "Moving contacts and groups over"
-
-
-@commands.command("import", help="preview what the export file you last sent me would import", section=SECTION)
-async def _import(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(await ctx.bot.imports.preview(ctx.sender, ctx.room_id))
+from wangxin_common.commands import CommandContext, CommandGroup
 
 
-@commands.command("import confirm", help="run the import you previewed", section=SECTION)
-async def _confirm(ctx: CommandContext, args: list[str]) -> None:
-    answer = await ctx.bot.imports.confirm(ctx.sender, ctx.room_id, ctx.event_id)
+class ContactImports(Protocol):
+    async def preview(self, user_id: str, room_id: str) -> str: ...
+    async def confirm(self, user_id: str, room_id: str, command_event_id: str) -> str | None: ...
+    async def status(self, user_id: str) -> str: ...
+    async def cancel(self, user_id: str) -> str: ...
+    async def accept_claim(self, importer: str, claimant: str) -> str: ...
+    async def set_discoverable(self, user_id: str, on: bool | None) -> str: ...
+    async def forget(self, user_id: str) -> str: ...
+
+
+Context = CommandContext[ContactImports]
+COMMANDS: CommandGroup[ContactImports] = CommandGroup("Moving contacts and groups over")
+
+
+@COMMANDS.command("import", help="preview what the export file you last sent me would import")
+async def _import(ctx: Context, args: list[str]) -> None:
+    await ctx.reply(await ctx.services.preview(ctx.sender, ctx.room_id))
+
+
+@COMMANDS.command("import confirm", help="run the import you previewed")
+async def _confirm(ctx: Context, args: list[str]) -> None:
+    answer = await ctx.services.confirm(ctx.sender, ctx.room_id, ctx.event_id)
     if answer:
         await ctx.reply(answer)
 
 
-@commands.command("import status", help="how far the import is, or how the last one ended", section=SECTION)
-async def _status(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(await ctx.bot.imports.status(ctx.sender))
+@COMMANDS.command("import status", help="how far the import is, or how the last one ended")
+async def _status(ctx: Context, args: list[str]) -> None:
+    await ctx.reply(await ctx.services.status(ctx.sender))
 
 
-@commands.command("import cancel", help="drop the previewed file, or stop a running import", section=SECTION)
-async def _cancel(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(await ctx.bot.imports.cancel(ctx.sender))
+@COMMANDS.command("import cancel", help="drop the previewed file, or stop a running import")
+async def _cancel(ctx: Context, args: list[str]) -> None:
+    await ctx.reply(await ctx.services.cancel(ctx.sender))
 
 
-@commands.command(
+@COMMANDS.command(
     "import accept",
     args="<@user:server>",
     help="confirm that someone who says they are a placeholder in your imported groups really is that person",
-    section=SECTION,
 )
-async def _accept(ctx: CommandContext, args: list[str]) -> None:
+async def _accept(ctx: Context, args: list[str]) -> None:
     if len(args) != 1:
         await ctx.reply("Send “import accept @name:server” with the account named in my message.")
         return
-    try:
-        text = await ctx.bot.imports.accept_claim(ctx.sender, args[0])
-    except MatrixRequestError as e:
-        text = f"That didn't work ({e.error or e.errcode}); please try again in a minute."
-    await ctx.reply(text)
+    await ctx.reply(await ctx.services.accept_claim(ctx.sender, args[0]))
 
 
-@commands.command(
+@COMMANDS.command(
     "discoverable",
     args="[on | off]",
     help="whether people who import your phone number may find and invite you (off by default)",
-    section=SECTION,
 )
-async def _discoverable(ctx: CommandContext, args: list[str]) -> None:
+async def _discoverable(ctx: Context, args: list[str]) -> None:
     word = args[0].lower() if args else ""
     if word not in ("", "on", "off"):
         await ctx.reply("Send “discoverable on” or “discoverable off”.")
         return
-    try:
-        text = await ctx.bot.imports.set_discoverable(ctx.sender, None if not word else word == "on")
-    except MatrixRequestError as e:
-        text = f"That didn't work ({e.error or e.errcode}); please try again in a minute."
-    await ctx.reply(text)
+    await ctx.reply(await ctx.services.set_discoverable(ctx.sender, None if not word else word == "on"))
 
 
-@commands.command("forget", help="delete everything I hold about your imports", section=SECTION)
-async def _forget(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(await ctx.bot.imports.forget(ctx.sender))
+@COMMANDS.command("forget", help="delete everything I hold about your imports")
+async def _forget(ctx: Context, args: list[str]) -> None:
+    await ctx.reply(await ctx.services.forget(ctx.sender))

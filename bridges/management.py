@@ -1,30 +1,25 @@
 """The bridge bot: accepts DMs from local users and answers commands there.
 
-A DM with the bot is the user's management room. Commands are declared once with their help
-(``wangxin_common.commands``) so that ``help`` lists exactly what the bot understands.
+A DM with the bot is the user's management room. The bot knows no feature: the composition
+root (``bridges/app.py``) hands it the registry of commands (``wangxin_common.commands``), a
+hook that may take an event first (SMS chats), and what to do with an uploaded file (imports).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import attrs
 
 from bridges.config import BridgeConfig
 from bridges.matrix_client import MatrixClient, MatrixRequestError, txn_id_for
 from bridges.store import BridgeStore
-from bridges.wangxin_api import WangxinApi
 from wangxin_common import WANGXIN_VERSION
-from wangxin_common.commands import CommandRegistry
+from wangxin_common.commands import CommandContext, CommandGroup, CommandRegistry, Dispatcher, Message
 
 logger = logging.getLogger(__name__)
 
-commands: CommandRegistry[CommandContext] = CommandRegistry(
-    "Wangxin bridge",
-    "I'm the Wangxin bridge bot. Send me one of these commands (without quotes):",
-)
-
+INTRO = "I'm the Wangxin bridge bot. Send me one of these commands (without quotes):"
 WELCOME = (
     "Hi! I'm the Wangxin bridge bot. This chat is where you give me commands: "
     "moving your contacts and groups over from other messengers, and texting phone numbers. "
@@ -36,39 +31,36 @@ ENCRYPTED_NOTICE = (
     "so Element does that by default for a chat with me)."
 )
 
-
-@attrs.define
-class CommandContext:
-    bot: BridgeBot
-    room_id: str
-    sender: str
-    event_id: str
-    content: dict[str, Any] = attrs.Factory(dict)
-
-    async def reply(self, text: str, **extra: Any) -> None:
-        await self.bot.reply(self.room_id, self.event_id, text, **extra)
+# Event -> whether it was taken (and needs nothing more from the bot).
+EventHook = Callable[[dict[str, Any]], Awaitable[bool]]
+# (room id, sender, event) of an m.file -> the answer.
+FileHook = Callable[[str, str, dict[str, Any]], Awaitable[str]]
 
 
-@commands.command("help", help="show this list of commands")
-async def _help(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(commands.help_text())
+def answer_failed_request(error: MatrixRequestError) -> str:
+    """A homeserver or module request a command needed was refused or failed."""
+    return f"That didn't work ({error.error or error.errcode}); please try again in a minute."
 
 
-@commands.command("version", help="show which version of Wangxin this server runs")
-async def _version(ctx: CommandContext, args: list[str]) -> None:
-    await ctx.reply(f"Wangxin {WANGXIN_VERSION} on {ctx.bot.config.homeserver.server_name}.")
+# The bot's own commands; ``help`` comes with every registry. The services: the server name.
+GENERAL: CommandGroup[str] = CommandGroup()
+
+
+@GENERAL.command("version", help="show which version of Wangxin this server runs")
+async def _version(ctx: CommandContext[str], args: list[str]) -> None:
+    await ctx.reply(f"Wangxin {WANGXIN_VERSION} on {ctx.services}.")
 
 
 class BridgeBot:
-    def __init__(self, config: BridgeConfig, store: BridgeStore, client: MatrixClient):
+    def __init__(self, config: BridgeConfig, store: BridgeStore, client: MatrixClient, commands: CommandRegistry,
+                 *, intercept: EventHook | None = None, on_file: FileHook | None = None):
         self.config = config
         self.store = store
         self.client = client
         self.user_id = config.bot_user_id
-        self.wangxin = WangxinApi(client, config.homeserver.service_secret)
-        self.imports: Any = None  # bridges.contact_import.ContactImporter, set by bridges.app
-        self.sms_chat: Any = None  # bridges.sms.chat.SmsChat, set by bridges.app
-        self.sms_invites: Any = None  # bridges.sms.invites.SmsInvites, set by bridges.app
+        self.dispatcher = Dispatcher(commands, self._answer, errors={MatrixRequestError: answer_failed_request})
+        self._intercept = intercept
+        self._on_file = on_file
 
     async def handle_event(self, event: dict[str, Any]) -> None:
         event_type = event.get("type")
@@ -76,7 +68,7 @@ class BridgeBot:
         sender = event.get("sender")
         if not isinstance(room_id, str) or not isinstance(sender, str):
             return
-        if self.sms_chat is not None and await self.sms_chat.handle_event(event):
+        if self._intercept is not None and await self._intercept(event):
             return
         if event_type == "m.room.member":
             await self._on_membership(event, room_id, sender)
@@ -130,21 +122,17 @@ class BridgeBot:
     async def _on_command_message(self, event: dict[str, Any], room_id: str, sender: str) -> None:
         content = event.get("content") or {}
         body = content.get("body")
-        if content.get("msgtype") == "m.file" and self.imports is not None:
-            # An export file for `import` (bridges/contact_import.py).
-            text = await self.imports.remember_upload(room_id, sender, event)
+        if content.get("msgtype") == "m.file" and self._on_file is not None:
+            # An export file for `import` (bridges/contact_import/).
+            text = await self._on_file(room_id, sender, event)
             await self.reply(room_id, str(event["event_id"]), text)
             return
         if content.get("msgtype") not in ("m.text", "m.notice") or not isinstance(body, str):
             return
-        parsed = commands.parse(body)
-        if parsed is None:
-            return
-        ctx = CommandContext(self, room_id, sender, str(event["event_id"]), content)
-        if parsed.command is None:
-            await ctx.reply(commands.unknown_text(parsed.name))
-            return
-        await parsed.command.handler(ctx, parsed.args)
+        await self.dispatcher.dispatch(Message(room_id, sender, str(event["event_id"]), body, content))
+
+    async def _answer(self, message: Message, text: str) -> None:
+        await self.reply(message.room_id, message.event_id, text)
 
     async def reply(self, room_id: str, event_id: str, text: str, **extra: Any) -> None:
         """Answer a command; the transaction id derives from the command's event id, so a
@@ -153,6 +141,3 @@ class BridgeBot:
         content_extra.update(extra)
         await self.client.send_notice(room_id, text, txn_id_for("reply", event_id, text[:64]), extra=content_extra)
 
-
-# Feature commands register themselves on `commands` when imported.
-from bridges import import_commands, mute_commands, sms_commands  # noqa: E402,F401

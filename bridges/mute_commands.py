@@ -6,7 +6,8 @@
     vips [list] | vips add @a @b | vips remove @a
 
 ``<room>`` is a room address (#team:example.org), a room id (!abc…), or a link to the room
-(Element's "Copy link" or a room pill); people are Matrix ids or user pills.
+(Element's "Copy link" or a room pill); people are Matrix ids or user pills. The handlers get
+the client of the Wangxin modules' API (``bridges/wangxin_api.py``) as ``ctx.services``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import re
 from typing import Any
 from urllib.parse import quote, unquote
 
-from bridges.management import CommandContext, commands
 from bridges.matrix_client import MatrixRequestError
+from bridges.wangxin_api import WangxinApi
+from wangxin_common.commands import CommandContext, CommandError, CommandGroup
+
+Context = CommandContext[WangxinApi]
 
 USER_RE = re.compile(r"@[^\s:<>\"']+:[A-Za-z0-9.\-:\[\]]+")
 LINK_RE = re.compile(r"https://matrix\.to/#/([^\s\"'<>?]+)")
@@ -32,18 +36,18 @@ ROOM_HINT = (
 )
 
 
-def _links(ctx: CommandContext) -> list[str]:
+def _links(ctx: Context) -> list[str]:
     formatted = ctx.content.get("formatted_body") or ""
     return [unquote(m) for m in LINK_RE.findall(formatted + " " + str(ctx.content.get("body") or ""))]
 
 
-def _users(ctx: CommandContext, words: list[str]) -> list[str]:
+def _users(ctx: Context, words: list[str]) -> list[str]:
     found = [w for w in words if USER_RE.fullmatch(w)]
     found += [link for link in _links(ctx) if link.startswith("@")]
     return list(dict.fromkeys(found))
 
 
-async def _room(ctx: CommandContext, words: list[str]) -> str | None:
+async def _room(ctx: Context, words: list[str]) -> str:
     candidates = [w for w in words if w.startswith(("!", "#"))] + [
         link for link in _links(ctx) if link.startswith(("!", "#"))
     ]
@@ -51,27 +55,27 @@ async def _room(ctx: CommandContext, words: list[str]) -> str | None:
         if word.startswith("https://matrix.to/#/"):
             candidates.insert(0, unquote(word.split("#/", 1)[1].split("?")[0]))
     if not candidates:
-        await ctx.reply("Which room? " + ROOM_HINT)
-        return None
+        raise CommandError("Which room? " + ROOM_HINT)
     target = candidates[0]
     if target.startswith("!"):
         return target
     try:
-        return await ctx.bot.wangxin.resolve_alias(target)
-    except MatrixRequestError:
-        await ctx.reply(f"I can't find a room with the address {target}. " + ROOM_HINT)
-        return None
+        return await ctx.services.resolve_alias(target)
+    except MatrixRequestError as e:  # an address that names no room is the user's input, not a failure
+        raise CommandError(f"I can't find a room with the address {target}. " + ROOM_HINT) from e
 
 
-async def _explain(ctx: CommandContext, error: MatrixRequestError) -> None:
+def _explain(error: MatrixRequestError) -> str:
     if error.status == 404:
-        await ctx.reply("I can't find that room on this server. " + ROOM_HINT)
-    elif error.status == 403:
-        await ctx.reply("You are not a member of that room, so there is nothing to mute.")
-    elif error.status == 400:
-        await ctx.reply(f"That didn't work: {error.error}")
-    else:
-        await ctx.reply("Something went wrong on my side; please try again in a minute.")
+        return "I can't find that room on this server. " + ROOM_HINT
+    if error.status == 403:
+        return "You are not a member of that room, so there is nothing to mute."
+    if error.status == 400:
+        return f"That didn't work: {error.error}"
+    return "Something went wrong on my side; please try again in a minute."
+
+
+COMMANDS: CommandGroup[WangxinApi] = CommandGroup("Muting groups", errors={MatrixRequestError: _explain})
 
 
 def _describe(answer: dict[str, Any]) -> str:
@@ -85,17 +89,14 @@ def _describe(answer: dict[str, Any]) -> str:
     return "; ".join(parts) if parts else "nobody"
 
 
-@commands.command(
+@COMMANDS.command(
     "mute",
     args="<room> [except @person … moderators mentions replies]",
     help="mute a group but still be notified when chosen people speak",
-    section="Muting groups",
 )
-async def _mute(ctx: CommandContext, args: list[str]) -> None:
+async def _mute(ctx: Context, args: list[str]) -> None:
     room_words, _, except_words = _split_except(args)
     room_id = await _room(ctx, room_words)
-    if room_id is None:
-        return
     body: dict[str, Any] = {"exempt_users": _users(ctx, except_words)}
     unknown = []
     for word in except_words:
@@ -110,11 +111,7 @@ async def _mute(ctx: CommandContext, args: list[str]) -> None:
             "or the words moderators, mentions, replies."
         )
         return
-    try:
-        answer = await ctx.bot.wangxin.call("PUT", f"/rooms/{quote(room_id, safe='')}/mute", ctx.sender, body)
-    except MatrixRequestError as e:
-        await _explain(ctx, e)
-        return
+    answer = await ctx.services.call("PUT", f"/rooms/{quote(room_id, safe='')}/mute", ctx.sender, body)
     text = f"Muted. You will still be notified about: {_describe(answer)}."
     if answer.get("note"):
         text += " " + answer["note"]
@@ -129,23 +126,16 @@ def _split_except(args: list[str]) -> tuple[list[str], bool, list[str]]:
     return args, False, []
 
 
-@commands.command("unmute", args="<room>", help="unmute a group and remove its exemptions",
-                  section="Muting groups")
-async def _unmute(ctx: CommandContext, args: list[str]) -> None:
+@COMMANDS.command("unmute", args="<room>", help="unmute a group and remove its exemptions")
+async def _unmute(ctx: Context, args: list[str]) -> None:
     room_id = await _room(ctx, args)
-    if room_id is None:
-        return
-    try:
-        await ctx.bot.wangxin.call("DELETE", f"/rooms/{quote(room_id, safe='')}/mute", ctx.sender)
-    except MatrixRequestError as e:
-        await _explain(ctx, e)
-        return
+    await ctx.services.call("DELETE", f"/rooms/{quote(room_id, safe='')}/mute", ctx.sender)
     await ctx.reply("Unmuted; the exemptions for that room are gone.")
 
 
-@commands.command("mutes", help="list the groups you muted and who still gets through", section="Muting groups")
-async def _mutes(ctx: CommandContext, args: list[str]) -> None:
-    answer = await ctx.bot.wangxin.call("GET", "/mutes", ctx.sender)
+@COMMANDS.command("mutes", help="list the groups you muted and who still gets through")
+async def _mutes(ctx: Context, args: list[str]) -> None:
+    answer = await ctx.services.call("GET", "/mutes", ctx.sender)
     if not answer["mutes"]:
         await ctx.reply("You have no groups muted through Wangxin.")
         return
@@ -156,14 +146,13 @@ async def _mutes(ctx: CommandContext, args: list[str]) -> None:
     await ctx.reply("Muted groups:\n" + "\n".join(lines))
 
 
-@commands.command(
+@COMMANDS.command(
     "vips",
     args="[list | add @person … | remove @person …]",
     help="people who get through every group you muted",
-    section="Muting groups",
 )
-async def _vips(ctx: CommandContext, args: list[str]) -> None:
-    current = (await ctx.bot.wangxin.call("GET", "/vips", ctx.sender))["users"]
+async def _vips(ctx: Context, args: list[str]) -> None:
+    current = (await ctx.services.call("GET", "/vips", ctx.sender))["users"]
     action = args[0].lower() if args else "list"
     if action == "list":
         await ctx.reply("Your VIPs: " + (", ".join(current) if current else "none yet") + ".")
@@ -173,9 +162,5 @@ async def _vips(ctx: CommandContext, args: list[str]) -> None:
         await ctx.reply("Use “vips add @name:server” or “vips remove @name:server” (pills work too).")
         return
     wanted = list(dict.fromkeys(current + people)) if action == "add" else [u for u in current if u not in people]
-    try:
-        answer = await ctx.bot.wangxin.call("PUT", "/vips", ctx.sender, {"users": wanted})
-    except MatrixRequestError as e:
-        await _explain(ctx, e)
-        return
+    answer = await ctx.services.call("PUT", "/vips", ctx.sender, {"users": wanted})
     await ctx.reply("Your VIPs: " + (", ".join(answer["users"]) if answer["users"] else "none") + ".")

@@ -1,10 +1,13 @@
-"""Routing for the merchant bot: login, sync, invites, and messages to commands."""
+"""The merchant bot: login, sync, invites, and messages to its commands (``commands.py``).
+
+This is the bot's composition root: it builds the circle API client, the publisher and the
+registry of commands, and the dispatcher that answers them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 import signal
 from typing import Any
@@ -20,14 +23,15 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
     SyncResponse,
-    UploadResponse,
     WhoamiResponse,
 )
 
-from bots.merchant.circle_api import CircleApi, MerchantInfo, caption, post_image
-from bots.merchant.commands import CommandContext, commands, in_how_long
+from bots.merchant import commands
+from bots.merchant.circle_api import CircleApi, CircleApiError, NotAMerchant
 from bots.merchant.config import MerchantBotConfig
+from bots.merchant.publisher import Publisher
 from bots.merchant.storage import BotStorage
+from wangxin_common.commands import CommandRegistry, Dispatcher, Message
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,15 @@ ENCRYPTED_NOTICE = (
     "This chat is end-to-end encrypted and I can't read it (I have no encryption keys). "
     "Start a direct chat with me with encryption off: Element does that by default for me."
 )
+SOMETHING_WRONG = "Something went wrong on my side; please try again in a minute."
+
+
+def merchant_commands(services: commands.MerchantServices) -> CommandRegistry:
+    """Every command the merchant bot answers, in ``help``'s order."""
+    registry = CommandRegistry("Wangxin merchant bot", commands.INTRO)
+    registry.include(commands.GENERAL, None)
+    registry.include(commands.CIRCLE, services)
+    return registry
 
 
 class LoginFailed(Exception):
@@ -58,7 +71,12 @@ class MerchantBot:
             # us as an answer for the merchant, not be retried for a day.
             config=AsyncClientConfig(encryption_enabled=False, store_sync_tokens=False, max_limit_exceeded=0),
         )
-        self.circle = CircleApi(config.homeserver_url, "")
+        self.circle = CircleApi(config.homeserver_url)
+        services = commands.MerchantServices(self.circle, self.storage, Publisher(self.client, self.circle))
+        self.dispatcher = Dispatcher(
+            merchant_commands(services), self._answer, fallback=SOMETHING_WRONG,
+            errors={NotAMerchant: lambda e: commands.NOT_A_MERCHANT, CircleApiError: lambda e: SOMETHING_WRONG},
+        )
 
     async def login(self) -> None:
         """Reuse the saved session if the server still accepts it, else log in with the password."""
@@ -66,7 +84,7 @@ class MerchantBot:
         if session and session.get("user_id") == self.config.user_id:
             self.client.restore_login(session["user_id"], session["device_id"], session["access_token"])
             if isinstance(await self.client.whoami(), WhoamiResponse):
-                self.circle = CircleApi(self.config.homeserver_url, session["access_token"])
+                self.circle.use_token(session["access_token"])
                 logger.info("Restored session of %s (device %s)", session["user_id"], session["device_id"])
                 return
             logger.info("Saved session was refused; logging in again")
@@ -74,7 +92,7 @@ class MerchantBot:
         if not isinstance(response, LoginResponse):
             raise LoginFailed(f"login as {self.config.user_id} failed: {response}")
         self.storage.save_session(response.user_id, response.device_id, response.access_token)
-        self.circle = CircleApi(self.config.homeserver_url, response.access_token)
+        self.circle.use_token(response.access_token)
         logger.info("Logged in as %s (device %s)", response.user_id, response.device_id)
 
     async def run(self) -> None:
@@ -133,55 +151,15 @@ class MerchantBot:
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
         if event.sender == self.client.user_id or not self._is_dm(room):
             return
-        parsed = commands.parse(event.body)
-        if parsed is None:
-            return
-        ctx = CommandContext(self, room.room_id, event.sender, event.event_id)
-        try:
-            if parsed.command is None:
-                await ctx.reply(commands.unknown_text(parsed.name))
-            else:
-                await parsed.command.handler(ctx, parsed.args)
-        except Exception:
-            logger.exception("Command %r failed", parsed.name)
-            await ctx.reply("Something went wrong on my side; please try again in a minute.")
+        content = event.source.get("content") or {}
+        await self.dispatcher.dispatch(Message(room.room_id, event.sender, event.event_id, event.body, content))
 
     async def _on_encrypted(self, room: MatrixRoom, event: MegolmEvent) -> None:
         if event.sender != self.client.user_id and self._is_dm(room):
             await self.reply(room.room_id, event.event_id, ENCRYPTED_NOTICE)
 
-    async def publish(self, ctx: CommandContext, merchant: MerchantInfo, product: dict[str, Any],
-                      photo_mxc: str | None, *, image: str | None = None) -> None:
-        """Post ``product`` to the merchant's circle as an image (photo + QR code) with a caption."""
-        size, width, height = 0, 0, 0
-        if image is None:
-            photo = await self.circle.download(photo_mxc) if photo_mxc else None
-            png, width, height = post_image(product["url"], photo)
-            uploaded, _ = await self.client.upload(io.BytesIO(png), content_type="image/png",
-                                                   filename=f"{product['id']}.png", filesize=len(png))
-            if not isinstance(uploaded, UploadResponse):
-                await ctx.reply("I could not upload the post's image; please try again in a minute.")
-                return
-            image, size = uploaded.content_uri, len(png)
-        product = {**product, "image": image}
-        content: dict[str, Any] = {
-            "msgtype": "m.image",
-            "body": caption(product),
-            "filename": f"{product['id']}.png",
-            "url": image,
-            "info": {"mimetype": "image/png", **({"size": size, "w": width, "h": height} if size else {})},
-            "org.wangxin.product": product,
-        }
-        response = await self.client.room_send(merchant.circle_room_id, "m.room.message", content)
-        if isinstance(response, RoomSendResponse):
-            await ctx.reply(f"Posted “{product['title']}” (product {product['id']}) to your circle "
-                            f"({merchant.followers} followers).")
-            return
-        if getattr(response, "status_code", None) == "M_LIMIT_EXCEEDED" and response.retry_after_ms:
-            await ctx.reply(f"Not posted: your circle's limits (a few posts a day, one product at most once "
-                            f"a week) allow your next post of this product {in_how_long(response.retry_after_ms)}.")
-            return
-        await ctx.reply(f"Not posted: the server said “{getattr(response, 'message', response)}”.")
+    async def _answer(self, message: Message, text: str) -> None:
+        await self.reply(message.room_id, message.event_id, text)
 
     async def reply(self, room_id: str, event_id: str, text: str) -> None:
         content: dict[str, Any] = {

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import attrs
+import segno
+from PIL import Image
 
 API = "/_synapse/client/wangxin/v1"
 
 
 class NotAMerchant(Exception):
     pass
+
+
+class CircleApiError(RuntimeError):
+    """The module answered a lookup with an unexpected status."""
 
 
 @attrs.frozen
@@ -33,8 +40,12 @@ class MerchantInfo:
 
 
 class CircleApi:
-    def __init__(self, homeserver_url: str, access_token: str):
+    def __init__(self, homeserver_url: str, access_token: str = ""):
         self._url = homeserver_url.rstrip("/")
+        self._token = access_token
+
+    def use_token(self, access_token: str) -> None:
+        """The bot's access token, once it has logged in."""
         self._token = access_token
 
     async def _get(self, path: str) -> tuple[int, Any]:
@@ -48,14 +59,14 @@ class CircleApi:
         if status == 404:
             raise NotAMerchant(user_id)
         if status != 200:
-            raise RuntimeError(f"merchant lookup failed: {status} {body}")
+            raise CircleApiError(f"merchant lookup failed: {status} {body}")
         return MerchantInfo(body["user_id"], body["name"], body["circle_room_id"], int(body["followers"]),
                             int(body.get("next_post_allowed_in_ms", 0)))
 
     async def products(self, user_id: str) -> list[dict[str, Any]]:
         status, body = await self._get(f"{API}/merchants/{quote(user_id)}/products")
         if status != 200:
-            raise RuntimeError(f"product lookup failed: {status} {body}")
+            raise CircleApiError(f"product lookup failed: {status} {body}")
         return list(body["products"])
 
     async def download(self, mxc: str) -> bytes | None:
@@ -77,9 +88,6 @@ def product_id_for(url: str) -> str:
 
 def post_image(url: str, photo: bytes | None) -> tuple[bytes, int, int]:
     """A PNG with the product photo (if any) above a QR code of the buy link: ``(png, w, h)``."""
-    import segno
-    from PIL import Image
-
     qr_png = io.BytesIO()
     segno.make(url, error="m").save(qr_png, kind="png", scale=8, border=3)
     qr = Image.open(io.BytesIO(qr_png.getvalue())).convert("RGB")
@@ -106,3 +114,19 @@ def post_image(url: str, photo: bytes | None) -> tuple[bytes, int, int]:
 
 def caption(product: dict[str, Any]) -> str:
     return f"{product['title']} — {product['price']} {product['currency']}\nBuy: {product['url']}"
+
+
+def _duration(ms: int) -> str:
+    minutes = max(1, round(ms / 60000))
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.0f} h"
+    return f"{hours / 24:.1f} days"
+
+
+def in_how_long(ms: int) -> str:
+    """When a circle limit lets the merchant post again, as a duration and a UTC time."""
+    at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + ms / 1000))
+    return f"in {_duration(ms)} (at {at})"
