@@ -1,10 +1,18 @@
-"""Session-wide fixtures: one real stack per backend, shared by every end-to-end test.
+"""Session-wide fixtures: real stacks, shared by the end-to-end tests.
 
 Tests that use ``stack`` run once per enabled backend (SQLite; PostgreSQL with
-``WANGXIN_TEST_PG``; workers with ``WANGXIN_TEST_REDIS`` too). pytest groups tests by backend,
-so each stack starts once per session. Under pytest-xdist (``python3 run.py test`` starts three
-workers with ``--dist loadgroup``) each backend's tests go to one worker, so each stack still
-starts once and the three backends run side by side.
+``WANGXIN_TEST_PG``; workers with ``WANGXIN_TEST_REDIS`` too), except tests marked
+``backend_independent`` (config errors: nothing in them can depend on the database or the
+topology), which run on the first backend only.
+
+Each test process has one stack per backend, started for its first test on that backend and
+stopped after its last (pytest keeps each backend's tests together). Under pytest-xdist every
+worker is a shard: ``python3 run.py test`` starts three workers and deals them the tests one or
+two at a time, in order (``--dist load --maxschedchunk 1``), so each worker runs a share of every
+backend's tests on a stack of its own: each backend's tests run on three stacks side by side,
+and the backends one after another. (Not ``--dist loadgroup`` with a group per stack: on
+pytest 9.2, pytest-xdist 3.8 no longer sees ``xdist_group`` marks, pytest-dev/pytest-xdist#1386,
+and silently deals out single tests.)
 """
 
 from __future__ import annotations
@@ -23,23 +31,39 @@ from tests.harness.stack import RunningStack, stack_args_for
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backend_independent: runs on the first backend only (its outcome cannot depend on the database)"
+    )
     try:
         services.check_ci_services()
     except services.ServiceMissing as e:
         raise pytest.UsageError(str(e)) from None
+    if not config.pluginmanager.has_plugin("wangxin-run-order"):
+        config.pluginmanager.register(_RunOrder(), "wangxin-run-order")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", services.enabled_backends(), scope="session")
+        backends = services.enabled_backends()
+        if metafunc.definition.get_closest_marker("backend_independent"):
+            backends = backends[:1]
+        metafunc.parametrize("backend", backends, scope="session")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        backend = callspec.params.get("backend") if callspec is not None else None
-        if backend is not None:
-            item.add_marker(pytest.mark.xdist_group(f"backend-{backend}"))
+class _RunOrder:
+    @pytest.hookimpl(trylast=True)  # after pytest's own grouping of the tests by backend
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """End-to-end tests that start their own stacks or processes first: they are the longest
+        single tests, and under xdist they then run while the other workers start their stacks
+        rather than at the end, alone. Then the tests on the shared stacks, each backend's in a
+        row (one stack per backend and process); the quick unit tests last, filling the gaps."""
+
+        def rank(item: pytest.Item) -> int:
+            if "e2e" not in item.path.parts:
+                return 2
+            return 1 if "stack" in getattr(item, "fixturenames", ()) else 0
+
+        items.sort(key=rank)  # stable: each rank keeps pytest's order
 
 
 @pytest.fixture(scope="session")
@@ -64,13 +88,20 @@ def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio) -> I
     server_name = f"wx{secrets.token_hex(3)}.test"
     running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases,
                                                      twilio))
-    running.start()
+    try:
+        running.start()
+    except BaseException:
+        for db in databases:
+            services.drop_database(db)
+        raise
     try:
         yield running
     finally:
-        code = running.stop()
-        for db in databases:
-            services.drop_database(db)
+        try:
+            code = running.stop()
+        finally:
+            for db in databases:
+                services.drop_database(db)
         assert code == 0, f"the stack exited with {code}:\n{running.output()}"
         if request.session.testsfailed:
             # Kept, with its logs, when a test failed: a failure under load is often not seen again.

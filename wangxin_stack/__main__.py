@@ -17,6 +17,7 @@ from wangxin_stack.options import (
     PostgresDsn,
     RedisAddress,
     StackOptions,
+    parse_import_limits,
     parse_sms_from,
     parse_sms_limits,
 )
@@ -49,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
     up.add_argument("--circle-chat-wait-s", type=int, metavar="S",
                     help="how long a follow started by a chat waits for its invitation (default: the module's, 30)")
+    up.add_argument("--module-poll-ms", type=int, metavar="MS",
+                    help="poll interval of the Wangxin modules' loops (circle membership watcher, mute repair, arrival "
+                         "delivery); tests use a short one (default: each module's own, 500-1000)")
+    up.add_argument("--bcrypt-rounds", type=int, metavar="N",
+                    help="Synapse's password hashing rounds (default: Synapse's, 12); tests that register "
+                         "hundreds of users use 4")
+    up.add_argument("--lookups-per-day", type=int, metavar="N",
+                    help="contact import: phone-number lookups per user and day (default: the module's, 50000)")
+    up.add_argument("--import-limits", metavar="KEY=N,…", default="",
+                    help="override the bridge's imports limits, e.g. max_bytes=2097152,max_rows=10000")
     up.add_argument("--sms-provider", choices=["outbox", "twilio"], default="outbox",
                     help="outbox: SMS go to sms-outbox.jsonl in the stack directory (default); twilio: the "
                          "Messages API at --twilio-base-url")
@@ -90,6 +101,10 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         appservice_registration=os.path.abspath(args.appservice_registration) if args.appservice_registration else None,
         circle_posts_per_day=args.circle_posts_per_day,
         circle_chat_wait_s=args.circle_chat_wait_s,
+        module_poll_ms=args.module_poll_ms,
+        bcrypt_rounds=args.bcrypt_rounds,
+        lookups_per_day=args.lookups_per_day,
+        import_limits=parse_import_limits(args.import_limits),
         sms_provider=args.sms_provider,
         twilio_base_url=args.twilio_base_url,
         twilio_account_sid=args.twilio_account_sid,

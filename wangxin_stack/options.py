@@ -109,6 +109,13 @@ class StackOptions:
     appservice_registration: str | None = None  # with --stock: register this appservice file (benchmarks)
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
     circle_chat_wait_s: int | None = None  # how long a chat-started follow waits for its invite (tests)
+    # Test knobs: production defaults stay in the modules and the bridge; tests render short polls
+    # (a waiting test ends as soon as the feature can act) and small limits (a test of a limit
+    # need not push megabytes or a day's quota through).
+    module_poll_ms: int | None = None  # the modules' polls: membership watcher, mute repair, arrival delivery
+    bcrypt_rounds: int | None = None  # Synapse's password hashing work factor (tests: the minimum, 4)
+    lookups_per_day: int | None = None  # contact import: phone-number lookups per user and day
+    import_limits: tuple[tuple[str, int], ...] = ()  # overrides of the bridge's imports limits
     sms_provider: str = "outbox"  # outbox | twilio
     twilio_base_url: str | None = None
     twilio_account_sid: str | None = None
@@ -134,6 +141,12 @@ class StackOptions:
             raise OptionError("--appservice-registration goes with --stock: a Wangxin stack registers its own bridge")
         if self.appservice_registration and not os.path.isfile(self.appservice_registration):
             raise OptionError(f"--appservice-registration: no such file: {self.appservice_registration}")
+        if self.module_poll_ms is not None and not 50 <= self.module_poll_ms <= 60_000:
+            raise OptionError(f"--module-poll-ms: expected 50..60000 milliseconds, found {self.module_poll_ms}")
+        if self.bcrypt_rounds is not None and not 4 <= self.bcrypt_rounds <= 31:
+            raise OptionError(f"--bcrypt-rounds: bcrypt takes 4..31 rounds, found {self.bcrypt_rounds}")
+        if self.lookups_per_day is not None and self.lookups_per_day < 1:
+            raise OptionError(f"--lookups-per-day: expected a positive number, found {self.lookups_per_day}")
         if self.sms_provider == "twilio":
             for option, value in (("--twilio-account-sid", self.twilio_account_sid),
                                   ("--twilio-auth-token", self.twilio_auth_token), ("--sms-from", self.sms_from)):
@@ -173,4 +186,22 @@ def parse_sms_limits(text: str) -> tuple[tuple[str, float], ...]:
         if number <= 0:
             raise OptionError(f"--sms-limits: {key} must be positive, found {value}")
         pairs.append((key, number))
+    return tuple(pairs)
+
+
+def parse_import_limits(text: str) -> tuple[tuple[str, int], ...]:
+    """``max_rows=10000,max_bytes=2097152`` -> pairs, keys checked against the bridge's ``imports``."""
+    import attrs as _attrs
+
+    from bridges.config import ImportsConfig
+
+    known = [f.name for f in _attrs.fields(ImportsConfig) if f.type in (int, "int")]
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in known:
+            raise OptionError(f"--import-limits: unknown limit {key!r}; known: {', '.join(known)}")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise OptionError(f"--import-limits: {key} needs a positive whole number, found {value!r}")
+        pairs.append((key, int(value)))
     return tuple(pairs)

@@ -60,6 +60,7 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
     if not options.modules:
         return []
     server = options.server_name
+    poll = options.module_poll_ms  # None: every module keeps its own default
     return [
         {
             "module": "synapse_modules.server_info.ServerInfo",
@@ -70,13 +71,16 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
         },
         {
             "module": "synapse_modules.mute_exemptions.MuteExemptions",
-            "config": {"service_secret": state.secrets["module_service_secret"]},
+            "config": {"service_secret": state.secrets["module_service_secret"],
+                       **({"repair_interval_ms": poll} if poll else {})},
         },
         {
             "module": "synapse_modules.contact_import.ContactImport",
             "config": {
                 "service_secret": state.secrets["module_service_secret"],
                 **({"bridge_url": f"http://127.0.0.1:{options.ports.bridge}"} if options.bridge else {}),
+                **({"delivery_interval_ms": poll} if poll else {}),
+                **({"lookups_per_day": options.lookups_per_day} if options.lookups_per_day else {}),
             },
         },
         {
@@ -86,6 +90,7 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
                 "merchant_bot": f"@{MERCHANT_BOT_LOCALPART}:{server}",
                 **({"posts_per_day": options.circle_posts_per_day} if options.circle_posts_per_day else {}),
                 **({"chat_follow_wait_s": options.circle_chat_wait_s} if options.circle_chat_wait_s else {}),
+                **({"membership_poll_ms": poll} if poll else {}),
             },
         },
     ]
@@ -168,6 +173,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "msisdn_delegate": (f"http://127.0.0.1:{ports.bridge}/_wangxin/v1/msisdn-delegate/"
                             f"{s['msisdn_delegate_secret']}") if options.bridge else None,
         "relaxed_rate_limits": options.relaxed_rate_limits,
+        "bcrypt_rounds": options.bcrypt_rounds,
         "log_transactions": options.log_transactions,
         "workers": [attrs.asdict(w) for w in workers],
         "redis": attrs.asdict(options.redis) if options.redis else None,
@@ -230,6 +236,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
                     "ghost_prefix": GHOST_PREFIX,
                 },
                 "database": bridge_db,
+                **({"imports": dict(options.import_limits)} if options.import_limits else {}),
                 "sms": sms_config(options, d, s["msisdn_delegate_secret"]),
             },
         )

@@ -1,13 +1,18 @@
-"""A wrong config stops each process at once with a sentence naming the key."""
+"""A wrong config stops each process at once with a sentence naming the key.
+
+What is checked happens before any database is opened, so these run on the first backend only."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.harness.stack import RunningStack
+
+pytestmark = pytest.mark.backend_independent
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -1011,8 +1011,10 @@ def test_a_failed_follow_is_retried_across_a_restart(own_stack: RunningStack) ->
     merchant, room_id = make_merchant(stack)
     buyer = stack.register_user()
     ban_from_circle(stack, room_id, buyer["user_id"])
-    assert purchase(stack, buyer["user_id"], merchant["user_id"]).status_code == 200
-    time.sleep(2)  # let the first attempt fail (a ban refuses the join)
+    order = f"banned-{secrets.token_hex(4)}"
+    assert purchase(stack, buyer["user_id"], merchant["user_id"], order).status_code == 200
+    # The first attempt failed (a ban refuses the join), and the follow waits for its next one.
+    wait_until("the first attempt refused", lambda: purchase_status(stack, order)["follow"] == "retrying")
     assert membership(stack, buyer, room_id) is None
 
     old_pid = stack.info["processes"]["synapse"]

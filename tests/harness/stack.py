@@ -14,6 +14,15 @@ __all__ = ["RunningStack", "StackFailed", "stack_args_for", "twilio_args"]
 
 # Short gateway timeouts and back-off, so tests of retries take seconds.
 TEST_SMS_LIMITS = "request_timeout_s=3,retry_base_s=0.5,retry_max_s=4"
+# The modules' polls (circle membership watcher, mute repair, arrival delivery) every 100 ms instead
+# of every 0.5-1 s: a test waiting for one of them ends as soon as the loop can act.
+TEST_MODULE_POLL_MS = 100
+# Limits small enough that tests of them need not push a day's quota or megabytes through the
+# stack; every test that exercises a limit reads its value from the stack's config.
+TEST_LOOKUPS_PER_DAY = 2000
+# bcrypt's minimum: the suite registers hundreds of users, and 12 rounds cost 0.3 s of CPU each.
+TEST_BCRYPT_ROUNDS = 4
+TEST_IMPORT_LIMITS = "max_bytes=2097152,max_rows=10000"
 
 
 def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
@@ -25,7 +34,9 @@ def stack_args_for(backend: str, base_port: int, server_name: str, databases: li
                    twilio: FakeTwilio | None = None) -> list[str]:
     # A chat-started follow that can never happen gives up after 8 s instead of 30 (a test waits for that).
     args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits",
-            "--circle-chat-wait-s", "8"]
+            "--circle-chat-wait-s", "8", "--module-poll-ms", str(TEST_MODULE_POLL_MS),
+            "--bcrypt-rounds", str(TEST_BCRYPT_ROUNDS),
+            "--lookups-per-day", str(TEST_LOOKUPS_PER_DAY), "--import-limits", TEST_IMPORT_LIMITS]
     if twilio is not None:
         args += twilio_args(twilio)
     if backend in ("postgres", "workers"):
