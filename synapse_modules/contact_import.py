@@ -1,6 +1,6 @@
 """Contact import, the homeserver side (通讯录转移): who is here, DM invitations, arrivals.
 
-The bridge (``bridges/import_runner.py``) does the import; this module answers what only the
+The bridge (``bridges/contact_import/``) does the import; this module answers what only the
 homeserver knows or may do. HTTP, all under ``/_synapse/client/wangxin/v1/import``:
 
 - ``GET|PUT /discoverable`` ``{"discoverable": bool}`` (the user's own token, or the service
