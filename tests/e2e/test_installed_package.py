@@ -30,8 +30,6 @@ from tests.harness import services
 from tests.harness.http import eventually
 from wangxin_stack.homeserver_admin import registration_mac
 
-pytestmark = pytest.mark.xdist_group("installed-package")
-
 REPO = Path(__file__).resolve().parents[2]
 MODULE_FEATURES = ["contact_import", "merchant_circle", "mute_exemptions"]
 # What only the bridge and the bots need: none of it belongs in Synapse's venv.
