@@ -37,11 +37,14 @@ def registration_without_url(source: str, target: str) -> None:
 
 
 class BenchStack:
-    """A stack on SQLite, or on fresh PostgreSQL databases when ``postgres`` is true."""
+    """A stack on SQLite, or on fresh PostgreSQL databases when ``postgres`` is true; on the
+    worker topology when ``redis`` (``HOST:PORT``, with ``postgres``) is given."""
 
-    def __init__(self, directory: str, extra: list[str], postgres: bool):
+    def __init__(self, directory: str, extra: list[str], postgres: bool, redis: str | None = None):
         from tests.harness import services
 
+        if redis and not postgres:
+            raise ValueError("the worker topology needs PostgreSQL")
         self.databases = []
         args = ["--port", str(free_base_port()), "--server-name", f"bench{secrets.token_hex(3)}.test",
                 "--relaxed-rate-limits", *extra]
@@ -51,6 +54,8 @@ class BenchStack:
             if "--stock" not in extra:
                 self.databases.append(services.create_database("wx_bench_bridge"))
                 args += ["--bridge-postgres", self.databases[1].dsn]
+        if redis:
+            args += ["--workers", "--redis", redis]
         self.directory, self.args = directory, args
         started = time.monotonic()
         self.stack = RunningStack(directory, args).start()
@@ -74,13 +79,16 @@ class BenchStack:
             time.sleep(1.0)
         raise RuntimeError(f"Synapse's background updates did not finish in {timeout:.0f} s (see {log})")
 
-    def stock_copies(self, specs: list[tuple[str, bool]]) -> list[BenchStack]:
+    def stock_copies(self, specs: list[tuple[str, bool]], redis: str | None = None) -> list[BenchStack]:
         """Stock Synapse (no modules, no bridge) serving copies of this stack's homeserver
         database, under the same server name, one per ``(directory, with_registration)``; this
         stack is stopped while they are copied and started again after. ``with_registration``:
         the copy also registers this stack's application service (the bridge), with no URL (so
         Synapse sends it nothing, but does all its per-event bookkeeping for it), to tell what
-        the modules cost from what a registered bridge costs."""
+        the modules cost from what a registered bridge costs. ``redis`` (``HOST:PORT``): the
+        copies run on the worker topology and replicate through it; it must not be this stack's
+        Redis (nor another copy's, running at the same time): Synapse names its Redis channels
+        after the server name, which the copies share."""
         import shutil
 
         from tests.harness import services
@@ -95,6 +103,8 @@ class BenchStack:
                 if self.databases:
                     databases = [services.create_database("wx_bench_copy", copy_of=self.databases[0])]
                     args += ["--postgres", databases[0].dsn]
+                if redis:
+                    args += ["--workers", "--redis", redis]
                 os.makedirs(directory)
                 for name in os.listdir(self.directory):
                     # The stack's saved secrets and admin, and on SQLite the database itself.
