@@ -1,5 +1,5 @@
-"""``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms] [options]``:
-print benchmark figures as JSON.
+"""``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen]
+[options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
                         choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
-                                 "sms"])
+                                 "sms", "first_screen"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle, follow_cost)")
@@ -44,9 +44,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60,
                         help="how long to push SMS (sms); how long both servers stay idle (transactions)")
     parser.add_argument("--rate", type=int, default=300, help="SMS offered per second (sms)")
+    parser.add_argument("--rooms", type=int, default=500, help="first_screen: the heavy account's DMs and groups")
+    parser.add_argument("--circles", type=int, default=30, help="first_screen: merchant circles followed")
+    parser.add_argument("--posts", type=int, default=50, help="first_screen: product posts per circle")
+    parser.add_argument("--big-group", type=int, default=2000, help="first_screen: members of the big group")
+    parser.add_argument("--largest-group", type=int,
+                        help="first_screen: members of the largest group (default: --rooms, at most 500)")
+    parser.add_argument("--history", type=int, default=24, help="first_screen: messages per DM and group")
+    parser.add_argument("--keep-build", metavar="DIR",
+                        help="first_screen: also keep the built account in this new directory (see --reuse-build)")
+    parser.add_argument("--reuse-build", metavar="DIR",
+                        help="first_screen: measure the account kept in DIR by --keep-build (on a copy of it; "
+                             "same database kind, either topology) instead of building one; its sizes apply")
+    parser.add_argument("--samples", type=int, default=30,
+                        help="first_screen: measured requests per side for each sync and circle measurement")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
+    parser.add_argument("--workers", action="store_true",
+                        help="first_screen: run both sides on the worker topology (needs --postgres and Redis)")
+    parser.add_argument("--redis", metavar="HOST:PORT", default="127.0.0.1:6379",
+                        help="first_screen --workers: the Wangxin side's Redis (the stock copy starts its own)")
     args = parser.parse_args(argv)
+    if args.workers and not args.postgres:
+        parser.error("--workers needs --postgres DSN: Synapse workers share one PostgreSQL database")
     # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the stacks a benchmark started are
     # stopped by its `finally` blocks instead of running on, orphaned, under the next benchmark.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -81,6 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         from bench import sms
 
         result = sms.run(seconds=args.seconds, rate=args.rate, postgres=bool(args.postgres))
+    elif args.which == "first_screen":
+        from bench import first_screen
+        from bench.first_screen_plan import Sizes
+        from bench.provenance import command_line
+
+        # A smaller account has smaller groups: at most as many members as it has rooms.
+        largest = args.largest_group or min(500, max(args.rooms, 5))
+        sizes = Sizes(rooms=args.rooms, circles=args.circles, posts=args.posts, big_group=args.big_group,
+                      history=args.history, largest_group=largest, smallest_group=min(5, largest))
+        redis = args.redis if args.workers else None
+        try:
+            first_screen.check_options(sizes, args.samples, args.messages, bool(args.postgres), redis,
+                                       args.keep_build, args.reuse_build)
+        except ValueError as e:
+            parser.error(str(e))
+        result = first_screen.run(sizes, samples=args.samples, messages=args.messages, postgres=bool(args.postgres),
+                                  redis=redis, concurrency=args.concurrency,
+                                  command=command_line(sys.argv[1:] if argv is None else argv),
+                                  keep_build=args.keep_build, reuse_build=args.reuse_build)
     elif args.which == "mute":
         from bench import mute
 
@@ -90,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"{args.which}-{result['database']}.json"), "w", encoding="utf-8") as f:
+    backend = "workers" if args.workers else result["database"]
+    with open(os.path.join(out_dir, f"{args.which}-{backend}.json"), "w", encoding="utf-8") as f:
         f.write(text + "\n")
     return 0
 
