@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from synapse.module_api import DirectServeJsonResource, LoggingTransaction, ModuleApi, errors
+from synapse.module_api import DirectServeJsonResource, ModuleApi, errors
 
 Route = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -118,7 +118,7 @@ def _is_unicode(text: str) -> bool:
 
 
 def parse_json_object(request: Any, *, max_bytes: int = MAX_JSON_BODY_BYTES,
-                      max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+                      max_depth: int = MAX_JSON_DEPTH, name_non_finite: bool = False) -> dict[str, Any]:
     """The request body as a JSON object, strictly, for every Wangxin endpoint that takes one.
 
     - over ``max_bytes``: 413 ``M_TOO_LARGE``;
@@ -128,7 +128,9 @@ def parse_json_object(request: Any, *, max_bytes: int = MAX_JSON_BODY_BYTES,
       400 ``M_BAD_JSON`` naming the field (:func:`check_json_value`).
 
     An empty body is ``{}``. Nothing here recurses on the input, so no body can raise
-    ``RecursionError`` (a 500) in the caller either.
+    ``RecursionError`` (a 500) in the caller either. With ``name_non_finite``, ``NaN`` and
+    ``Infinity`` are read as numbers so that the 400 ``M_BAD_JSON`` names their field (a
+    position from a phone's sensor: "'latitude' must be a finite number").
     """
     request.content.seek(0)
     raw = request.content.read(max_bytes + 1)
@@ -141,7 +143,7 @@ def parse_json_object(request: Any, *, max_bytes: int = MAX_JSON_BODY_BYTES,
     except UnicodeDecodeError:
         raise _json_error(400, "The body is not UTF-8 JSON", errors.Codes.NOT_JSON) from None
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text) if name_non_finite else json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise _json_error(400, f"The body is nested deeper than {max_depth} levels", errors.Codes.BAD_JSON) from None
     except ValueError:  # includes json.JSONDecodeError, and integers too long to convert
@@ -190,19 +192,3 @@ async def acting_user(request: Any, api: ModuleApi, service_secret: str | None, 
         raise errors.SynapseError(403, "Only the Wangxin bridge may call this", errors.Codes.FORBIDDEN)
     requester = await api.get_user_by_req(request)
     return str(requester.user.to_string())
-
-
-class ModuleDb:
-    """``api.run_db_interaction`` that first creates the module's tables (once per process)."""
-
-    def __init__(self, api: ModuleApi, name: str, create_schema_txn: Callable[[LoggingTransaction], None]):
-        self._api = api
-        self._name = name
-        self._create_schema_txn = create_schema_txn
-        self._ready = False
-
-    async def run(self, desc: str, func: Any, *args: Any) -> Any:
-        if not self._ready:
-            await self._api.run_db_interaction(f"{self._name}_schema", self._create_schema_txn)
-            self._ready = True
-        return await self._api.run_db_interaction(desc, func, *args)

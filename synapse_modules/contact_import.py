@@ -49,7 +49,8 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules._http import USER_ID_RE, ModuleDb, RoutedJsonResource, acting_user
+from synapse_modules._http import USER_ID_RE, RoutedJsonResource, acting_user
+from synapse_modules._store import ModuleStore
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class ContactImport:
         self._config = config
         self._api = api
         self._internals = _internals.ContactImportInternals(api)
-        self._store_db = ModuleDb(api, "wangxin_import", store.create_schema_txn)
+        self._store = ModuleStore(api, "wangxin_import", store.SCHEMA)
         self._delivering = False
         resource = RoutedJsonResource()
         resource.route("GET", "/discoverable", self._get_discoverable)
@@ -122,7 +123,7 @@ class ContactImport:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _db(self, desc: str, func: Any, *args: Any) -> Any:
-        return await self._store_db.run(desc, func, *args)
+        return await self._store.run_named(desc, func, *args)
 
     async def _requester(self, request: Any, *, service_only: bool = False) -> str:
         return await acting_user(request, self._api, self._config.service_secret, service_only=service_only)

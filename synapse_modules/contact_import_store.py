@@ -8,9 +8,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from synapse_modules._store import Schema
+
 DISCOVERABLE_TABLE = "wangxin_import_discoverable"
 
-SCHEMA = [
+STATEMENTS = (
     # Users who let other people's imports find them by their phone numbers (off by default).
     f"""CREATE TABLE IF NOT EXISTS {DISCOVERABLE_TABLE} (
         user_id TEXT NOT NULL PRIMARY KEY,
@@ -39,7 +41,8 @@ SCHEMA = [
         created_ts BIGINT NOT NULL,
         PRIMARY KEY (user_id, address)
     )""",
-]
+)
+SCHEMA = Schema(STATEMENTS)
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -48,9 +51,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def create_schema_txn(txn: Any) -> None:
-    for statement in SCHEMA:
-        txn.execute(statement)
+create_schema_txn = SCHEMA.create_txn
 
 
 def is_discoverable_txn(txn: Any, user_id: str) -> bool:

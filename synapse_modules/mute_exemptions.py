@@ -39,7 +39,8 @@ from synapse_modules._config import (
     require_mapping,
     to_synapse_config_error,
 )
-from synapse_modules._http import ModuleDb, RoutedJsonResource, acting_user, parse_json_object
+from synapse_modules._http import RoutedJsonResource, acting_user, parse_json_object
+from synapse_modules._store import ModuleStore
 from synapse_modules.mute_rules import (
     MuteSettings,
     Rule,
@@ -96,7 +97,7 @@ class MuteExemptions:
         self._user_locks = _internals.keyed_lock(api, "wangxin_mute_user")
         self._rules_pos: int | None = None
         self._members_pos: int | None = None
-        self._store_db = ModuleDb(api, "wangxin_mute", mute_store.create_schema_txn)
+        self._store = ModuleStore(api, "wangxin_mute", mute_store.SCHEMA)
         # Each resource serves the paths below its mount point (RoutedJsonResource is a leaf).
         rooms = RoutedJsonResource()
         rooms.route("PUT", r"/(?P<room_id>[^/]+)/mute", self._put_mute)
@@ -127,7 +128,7 @@ class MuteExemptions:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _db(self, desc: str, func: Any, *args: Any) -> Any:
-        return await self._store_db.run(desc, func, *args)
+        return await self._store.run_named(desc, func, *args)
 
     async def _locked(self, user_id: str, func: Any, *args: Any) -> Any:
         async with self._user_locks.queue(user_id):

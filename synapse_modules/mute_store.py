@@ -11,9 +11,10 @@ from typing import Any
 
 import attrs
 
+from synapse_modules._store import Schema
 from synapse_modules.mute_rules import MuteSettings
 
-SCHEMA = [
+STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS wangxin_mute_settings (
         user_id TEXT NOT NULL,
         room_id TEXT NOT NULL,
@@ -30,12 +31,12 @@ SCHEMA = [
         vips TEXT NOT NULL,
         updated_ts BIGINT NOT NULL
     )""",
-]
+)
 # Columns added after the first release: (table, column, definition); added where missing. Rows
 # from before owns_mute_rule keep their room's mute rule on leave, as they always did.
-ADDED_COLUMNS = [
+ADDED_COLUMNS = (
     ("wangxin_mute_settings", "owns_mute_rule", "BOOLEAN NOT NULL DEFAULT FALSE"),
-]
+)
 
 
 @attrs.frozen
@@ -49,13 +50,7 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def create_schema_txn(txn: Any) -> None:
-    for statement in SCHEMA:
-        txn.execute(statement)
-    for table, column, definition in ADDED_COLUMNS:
-        txn.execute(f"SELECT * FROM {table} LIMIT 0")
-        if column not in [d[0] for d in txn.description]:
-            txn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+SCHEMA = Schema(STATEMENTS, ADDED_COLUMNS)
 
 
 def settings_from_row(room_id: str, data: str) -> MuteSettings:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from synapse_modules._store import Schema
 
-SCHEMA = [
+STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS wangxin_merchants (
         user_id TEXT NOT NULL PRIMARY KEY,
         name TEXT NOT NULL,
@@ -104,29 +104,22 @@ SCHEMA = [
         name TEXT NOT NULL PRIMARY KEY,
         position BIGINT NOT NULL
     )""",
-]
+)
 
 # Columns added after the first release of a table: (table, column, definition).
-ADDED_COLUMNS = [
+ADDED_COLUMNS = (
     ("wangxin_circle_posts", "device_id", "TEXT"),
     ("wangxin_circle_posts", "persisted", "INTEGER NOT NULL DEFAULT 0"),
-]
+)
 
 # Indexes on added columns, created after those columns exist.
-ADDED_INDEXES = [
+ADDED_INDEXES = (
     # The quota reads a merchant's pending posts, and counts its persisted posts of the last day.
     "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_state ON wangxin_circle_posts (merchant_id, persisted, ts)",
     # The repost cooldown reads a product's last post.
     "CREATE INDEX IF NOT EXISTS wangxin_circle_posts_product ON wangxin_circle_posts (merchant_id, product_id, ts)",
-]
+)
 
 
-def create_schema_txn(txn: Any) -> None:
-    for statement in SCHEMA:
-        txn.execute(statement)
-    for table, column, definition in ADDED_COLUMNS:
-        txn.execute(f"SELECT * FROM {table} LIMIT 0")
-        if column not in [d[0] for d in txn.description]:
-            txn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-    for statement in ADDED_INDEXES:
-        txn.execute(statement)
+SCHEMA = Schema(STATEMENTS, ADDED_COLUMNS, ADDED_INDEXES)
+create_schema_txn = SCHEMA.create_txn
