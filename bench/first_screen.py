@@ -9,7 +9,8 @@ with the other side), so drift in the machine's load hits both alike:
 
 - **first screen, sliding sync**: Element X's first room-list request (MSC4186, rooms 0-19 by
   recency, one timeline event each, its required state; bench/first_screen_plan.py), a new
-  connection each time; time and bytes;
+  connection each time; time and bytes; and the same request with the merchant circles filtered
+  out as a client that knows Wangxin would (``first_screen_chats_only``);
 - **initial /v3/sync** with Element Web's inline filter (lazy-loaded members, 20 events a room);
   ``timeout`` differs per request so that Synapse's sync response cache never answers;
 - **incremental sync** after one new message: a member of the 10-member room sends, then the
@@ -20,6 +21,11 @@ with the other side), so drift in the machine's load hits both alike:
   take turns;
 - **message send** by the viewer in the 10-member room and in the big group, ten at a time
   per side.
+
+Bytes are the JSON's (``bytes_p50``), what it would weigh gzipped (``gzip_bytes_last``, computed
+here) and what came over the connection (``wire_bytes_p50``: the same as the JSON's unless
+something in front of Synapse compresses, as the worker topology's router does like a production
+proxy; docs/operating.md, "Deploying for speed").
 
 On PostgreSQL both databases get ``VACUUM ANALYZE`` before the measurements (a copy starts with
 no activity counters, so autovacuum would visit only Wangxin's). On ``--workers`` (PostgreSQL
@@ -51,6 +57,7 @@ import requests
 from bench.core import BenchStack, free_base_port
 from bench.first_screen_plan import (
     BROWSER_CONNECTIONS,
+    CHATS_ONLY_FILTERS,
     ELEMENT_WEB_FILTER,
     ELEMENT_WEB_INITIAL_FILTER,
     MESSAGES_PARAMS,
@@ -117,6 +124,7 @@ class Side:
         self.pos = ""  # the viewer's sliding-sync position
         self.sent = 0
         self.initial_syncs = 0
+        self.wire = 0  # body bytes received over the connections, as sent (compressed or not)
 
     @staticmethod
     def _session(token: str, pool: int) -> requests.Session:
@@ -135,12 +143,18 @@ class Side:
         elapsed = time.perf_counter() - started
         if r.status_code != 200:
             raise RuntimeError(f"{self.name}: {method} {path} -> {r.status_code}: {r.text[:300]}")
+        self.wire += r.raw.tell()  # the body as it came, before requests undid any gzip
         return elapsed, r
 
     # -- the measurements: each returns (seconds, bytes of the answers) ---------------------
 
     def first_screen(self, _: int) -> tuple[float, int, dict[str, Any]]:
         elapsed, r = self._timed("POST", SLIDING_SYNC_PATH, params={"timeout": "0"}, json=element_x_room_list())
+        return elapsed, len(r.content), r.json()
+
+    def first_screen_chats_only(self, _: int) -> tuple[float, int, dict[str, Any]]:
+        elapsed, r = self._timed("POST", SLIDING_SYNC_PATH, params={"timeout": "0"},
+                                 json=element_x_room_list(filters=CHATS_ONLY_FILTERS))
         return elapsed, len(r.content), r.json()
 
     def initial_sync(self, i: int) -> tuple[float, int, dict[str, Any]]:
@@ -198,15 +212,17 @@ class Side:
         images = [e["content"]["url"] for e in r.json().get("chunk", [])
                   if e.get("type") == "m.room.message" and e.get("content", {}).get("msgtype") == "m.image"]
 
-        def thumbnail(mxc: str) -> int:
+        def thumbnail(mxc: str) -> tuple[int, int]:
             server, media_id = mxc_parts(mxc)
             got = self.thumbs.get(f"{self.url}/_matrix/client/v1/media/thumbnail/{q(server)}/{q(media_id)}",
                                   params=THUMBNAIL_PARAMS, timeout=120)
             if got.status_code != 200:
                 raise RuntimeError(f"{self.name}: thumbnail of {mxc} -> {got.status_code}: {got.text[:200]}")
-            return len(got.content)
+            return len(got.content), got.raw.tell()
 
-        thumb_bytes = sum(self.thumb_pool.map(thumbnail, images))
+        sizes = list(self.thumb_pool.map(thumbnail, images))
+        thumb_bytes = sum(size for size, _ in sizes)
+        self.wire += sum(wire for _, wire in sizes)
         total = time.perf_counter() - started
         return total, len(r.content) + thumb_bytes, {"messages_s": messages_s, "images": len(images),
                                                      "thumbnail_bytes": thumb_bytes}
@@ -229,13 +245,15 @@ def _alternate(sides: list[Side], fn: Callable[[Side, int], tuple[float, int, di
     for i in range(WARMUP):
         for side in sides:
             fn(side, -1 - i)
-    got: dict[str, dict[str, list[Any]]] = {s.name: {"s": [], "bytes": [], "last": [], "parts": []}
+    got: dict[str, dict[str, list[Any]]] = {s.name: {"s": [], "bytes": [], "wire": [], "last": [], "parts": []}
                                             for s in sides}
     for i in range(samples):
         for side in (sides if i % 2 == 0 else sides[::-1]):
+            wire_before = side.wire
             seconds, size, body = fn(side, i)
             got[side.name]["s"].append(seconds)
             got[side.name]["bytes"].append(size)
+            got[side.name]["wire"].append(side.wire - wire_before)
             got[side.name]["last"] = [body]  # sync answers are megabytes: keep the last only
             if "messages_s" in body:
                 got[side.name]["parts"].append(body)
@@ -248,6 +266,8 @@ def _compare(got: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, data in (("wangxin", wx), ("stock", st)):
         out[name] = {**summary_ms(data["s"]), "bytes_p50": int(median(data["bytes"]))}
+        if data.get("wire"):
+            out[name]["wire_bytes_p50"] = int(median(data["wire"]))
     out["p50_ratio"] = ratio(out["wangxin"]["p50_ms"], out["stock"]["p50_ms"])
     out["p50_ratio_95pct_interval"] = p50_ratio_interval(wx["s"], st["s"])
     out["p95_ratio"] = ratio(out["wangxin"]["p95_ms"], out["stock"]["p95_ms"])
@@ -305,7 +325,8 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int) 
     sides = [Side("wangxin", wx, account), Side("stock", stock, account)]
     result: dict[str, Any] = {}
     try:
-        plan = [("first_screen_sliding_sync", Side.first_screen), ("initial_sync_v3", Side.initial_sync),
+        plan = [("first_screen_sliding_sync", Side.first_screen),
+                ("first_screen_chats_only", Side.first_screen_chats_only), ("initial_sync_v3", Side.initial_sync),
                 ("incremental_sync_v3", Side.incremental_sync),
                 ("incremental_sliding_sync", Side.incremental_sliding_sync), ("open_circle", Side.open_circle)]
         totals = {label: samples for label, _ in plan}
@@ -316,10 +337,10 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int) 
                 got = _alternate(sides, fn, samples, progress, label)
                 result[label] = _compare(got)
                 last = {name: data["last"][0] for name, data in got.items()}
-                if label in ("first_screen_sliding_sync", "initial_sync_v3"):
+                if label in ("first_screen_sliding_sync", "first_screen_chats_only", "initial_sync_v3"):
                     for name in ("wangxin", "stock"):
                         result[label][name]["gzip_bytes_last"] = _gzip_size(last[name])
-                if label == "first_screen_sliding_sync":
+                if label in ("first_screen_sliding_sync", "first_screen_chats_only"):
                     result[label]["shown"] = {n: _first_screen_facts(b) for n, b in last.items()}
                 if label == "initial_sync_v3":
                     result[label]["joined_rooms"] = {n: len(b.get("rooms", {}).get("join", {}))
@@ -346,6 +367,8 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int) 
 REQUESTS = {
     "first_screen_sliding_sync": {"method": "POST", "path": SLIDING_SYNC_PATH, "query": {"timeout": "0"},
                                   "body": element_x_room_list()},
+    "first_screen_chats_only": {"method": "POST", "path": SLIDING_SYNC_PATH, "query": {"timeout": "0"},
+                                "body": element_x_room_list(filters=CHATS_ONLY_FILTERS)},
     "initial_sync_v3": {"method": "GET", "path": f"{CLIENT}/sync",
                         "query": {"filter": ELEMENT_WEB_INITIAL_FILTER, "timeout": "<sample number>"}},
     "incremental_sync_v3": {"method": "GET", "path": f"{CLIENT}/sync",
@@ -397,7 +420,8 @@ def run(sizes: Sizes, samples: int = 30, messages: int = 300, postgres: bool = F
     started = time.monotonic()
     info: dict[str, Any] = {
         "database": "postgres" if postgres else "sqlite",
-        "topology": "workers (main; event persister; generic worker serving /v3/sync, sends, /messages)"
+        "topology": "workers (main; event persister; generic worker serving sends and /messages; sync worker "
+                    "serving /v3/sync and sliding sync; media worker; a gzipping router in front)"
                     if redis else "single process",
         "commit": commit(), "machine": machine(), "command": command,
         "sizes": _sizes_json(sizes),

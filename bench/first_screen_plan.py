@@ -216,13 +216,24 @@ ELEMENT_X_REQUIRED_STATE = [
 ]
 
 
-def element_x_room_list(first: int = 0, last: int = 19) -> dict[str, Any]:
+# Element X leaves spaces out of its room list (matrix-rust-sdk's RoomListService asks for
+# ``not_room_types: [m.space]``); a client that knows Wangxin also leaves the merchant circles out
+# of the chat list (docs/operating.md, "Deploying for speed"): the circles and the space they are
+# filed in are one filter away.
+ELEMENT_X_FILTERS: dict[str, Any] = {"not_room_types": ["m.space"]}
+CIRCLE_ROOM_TYPE = "org.wangxin.merchant_circle"
+CHATS_ONLY_FILTERS: dict[str, Any] = {"not_room_types": ["m.space", CIRCLE_ROOM_TYPE]}
+
+
+def element_x_room_list(first: int = 0, last: int = 19, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body of Element X's room-list request (its ``pos`` and ``timeout`` go in the query:
-    ``timeout=0`` while the list loads, a long poll once it is loaded)."""
+    ``timeout=0`` while the list loads, a long poll once it is loaded); ``filters`` replace
+    Element X's own."""
     return {
         "conn_id": "room-list",
         "lists": {"all_rooms": {"ranges": [[first, last]], "timeline_limit": 1,
-                                "required_state": ELEMENT_X_REQUIRED_STATE, "filters": {}}},
+                                "required_state": ELEMENT_X_REQUIRED_STATE,
+                                "filters": ELEMENT_X_FILTERS if filters is None else filters}},
         "extensions": {"account_data": {"enabled": True},
                        "receipts": {"enabled": True, "rooms": ["*"]},
                        "typing": {"enabled": True}},

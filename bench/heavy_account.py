@@ -10,12 +10,14 @@ Everything goes through public APIs, without rate limits (the stack runs with
 - the circles are real: the admin makes each merchant (``PUT /merchants/{id}``), the viewer
   buys from each (the purchase webhook), and the module follows, mutes and files the circle
   in the viewer's 商家圈 space. The merchants post as the merchant bot does, with the bot's own
-  QR-code images (``bots.merchant.circle_api.post_image``), uploaded first;
+  images (``bots.merchant.circle_api.post_image``: a product photo above the QR code of the buy
+  link; the photos are synthetic, ``product_photo``), uploaded first;
 - history is sent in time order across all rooms, then the viewer's read markers.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import secrets
 import sys
@@ -331,17 +333,20 @@ class Builder:
 
     # -- media ------------------------------------------------------------------------------
 
-    def _upload(self, http: Http, png: bytes, filename: str) -> str:
-        return str(http.call("POST", "/_matrix/media/v3/upload", data=png, params={"filename": filename},
-                             headers={"Content-Type": "image/png"})["content_uri"])
+    def _upload(self, http: Http, image: bytes, filename: str, mimetype: str = "image/png") -> str:
+        return str(http.call("POST", "/_matrix/media/v3/upload", data=image, params={"filename": filename},
+                             headers={"Content-Type": mimetype})["content_uri"])
 
     def _product_image(self, circle: int, post: int) -> dict[str, Any]:
-        from bots.merchant.circle_api import post_image  # the bot's own image: photo-less QR code
+        from bots.merchant.circle_api import image_type, post_image  # the bot's own image
 
         url = f"https://shop.example.com/s{circle}/p{post}?from=wangxin"
-        png, width, height = post_image(url, None)
-        mxc = self._upload(self._client(self.merchant_tokens[circle]), png, f"p{circle}-{post}.png")
-        return {"url": url, "mxc": mxc, "size": len(png), "w": width, "h": height}
+        image, width, height = post_image(url, product_photo(post % PHOTOS))
+        mimetype, extension = image_type(image)
+        mxc = self._upload(self._client(self.merchant_tokens[circle]), image, f"p{circle}-{post}.{extension}",
+                           mimetype)
+        return {"url": url, "mxc": mxc, "size": len(image), "w": width, "h": height, "mimetype": mimetype,
+                "filename": f"s{circle}p{post}.{extension}"}
 
     # -- history ----------------------------------------------------------------------------
 
@@ -391,9 +396,33 @@ def _post_content(circle: int, index: int, image: dict[str, Any]) -> dict[str, A
 
     product = {"id": f"s{circle}p{index}", "title": f"明前龙井 {index} 号", "price": f"{88 + index}.00",
                "currency": "CNY", "url": image["url"], "image": image["mxc"]}
-    return {"msgtype": "m.image", "body": caption(product), "filename": f"{product['id']}.png", "url": image["mxc"],
-            "info": {"mimetype": "image/png", "size": image["size"], "w": image["w"], "h": image["h"]},
+    return {"msgtype": "m.image", "body": caption(product), "filename": image["filename"], "url": image["mxc"],
+            "info": {"mimetype": image["mimetype"], "size": image["size"], "w": image["w"], "h": image["h"]},
             "org.wangxin.product": product}
+
+
+PHOTOS = 10  # distinct product photos; the posts take turns
+
+
+@functools.lru_cache(maxsize=PHOTOS)
+def product_photo(seed: int, width: int = 1600, height: int = 1200) -> bytes:
+    """A photo-like JPEG as a phone sends it: shapes and colour gradients (placed by ``seed``),
+    slightly blurred, with sensor noise."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    picture = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    for _ in range(40):
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(20, 240)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    picture = Image.blend(picture.filter(ImageFilter.GaussianBlur(3)),
+                          Image.effect_noise((width, height), 12).convert("RGB"), 0.15)
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def _avatar_png() -> bytes:

@@ -86,8 +86,16 @@ def product_id_for(url: str) -> str:
     return "p" + hashlib.sha256(url.encode()).hexdigest()[:8]
 
 
+# A post with a photo is a JPEG: as a PNG a phone photo weighs 150-300 KB at 480 pixels wide, and
+# Synapse makes PNG thumbnails of a PNG, so every follower opening the circle would fetch that
+# much per post (docs/merchant-circle.md, "Cost"). At this quality the QR code's modules (8 pixels
+# each) keep their colour. A QR code alone stays a PNG: lossless, and under 2 KB.
+JPEG_QUALITY = 85
+
+
 def post_image(url: str, photo: bytes | None) -> tuple[bytes, int, int]:
-    """A PNG with the product photo (if any) above a QR code of the buy link: ``(png, w, h)``."""
+    """The post's image, the product photo (if any) above a QR code of the buy link:
+    ``(image, w, h)``; a JPEG with a photo, a PNG without (``image_type`` tells which)."""
     qr_png = io.BytesIO()
     segno.make(url, error="m").save(qr_png, kind="png", scale=8, border=3)
     qr = Image.open(io.BytesIO(qr_png.getvalue())).convert("RGB")
@@ -108,8 +116,16 @@ def post_image(url: str, photo: bytes | None) -> tuple[bytes, int, int]:
         canvas.paste(part, ((width - part.width) // 2, y))
         y += part.height
     out = io.BytesIO()
-    canvas.save(out, format="PNG")
+    if len(parts) > 1:
+        canvas.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    else:
+        canvas.save(out, format="PNG")
     return out.getvalue(), width, height
+
+
+def image_type(image: bytes) -> tuple[str, str]:
+    """``(mimetype, file extension)`` of an image ``post_image`` made."""
+    return ("image/png", "png") if image.startswith(b"\x89PNG") else ("image/jpeg", "jpg")
 
 
 def caption(product: dict[str, Any]) -> str:

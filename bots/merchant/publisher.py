@@ -7,7 +7,7 @@ from typing import Any
 
 from nio import AsyncClient, RoomSendResponse, UploadResponse
 
-from bots.merchant.circle_api import CircleApi, MerchantInfo, caption, in_how_long, post_image
+from bots.merchant.circle_api import CircleApi, MerchantInfo, caption, image_type, in_how_long, post_image
 
 
 class Publisher:
@@ -22,22 +22,24 @@ class Publisher:
         ``image`` is the mxc URI of a post made before (``repost``); without it the image is drawn
         from ``photo_mxc`` (the merchant's last photo, if any) and the buy link, and uploaded.
         """
-        size, width, height = 0, 0, 0
+        size, width, height, mimetype = 0, 0, 0, ""
+        filename = product["id"]  # a repost's image may be a PNG (posts without a photo, older posts) or a JPEG
         if image is None:
             photo = await self._circle.download(photo_mxc) if photo_mxc else None
-            png, width, height = post_image(product["url"], photo)
-            uploaded, _ = await self._client.upload(io.BytesIO(png), content_type="image/png",
-                                                    filename=f"{product['id']}.png", filesize=len(png))
+            drawn, width, height = post_image(product["url"], photo)
+            mimetype, extension = image_type(drawn)
+            uploaded, _ = await self._client.upload(io.BytesIO(drawn), content_type=mimetype,
+                                                    filename=f"{product['id']}.{extension}", filesize=len(drawn))
             if not isinstance(uploaded, UploadResponse):
                 return "I could not upload the post's image; please try again in a minute."
-            image, size = uploaded.content_uri, len(png)
+            image, size, filename = uploaded.content_uri, len(drawn), f"{product['id']}.{extension}"
         product = {**product, "image": image}
         content: dict[str, Any] = {
             "msgtype": "m.image",
             "body": caption(product),
-            "filename": f"{product['id']}.png",
+            "filename": filename,
             "url": image,
-            "info": {"mimetype": "image/png", **({"size": size, "w": width, "h": height} if size else {})},
+            "info": {"mimetype": mimetype, "size": size, "w": width, "h": height} if size else {},
             "org.wangxin.product": product,
         }
         response = await self._client.room_send(merchant.circle_room_id, "m.room.message", content)

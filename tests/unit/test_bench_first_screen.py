@@ -125,7 +125,10 @@ def test_element_x_first_screen_request() -> None:
         assert wanted in required
     assert body["extensions"]["receipts"] == {"enabled": True, "rooms": ["*"]}
     assert "pos" not in body  # a position goes in the query string
+    assert the_list["filters"] == {"not_room_types": ["m.space"]}  # as matrix-rust-sdk's room list
     json.dumps(body)
+    chats = element_x_room_list(filters={"not_room_types": ["m.space", "org.wangxin.merchant_circle"]})
+    assert chats["lists"]["all_rooms"]["filters"]["not_room_types"] == ["m.space", "org.wangxin.merchant_circle"]
 
 
 def test_element_web_and_timeline_requests() -> None:
