@@ -17,6 +17,7 @@ from wangxin_stack.options import (
     PostgresDsn,
     RedisAddress,
     StackOptions,
+    parse_discovery_options,
     parse_import_limits,
     parse_sms_from,
     parse_sms_limits,
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Synapse with the modules, the bridge and the merchant bot")
     up.add_argument("--dir", default=".stack", help="stack directory: configs, data, logs (default .stack)")
     up.add_argument("--port", type=int, default=8008,
-                    help="homeserver port; the stack also uses the next five ports (default 8008)")
+                    help="homeserver port; the stack also uses the next seven ports (default 8008)")
     up.add_argument("--server-name", help="Matrix server name (default: the stack's saved one, else localhost)")
     up.add_argument("--postgres", metavar="DSN", help="use this PostgreSQL database instead of SQLite")
     up.add_argument("--bridge-postgres", metavar="DSN", help="PostgreSQL database for the bridge")
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(docs/sms.md); with the outbox, what it records as the sender")
     up.add_argument("--sms-limits", metavar="KEY=N,…", default="",
                     help="override the bridge's sms.limits, e.g. per_destination_per_day=3,request_timeout_s=2")
+    up.add_argument("--discovery-options", metavar="KEY=N,…", default="",
+                    help="override the discovery module's options, e.g. shake_window_ms=1500,location_ttl_s=30 "
+                         "(docs/discovery.md, \"Configuration\"); tests use short windows and small limits")
     up.add_argument("--startup-timeout", type=float, default=240.0)
     return parser
 
@@ -111,6 +115,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         twilio_auth_token=args.twilio_auth_token,
         sms_from=parse_sms_from(args.sms_from),
         sms_limits=parse_sms_limits(args.sms_limits),
+        discovery_options=parse_discovery_options(args.discovery_options),
         startup_timeout=args.startup_timeout,
     )
     options.validate()

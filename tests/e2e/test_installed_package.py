@@ -31,7 +31,7 @@ from tests.harness.http import eventually
 from wangxin_stack.homeserver_admin import registration_mac
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE_FEATURES = ["contact_import", "merchant_circle", "mute_exemptions"]
+MODULE_FEATURES = ["contact_import", "discovery", "merchant_circle", "mute_exemptions"]
 # What only the bridge and the bots need: none of it belongs in Synapse's venv.
 NOT_FOR_SYNAPSE = ["twilio", "nio", "vobject", "segno"]
 BUILD_WARNINGS = ("Warning", "warning:", "Package would be ignored")

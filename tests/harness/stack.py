@@ -23,6 +23,9 @@ TEST_LOOKUPS_PER_DAY = 2000
 # bcrypt's minimum: the suite registers hundreds of users, and 12 rounds cost 0.3 s of CPU each.
 TEST_BCRYPT_ROUNDS = 4
 TEST_IMPORT_LIMITS = "max_bytes=2097152,max_rows=10000"
+# Discovery: shake windows of 1.5 s instead of 5, locations that expire in 30 s instead of 2 h (a
+# test of the expiry waits for it), and daily limits a test reaches in a few calls.
+TEST_DISCOVERY_OPTIONS = "shake_window_ms=1500,location_ttl_s=30,throws_per_day=3,picks_per_day=3"
 
 
 def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
@@ -36,7 +39,8 @@ def stack_args_for(backend: str, base_port: int, server_name: str, databases: li
     args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits",
             "--circle-chat-wait-s", "8", "--module-poll-ms", str(TEST_MODULE_POLL_MS),
             "--bcrypt-rounds", str(TEST_BCRYPT_ROUNDS),
-            "--lookups-per-day", str(TEST_LOOKUPS_PER_DAY), "--import-limits", TEST_IMPORT_LIMITS]
+            "--lookups-per-day", str(TEST_LOOKUPS_PER_DAY), "--import-limits", TEST_IMPORT_LIMITS,
+            "--discovery-options", TEST_DISCOVERY_OPTIONS]
     if twilio is not None:
         args += twilio_args(twilio)
     if backend in ("postgres", "workers"):

@@ -90,3 +90,19 @@ def test_bad_import_limits_are_named(text: str, message: str) -> None:
 def test_bad_knob_values_are_named(tmp_path, kwargs: dict, message: str) -> None:
     with pytest.raises(OptionError, match=message):
         StackOptions(dir=str(tmp_path), port=18008, server_name="dev.test", **kwargs).validate()
+
+
+def test_discovery_options_reach_the_module_and_bad_ones_are_named(tmp_path) -> None:
+    from wangxin_stack.options import parse_discovery_options
+
+    options = parse_discovery_options("shake_window_ms=1500, location_ttl_s=30,throws_per_day=3")
+    modules, _ = _render(tmp_path, module_poll_ms=100, discovery_options=options)
+    discovery = modules["Discovery"]
+    assert (discovery.shake_window_ms, discovery.location_ttl_s, discovery.throws_per_day) == (1500, 30, 3)
+    assert discovery.cleanup_interval_ms == 1000 and discovery.picks_per_day == 20
+    assert "@merchantbot:dev.test" in discovery.service_accounts
+    for text, message in (("shake_windw_ms=5", "unknown option 'shake_windw_ms'"),
+                          ("rate_limits=5", "unknown option 'rate_limits'"),
+                          ("location_ttl_s=2.5", "location_ttl_s needs a whole number")):
+        with pytest.raises(OptionError, match=message):
+            parse_discovery_options(text)

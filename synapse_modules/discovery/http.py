@@ -1,0 +1,425 @@
+"""Discovery's HTTP API, under ``/_synapse/client/wangxin/v1/discovery`` (docs/discovery.md).
+
+Every call acts for the owner of the access token (or, with the modules' service secret, for
+``?user_id=``: the discovery bot acting for the sender of a chat command). ``GET /reports`` and
+``POST /reports/{id}/resolve`` need a server admin's own token. Each handler checks all its
+input (``rules``) before it writes anything, so a refused request changes nothing.
+
+Privacy: a position is turned into its cell here and goes no further; no message names a
+coordinate. Nothing tells a caller anything about someone who is not in discovery for them:
+saying hi to them, or answering a request of theirs, is "not found" exactly as for an id that
+does not exist, and blocking or reporting anyone answers the same whoever they are.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, NoReturn
+
+from synapse.module_api import ModuleApi, SynapseRequest, errors
+
+from synapse_modules._http import RoutedJsonResource, acting_user, parse_json_object
+from synapse_modules.discovery.cells import cell_of, region_of
+from synapse_modules.discovery.config import DiscoveryConfig
+from synapse_modules.discovery.directory import Directory
+from synapse_modules.discovery.pairings import Pairings
+from synapse_modules.discovery.rendezvous import Rendezvous, new_id
+from synapse_modules.discovery.rules import (
+    MAX_REASON_CHARS,
+    check_id,
+    conflict,
+    forbidden,
+    invalid,
+    limit_exceeded,
+    not_found,
+    only_fields,
+    parse_location,
+    parse_profile,
+    parse_resolve_action,
+    parse_text,
+    parse_user_id,
+)
+from synapse_modules.discovery.store import DiscoveryStore
+from synapse_modules.discovery.store.bottles import claim_bottle_txn, pick_candidates_txn, reply_txn, throw_txn
+from synapse_modules.discovery.store.limits import Limited
+from synapse_modules.discovery.store.people import (
+    Me,
+    Profile,
+    block_txn,
+    delete_location_txn,
+    forget_person_txn,
+    me_txn,
+    nearby_txn,
+    opt_out_txn,
+    put_profile_txn,
+    set_location_txn,
+)
+from synapse_modules.discovery.store.reports import Report, report_txn, reports_txn, resolve_txn
+from synapse_modules.discovery.store.requests import HiOutcome, hi_txn, open_requests_txn
+
+PREFIX = "/_synapse/client/wangxin/v1/discovery"
+OPT_IN_HINT = f'turn it on with PUT {PREFIX}/profile {{"enabled": true}}'
+# Extra people read for GET /nearby, for the few that the merchant check may drop.
+NEARBY_SPARE = 10
+
+Response = tuple[int, Any]
+
+
+def _raise(limited: Limited) -> NoReturn:
+    raise limit_exceeded(limited.limit, limited.reason, limited.retry_after_ms)
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    return {"name": profile.name, "gender": profile.gender, "age_range": profile.age_range}
+
+
+def _report_json(report: Report) -> dict[str, Any]:
+    return {"report_id": report.report_id, "reporter": report.reporter, "reported": report.reported,
+            "reason": report.reason, "created_ts": report.created_ts, "state": report.state,
+            "resolved_by": report.resolved_by, "resolved_ts": report.resolved_ts}
+
+
+class DiscoveryHttp:
+    def __init__(self, api: ModuleApi, config: DiscoveryConfig, store: DiscoveryStore, directory: Directory,
+                 shake: Rendezvous, pairings: Pairings):
+        self._api = api
+        self._config = config
+        self._store = store
+        self._directory = directory
+        self._shake = shake
+        self._pairings = pairings
+
+    def register(self) -> None:
+        r = RoutedJsonResource()
+        r.route("GET", "/profile", self._get_profile)
+        r.route("PUT", "/profile", self._put_profile)
+        r.route("PUT", "/location", self._put_location)
+        r.route("DELETE", "/location", self._delete_location)
+        r.route("GET", "/nearby", self._get_nearby)
+        r.route("POST", "/shake", self._shake_once)
+        r.route("POST", "/bottles", self._throw)
+        r.route("POST", "/bottles/pick", self._pick)
+        r.route("POST", r"/bottles/(?P<bottle_id>[^/]+)/reply", self._reply)
+        r.route("GET", "/requests", self._get_requests)
+        r.route("POST", "/requests", self._say_hi)
+        r.route("POST", r"/requests/(?P<request_id>[^/]+)/accept", self._accept)
+        r.route("POST", r"/requests/(?P<request_id>[^/]+)/decline", self._decline)
+        r.route("POST", "/block", self._block)
+        r.route("POST", "/report", self._report)
+        r.route("GET", "/reports", self._get_reports)
+        r.route("POST", r"/reports/(?P<report_id>[^/]+)/resolve", self._resolve)
+        self._api.register_web_resource(PREFIX, r)
+
+    # -- who asks ---------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return self._api.get_current_time_msec()
+
+    async def _user(self, request: SynapseRequest) -> str:
+        return await acting_user(request, self._api, self._config.service_secret)
+
+    async def _me(self, user_id: str) -> Me:
+        return await self._store.run(me_txn, user_id, self._now(), self._config.location_ttl_ms)
+
+    async def _in_discovery(self, user_id: str, *, location: bool = False) -> Me:
+        """The caller's state, if they may use the pools now; 403 saying why not otherwise."""
+        me = await self._me(user_id)
+        if me.standing == "banned":
+            raise forbidden("You may no longer use discovery on this server")
+        if me.profile is None:
+            raise forbidden(f"Discovery is off for you: {OPT_IN_HINT}")
+        if me.standing == "held":
+            raise forbidden("Your discovery profile is under review by the server's admins; "
+                            "until then you are out of every pool")
+        if await self._directory.is_merchant(user_id):
+            await self._store.run(forget_person_txn, user_id)
+            raise forbidden("Shop accounts cannot use discovery: it is for people meeting people")
+        if location and me.cell is None:
+            raise forbidden(f"Share your location first: PUT {PREFIX}/location "
+                            f"(only a cell of about a kilometre is kept, for {self._config.location_ttl_s // 60} min)")
+        return me
+
+    async def _require_admin(self, request: SynapseRequest) -> str:
+        requester = await self._api.get_user_by_req(request)
+        user_id = str(requester.user.to_string())
+        if not await self._api.is_user_admin(user_id):
+            raise errors.SynapseError(403, "You are not a server admin", errors.Codes.FORBIDDEN)
+        return user_id
+
+    # -- profile and location ---------------------------------------------------------------
+
+    async def _get_profile(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        me = await self._me(user_id)
+        if me.profile is None:
+            return 200, {"enabled": False, **({"status": "banned"} if me.standing == "banned" else {})}
+        return 200, {
+            "enabled": True, **_profile_json(me.profile),
+            "status": "under_review" if me.standing == "held" else "active",
+            "location": {"shared": me.cell is not None,
+                         "expires_ts": me.location_ts + self._config.location_ttl_ms if me.location_ts else None},
+        }
+
+    async def _put_profile(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        change = parse_profile(parse_json_object(request))
+        now = self._now()
+        rate = self._config.rate_limits["profile"]
+        if not change.enabled:
+            limited = await self._store.run(opt_out_txn, user_id, now, rate)
+            if limited:
+                _raise(limited)
+            return 200, {"enabled": False}
+        reason = await self._directory.excluded_reason(user_id)
+        if reason:
+            raise forbidden(reason)
+        result = await self._store.run(put_profile_txn, user_id, change.fields, await self._default_name(user_id),
+                                       now, rate)
+        if isinstance(result, Limited):
+            _raise(result)
+        if not isinstance(result, Profile):
+            raise forbidden("You may no longer use discovery on this server")
+        return 200, {"enabled": True, **_profile_json(result)}
+
+    async def _default_name(self, user_id: str) -> str:
+        localpart = user_id[1:].split(":", 1)[0]
+        profile = await self._api.get_profile_for_user(localpart)
+        return (profile.display_name or localpart)[:64]
+
+    async def _put_location(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        latitude, longitude = parse_location(parse_json_object(request, name_non_finite=True))
+        cell = cell_of(latitude, longitude, self._config.cell_precision)
+        del latitude, longitude  # the cell is all that is kept
+        await self._in_discovery(user_id)
+        now = self._now()
+        limited = await self._store.run(set_location_txn, user_id, cell, now, self._config.rate_limits["location"])
+        if limited:
+            _raise(limited)
+        return 200, {"shared": True, "expires_ts": now + self._config.location_ttl_ms}
+
+    async def _delete_location(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        await self._store.run(delete_location_txn, user_id)
+        return 200, {"shared": False}
+
+    # -- nearby and hi ----------------------------------------------------------------------
+
+    async def _get_nearby(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        me = await self._in_discovery(user_id, location=True)
+        assert me.cell is not None
+        limit = self._config.nearby_limit
+        people = await self._store.run(nearby_txn, user_id, me.cell, self._now(), self._config.location_ttl_ms,
+                                       limit + NEARBY_SPARE, self._config.rate_limits["nearby"])
+        if isinstance(people, Limited):
+            _raise(people)
+        merchants = await self._directory.merchants_among([p.user_id for p in people], fresh=True)
+        for merchant in merchants:
+            await self._store.run(forget_person_txn, merchant)
+        shown = [p for p in people if p.user_id not in merchants][:limit]
+        return 200, {"people": [
+            {"user_id": p.user_id, "display_name": p.name, "distance": p.band,
+             **({"gender": p.gender} if p.gender else {}), **({"age_range": p.age_range} if p.age_range else {})}
+            for p in shown
+        ]}
+
+    async def _say_hi(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        body = parse_json_object(request)
+        only_fields(body, ("user_id", "text"))
+        target = parse_user_id(body)
+        text = parse_text(body, "text", self._config.bottle_max_chars, required=False)
+        if target == user_id:
+            raise invalid("'user_id' is you")
+        me = await self._in_discovery(user_id, location=True)
+        assert me.cell is not None
+        if await self._directory.is_merchant(target):
+            raise not_found("No one by that id is near you in discovery")
+        outcome = await self._store.run(
+            hi_txn, user_id, me.cell, target, text, self._now(), self._config.location_ttl_ms,
+            self._config.decline_cooldown_hours * 3600_000, self._config.rate_limits["hi"], new_id(),
+        )
+        if isinstance(outcome, Limited):
+            _raise(outcome)
+        assert isinstance(outcome, HiOutcome)
+        if outcome.not_found:
+            raise not_found("No one by that id is near you in discovery")
+        if outcome.existing:
+            raise errors.SynapseError(409, "There is already an open request between you",
+                                      errors.Codes.UNKNOWN, additional_fields={"request_id": outcome.existing})
+        return 200, {"request_id": outcome.request_id}
+
+    # -- shake ------------------------------------------------------------------------------
+
+    async def _shake_once(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        only_fields(parse_json_object(request), ())
+        me = await self._in_discovery(user_id)
+        region = region_of(me.cell, self._config.region_precision) if me.cell else None
+        window = await self._shake.enter(user_id, region)
+        if isinstance(window, Limited):
+            _raise(window)
+        pairing = await self._shake.outcome(window, user_id)
+        if pairing is None:
+            return 200, {"paired_with": None}
+        return 200, {"paired_with": pairing.partner, "request_id": pairing.request_id}
+
+    # -- bottles ----------------------------------------------------------------------------
+
+    async def _throw(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        body = parse_json_object(request)
+        only_fields(body, ("text",))
+        text = parse_text(body, "text", self._config.bottle_max_chars)
+        assert text is not None
+        await self._in_discovery(user_id)
+        bottle_id = new_id()
+        limited = await self._store.run(throw_txn, user_id, bottle_id, text, secrets.randbits(62), self._now(),
+                                        self._config.throws_per_day, self._config.rate_limits["throw"])
+        if limited:
+            _raise(limited)
+        return 200, {"bottle_id": bottle_id}
+
+    async def _pick(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        only_fields(parse_json_object(request), ())
+        await self._in_discovery(user_id)
+        per_day = self._config.picks_per_day
+        candidates = await self._store.run(pick_candidates_txn, user_id, secrets.randbits(62), self._now(), per_day,
+                                           self._config.rate_limits["pick"])
+        if isinstance(candidates, Limited):
+            _raise(candidates)
+        merchants = await self._directory.merchants_among([b.thrower for b in candidates], fresh=True)
+        for merchant in merchants:
+            await self._store.run(forget_person_txn, merchant)
+        for bottle in candidates:
+            if bottle.thrower in merchants:
+                continue
+            claimed = await self._store.run(claim_bottle_txn, user_id, bottle.bottle_id, self._now(), per_day)
+            if isinstance(claimed, Limited):
+                _raise(claimed)
+            if claimed:
+                return 200, {"bottle_id": bottle.bottle_id, "text": bottle.text, "thrown_ts": bottle.thrown_ts,
+                             "from": {"user_id": bottle.thrower, "display_name": bottle.thrower_name}}
+        raise not_found("The sea is empty: no bottle for you to pick right now")
+
+    async def _reply(self, request: SynapseRequest, bottle_id: str) -> Response:
+        user_id = await self._user(request)
+        body = parse_json_object(request)
+        only_fields(body, ("text",))
+        text = parse_text(body, "text", self._config.bottle_max_chars)
+        assert text is not None
+        check_id(bottle_id, "bottle")
+        await self._in_discovery(user_id)
+        outcome = await self._store.run(reply_txn, user_id, bottle_id, text, self._now(), new_id(),
+                                        self._config.rate_limits["reply"])
+        if isinstance(outcome, Limited):
+            _raise(outcome)
+        if outcome.not_found:
+            raise not_found("No bottle you picked has that id (or its thrower is no longer in discovery)")
+        if outcome.replied:
+            raise conflict("You have already replied to this bottle")
+        return 200, {"request_id": outcome.request_id}
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def _get_requests(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        await self._in_discovery(user_id)
+        rows = await self._store.run(open_requests_txn, user_id, self._now(), self._config.request_ttl_hours * 3600_000)
+        found = []
+        for r, name in rows:
+            other = r.other(user_id)
+            direction = "mutual" if r.mutual else ("outgoing" if r.sender == user_id else "incoming")
+            entry: dict[str, Any] = {
+                "request_id": r.request_id, "kind": r.kind, "direction": direction, "user_id": other,
+                "display_name": name, "accepted_by_you": r.accepted_by(user_id),
+                "accepted_by_them": r.accepted_by(other), "created_ts": r.created_ts,
+            }
+            if r.text is not None:
+                entry["text"] = r.text
+            found.append(entry)
+        return 200, {"requests": found}
+
+    async def _accept(self, request: SynapseRequest, request_id: str) -> Response:
+        return await self._answer(request, request_id, True)
+
+    async def _decline(self, request: SynapseRequest, request_id: str) -> Response:
+        return await self._answer(request, request_id, False)
+
+    async def _answer(self, request: SynapseRequest, request_id: str, accept: bool) -> Response:
+        user_id = await self._user(request)
+        only_fields(parse_json_object(request), ())
+        check_id(request_id, "request")
+        await self._in_discovery(user_id)
+        result = await self._pairings.answer(user_id, request_id, accept)
+        if isinstance(result, Limited):
+            _raise(result)
+        answer, room_id = result
+        r = answer.request
+        if answer.outcome == "not_found" or r is None:
+            raise not_found("No such request")
+        if answer.outcome == "forbidden":
+            raise forbidden("This request is not yours to answer")
+        if answer.outcome == "answered":
+            raise conflict(f"This request was already {r.state}")
+        if answer.outcome == "accepting":
+            raise conflict("This request is being accepted right now")
+        other = r.other(user_id)
+        if answer.outcome == "declined":
+            return 200, {"request_id": request_id, "state": "declined"}
+        if answer.outcome == "waiting":
+            return 200, {"request_id": request_id, "state": "waiting", "waiting_for": other}
+        return 200, {"request_id": request_id, "state": "accepted", "room_id": room_id, "is_direct": True,
+                     "user_id": other, "encrypted": self._config.dm_encrypted}
+
+    # -- safety -----------------------------------------------------------------------------
+
+    async def _block(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        body = parse_json_object(request)
+        only_fields(body, ("user_id",))
+        target = parse_user_id(body)
+        if target == user_id:
+            raise invalid("'user_id' is you")
+        limited = await self._store.run(block_txn, user_id, target, self._now(), self._config.rate_limits["block"])
+        if limited:
+            _raise(limited)
+        return 200, {"blocked": target}
+
+    async def _report(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        body = parse_json_object(request)
+        only_fields(body, ("user_id", "reason"))
+        target = parse_user_id(body)
+        reason = parse_text(body, "reason", MAX_REASON_CHARS)
+        assert reason is not None
+        if target == user_id:
+            raise invalid("'user_id' is you")
+        report_id = new_id()
+        limited = await self._store.run(report_txn, user_id, target, reason, report_id, self._now(),
+                                        self._config.rate_limits["report"])
+        if limited:
+            _raise(limited)
+        return 200, {"report_id": report_id, "blocked": target}
+
+    async def _get_reports(self, request: SynapseRequest) -> Response:
+        await self._require_admin(request)
+        args = request.args.get(b"state")
+        state = args[0].decode("utf-8", "replace") if args else "open"
+        if state not in ("open", "restored", "banned", "all"):
+            raise invalid("'state' must be open, restored, banned or all")
+        reports = await self._store.run(reports_txn, None if state == "all" else state, 500)
+        return 200, {"reports": [_report_json(r) for r in reports]}
+
+    async def _resolve(self, request: SynapseRequest, report_id: str) -> Response:
+        admin = await self._require_admin(request)
+        action = parse_resolve_action(parse_json_object(request))
+        check_id(report_id, "report")
+        resolution = await self._store.run(resolve_txn, report_id, admin, action, self._now())
+        if resolution.outcome == "not_found" or resolution.report is None:
+            raise not_found("No such report")
+        if resolution.outcome == "resolved":
+            raise conflict(f"This report was already resolved ({resolution.report.state})")
+        return 200, _report_json(resolution.report)

@@ -1,0 +1,70 @@
+"""A timed rendezvous on the database, correct whichever process each call reaches (shake;
+issue 23's angle pairing reuses it with its own pool name and pairer).
+
+``enter`` writes the caller's entry (batched with other callers' into one transaction:
+``GroupCommit``); ``outcome`` sleeps until the window has closed and settled, then asks the
+store for the window's decision once per process and window (``store/windows.py``: the first
+process to ask decides, in one transaction, with the pure engine; the others read).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from synapse.module_api import ModuleApi
+
+from synapse_modules._group_commit import GroupCommit
+from synapse_modules._internals import keyed_lock
+from synapse_modules.discovery.config import RateLimit
+from synapse_modules.discovery.store import DiscoveryStore
+from synapse_modules.discovery.store.limits import Limited
+from synapse_modules.discovery.store.windows import Entry, Pairer, Pairing, decide_window_txn, enter_windows_txn
+
+# Decisions kept in memory for this many windows after their own: every waiter has read by then.
+KEEP_WINDOWS = 4
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class Rendezvous:
+    def __init__(self, api: ModuleApi, store: DiscoveryStore, pool: str, window_ms: int, settle_ms: int,
+                 rate: RateLimit, pair: Pairer, id_factory: Callable[[], str] = new_id):
+        self._api = api
+        self._store = store
+        self._pool = pool
+        self.window_ms = window_ms
+        self._settle_ms = settle_ms
+        self._rate = rate
+        self._pair = pair
+        self._new_id = id_factory
+        self._entries: GroupCommit[Entry, Limited | int] = GroupCommit(self._enter_batch)
+        self._decisions: dict[int, dict[str, Pairing | None]] = {}
+        self._lock = keyed_lock(api, f"wangxin_discovery_{pool}_window")
+
+    async def enter(self, user_id: str, region: str | None) -> Limited | int:
+        """Enter the window open now; the window's start (the key of ``outcome``) or ``Limited``."""
+        now = self._api.get_current_time_msec()
+        return await self._entries.submit(Entry(user_id, region, now - now % self.window_ms))
+
+    async def _enter_batch(self, entries: list[Entry]) -> list[Limited | int]:
+        now = self._api.get_current_time_msec()
+        return await self._store.run(enter_windows_txn, self._pool, entries, self.window_ms, now, self._rate)
+
+    async def outcome(self, window_start: int, user_id: str) -> Pairing | None:
+        """Once the window has closed: the caller's partner and request, or ``None``."""
+        wait_ms = window_start + self.window_ms + self._settle_ms - self._api.get_current_time_msec()
+        if wait_ms > 0:
+            await self._api.sleep(wait_ms / 1000)
+        async with self._lock.queue(window_start):
+            decision = self._decisions.get(window_start)
+            if decision is None:
+                now = self._api.get_current_time_msec()
+                decision = await self._store.run(decide_window_txn, self._pool, window_start, now, self._pair,
+                                                 self._new_id)
+                self._decisions[window_start] = decision
+                for old in [w for w in self._decisions if w < window_start - KEEP_WINDOWS * self.window_ms]:
+                    del self._decisions[old]
+        return decision.get(user_id)
