@@ -21,6 +21,7 @@ SECRET_NAMES = (
     "worker_replication_secret",
     "demo_password",
     "merchant_bot_password",
+    "parcels_bot_password",  # the parcels bot's account (synapse_modules.parcels), for a bot process to log in
     "admin_password",
     "module_service_secret",
     "platform_secret",  # the purchases webhook of synapse_modules.merchant_circle

@@ -16,6 +16,7 @@ names from this package.
 from synapse_modules._internals.contacts import (
     ContactImportInternals,
     room_with_marker_txn,
+    user_by_msisdn_txn,
     users_by_msisdn_txn,
 )
 from synapse_modules._internals.log_contexts import keyed_lock, resolve_outside_log_context
@@ -73,6 +74,7 @@ __all__ = [
     "resolve_outside_log_context",
     "room_with_marker_txn",
     "sending_device",
+    "user_by_msisdn_txn",
     "user_rule_ids_txn",
     "users_by_msisdn_txn",
 ]

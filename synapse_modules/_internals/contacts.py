@@ -1,5 +1,6 @@
-"""Contact import (synapse_modules/contact_import.py): phone-number lookups, rooms found again by
-a marker state event, and invitations without the client rate limits.
+"""Contact import (synapse_modules/contact_import.py) and parcels (synapse_modules/parcels/):
+phone-number lookups, rooms found again by a marker state event, and invitations without the
+client rate limits.
 
 The module API has no reverse threepid lookup (``get_threepids_for_user`` goes the other way)
 and its ``update_room_membership`` applies ``rc_invites``. Synapse stores msisdns as E.164
@@ -75,6 +76,19 @@ def users_by_msisdn_txn(txn: LoggingTransaction, msisdns: list[str], only_in_tab
         for address, user_id in txn.fetchall():
             found.setdefault(address, user_id)
     return found
+
+
+def user_by_msisdn_txn(txn: LoggingTransaction, msisdn: str) -> str | None:
+    """The active local user holding the phone number ``msisdn`` (E.164 digits without '+'),
+    whoever it is (the parcels module: a shipment addressed to a number goes to its owner).
+    Synapse lets one number be bound to one account; its index on (medium, address) serves this."""
+    txn.execute(
+        "SELECT t.user_id FROM user_threepids AS t JOIN users AS u ON u.name = t.user_id"
+        " WHERE t.medium = 'msisdn' AND t.address = ? AND u.deactivated = 0 LIMIT 1",
+        (msisdn,),
+    )
+    row = txn.fetchone()
+    return str(row[0]) if row else None
 
 
 def room_with_marker_txn(txn: LoggingTransaction, member: str, event_type: str, state_key: str) -> str | None:

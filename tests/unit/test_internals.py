@@ -237,6 +237,7 @@ def test_every_statement_of_the_adapter_runs_on_a_fresh_database(db: LoggingData
             cur, ["8613800138000"], contact_import_store.DISCOVERABLE_TABLE
         ),
         "room_with_marker_txn": _internals.room_with_marker_txn(cur, "@a:test", "org.wangxin.import.marker", "k"),
+        "user_by_msisdn_txn": _internals.user_by_msisdn_txn(cur, "8613800138000"),
     }
     assert ran == {
         "user_rule_ids_txn": set(),
@@ -246,6 +247,7 @@ def test_every_statement_of_the_adapter_runs_on_a_fresh_database(db: LoggingData
         "persisted_event_ids_txn": set(),
         "users_by_msisdn_txn": {},
         "room_with_marker_txn": None,
+        "user_by_msisdn_txn": None,
     }
     defined = {
         node.name
