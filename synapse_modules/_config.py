@@ -45,6 +45,14 @@ def get_str(config: Mapping[str, Any], key: str, default: Any = ...) -> Any:
     return value
 
 
+def get_secret(config: Mapping[str, Any], key: str, min_length: int = 16) -> str:
+    """A required shared secret, long enough not to be guessed."""
+    secret: str = get_str(config, key)
+    if len(secret) < min_length:
+        raise ModuleConfigError(f"expected a secret of at least {min_length} characters", (key,))
+    return secret
+
+
 def get_user_id(config: Mapping[str, Any], key: str, default: Any = ...) -> Any:
     value = get_str(config, key, default)
     if value is not None and (not value.startswith("@") or ":" not in value):

@@ -14,6 +14,7 @@ import attrs
 from synapse_modules._config import (
     ModuleConfigError,
     get_int,
+    get_secret,
     get_str,
     get_user_id,
     reject_unknown,
@@ -55,9 +56,7 @@ class MerchantCircleConfig:
     def from_dict(raw: Any) -> MerchantCircleConfig:
         config = require_mapping(raw)
         reject_unknown(config, KNOWN_OPTIONS)
-        secret = get_str(config, "platform_secret")
-        if len(secret) < 16:
-            raise ModuleConfigError("expected a secret of at least 16 characters", ("platform_secret",))
+        secret = get_secret(config, "platform_secret")
         owner = get_str(config, "owner_localpart", "wangxin-circles")
         if not _LOCALPART_RE.match(owner):
             raise ModuleConfigError(f"expected a lower-case Matrix localpart, found {owner!r}", ("owner_localpart",))
