@@ -15,11 +15,12 @@ from typing import Any
 from twisted.internet import defer, reactor
 
 from wangxin_stack import homeserver_admin as hs
-from wangxin_stack.options import OptionError, StackOptions
+from wangxin_stack.options import PORTS_USED, OptionError, StackOptions
 from wangxin_stack.render import (
     APPSERVICE_ID,
     BRIDGE_BOT_LOCALPART,
     MERCHANT_BOT_LOCALPART,
+    PARCELS_BOT_LOCALPART,
     RenderedStack,
     render_stack,
 )
@@ -46,7 +47,7 @@ def check_ports_free(options: StackOptions) -> None:
             except OSError:
                 raise OptionError(
                     f"port {port} ({what}) is already in use on 127.0.0.1; stop what uses it or pick another "
-                    f"base port with --port (the stack uses {options.port}..{options.port + 5})"
+                    f"base port with --port (the stack uses {options.port}..{options.port + PORTS_USED - 1})"
                 ) from None
 
 
@@ -85,7 +86,8 @@ class Launcher:
             port = w.client_port or w.replication_port
             await self._wait_healthy(worker, f"http://127.0.0.1:{port}/health")
         if o.workers:
-            self.router_port = listen_router(o.ports.public, o.ports.main_client, o.ports.worker_client)
+            self.router_port = listen_router(o.ports.public, o.ports.main_client, o.ports.worker_client,
+                                             o.ports.sync_client, o.ports.media_client)
         await self._wait_client_api()
         await self._ensure_users()
         if self.rendered.bridge_config:
@@ -166,6 +168,10 @@ class Launcher:
         wanted = [("admin", "admin", s["admin_password"], True), ("demo", "demo", s["demo_password"], False)]
         if self.options.bot:
             wanted.append(("merchant_bot", MERCHANT_BOT_LOCALPART, s["merchant_bot_password"], False))
+        if self.options.modules:
+            # Created here with a password, before any shipment, so that a bot process can log
+            # in as it; the parcels module would otherwise register it (without one) on first use.
+            wanted.append(("parcels_bot", PARCELS_BOT_LOCALPART, s["parcels_bot_password"], False))
         for role, localpart, password, admin in wanted:
             known = self.state.user(role)
             if known and await hs.whoami(self.public_url, known["access_token"]):
@@ -184,6 +190,10 @@ class Launcher:
             # One bot answers every merchant: Synapse's rc_message (0.2/s, burst 10, per sender)
             # would silence it after a few commands a minute. docs/operating.md: production does the same.
             await hs.exempt_from_rate_limits(main_url, admin_user["access_token"], merchant_bot["user_id"])
+        parcels_bot = self.state.user("parcels_bot") if self.options.modules else None
+        if parcels_bot and admin_user:
+            # The module's own cards skip rate limits; a bot answering everyone's `track` would not.
+            await hs.exempt_from_rate_limits(main_url, admin_user["access_token"], parcels_bot["user_id"])
 
     @property
     def public_url(self) -> str:
@@ -216,6 +226,10 @@ class Launcher:
         if o.modules:
             # For the shopping platform (and tests): POST /_synapse/client/wangxin/v1/purchases.
             info["merchant_circle"] = {"platform_secret": s["platform_secret"]}
+            # POST /_synapse/client/wangxin/v1/shipments takes the same secret (docs/parcels.md).
+            pb = self.state.user("parcels_bot") or {}
+            info["parcels"] = {"platform_secret": s["platform_secret"], "bot_user_id": pb.get("user_id")}
+            info["bot_user_ids"].append(pb.get("user_id"))
         if o.bridge:
             info["appservice_id"] = APPSERVICE_ID
             info["bridge"] = {

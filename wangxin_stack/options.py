@@ -56,6 +56,9 @@ class RedisAddress:
         return RedisAddress(host, int(port))
 
 
+PORTS_USED = 8  # --port and the seven after it (the worker topology uses them all)
+
+
 @attrs.frozen
 class Ports:
     """Every port a stack listens on, all on 127.0.0.1; derived from the one ``--port``."""
@@ -66,6 +69,8 @@ class Ports:
     main_replication: int
     persister_replication: int
     worker_client: int
+    sync_client: int  # the sync worker: /v3/sync and sliding sync
+    media_client: int  # the media worker
 
     @staticmethod
     def from_base(base: int, workers: bool) -> Ports:
@@ -76,6 +81,8 @@ class Ports:
             main_replication=base + 3,
             persister_replication=base + 4,
             worker_client=base + 5,
+            sync_client=base + 6,
+            media_client=base + 7,
         )
 
     def in_use(self, workers: bool) -> dict[str, int]:
@@ -87,6 +94,8 @@ class Ports:
                     "Synapse main process (replication)": self.main_replication,
                     "the event persister worker": self.persister_replication,
                     "the generic worker": self.worker_client,
+                    "the sync worker": self.sync_client,
+                    "the media worker": self.media_client,
                 }
             )
         return named
@@ -122,6 +131,7 @@ class StackOptions:
     twilio_auth_token: str | None = None
     sms_from: tuple[str, ...] = ()  # the sender pool (--sms-from +1…,+1…)
     sms_limits: tuple[tuple[str, float], ...] = ()  # overrides of the bridge's sms.limits
+    discovery_options: tuple[tuple[str, int], ...] = ()  # overrides of the discovery module's options (tests)
     startup_timeout: float = 240.0
 
     @property
@@ -129,8 +139,8 @@ class StackOptions:
         return Ports.from_base(self.port, self.workers)
 
     def validate(self) -> None:
-        if not 1024 <= self.port <= 65535 - 6:
-            raise OptionError(f"--port: expected a port between 1024 and 65529, found {self.port}")
+        if not 1024 <= self.port <= 65535 - PORTS_USED:
+            raise OptionError(f"--port: expected a port between 1024 and {65535 - PORTS_USED}, found {self.port}")
         if self.workers and self.postgres is None:
             raise OptionError("--workers needs --postgres: Synapse workers share one PostgreSQL database")
         if self.workers and self.redis is None:
@@ -186,6 +196,22 @@ def parse_sms_limits(text: str) -> tuple[tuple[str, float], ...]:
         if number <= 0:
             raise OptionError(f"--sms-limits: {key} must be positive, found {value}")
         pairs.append((key, number))
+    return tuple(pairs)
+
+
+def parse_discovery_options(text: str) -> tuple[tuple[str, int], ...]:
+    """``shake_window_ms=1500,location_ttl_s=30`` -> pairs, keys checked against the module's
+    integer options; the module's own validator checks the values when the config is rendered."""
+    from synapse_modules.discovery.config import INT_OPTIONS
+
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in INT_OPTIONS:
+            raise OptionError(f"--discovery-options: unknown option {key!r}; known: {', '.join(INT_OPTIONS)}")
+        if not value.strip().isdigit():
+            raise OptionError(f"--discovery-options: {key} needs a whole number, found {value!r}")
+        pairs.append((key, int(value)))
     return tuple(pairs)
 
 

@@ -17,6 +17,8 @@ APPSERVICE_ID = "wangxin"
 BRIDGE_BOT_LOCALPART = "wangxin"
 GHOST_PREFIX = "wx_"
 MERCHANT_BOT_LOCALPART = "merchantbot"
+PARCELS_BOT_LOCALPART = "parcels"
+CIRCLES_OWNER_LOCALPART = "wangxin-circles"  # the merchant circle's default owner_localpart
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("wangxin_stack", "templates"),
@@ -30,7 +32,7 @@ _env = jinja2.Environment(
 @attrs.frozen
 class Worker:
     name: str
-    role: str  # "event_persister" or "generic"
+    role: str  # "event_persister", "generic", "sync" or "media"
     replication_port: int | None
     client_port: int | None
 
@@ -49,9 +51,14 @@ def workers_for(options: StackOptions) -> tuple[Worker, ...]:
     if not options.workers:
         return ()
     p = options.ports
+    # Sync and media on workers of their own (docs/operating.md, "Deploying for speed"): a long
+    # initial sync or a burst of thumbnails does not hold up sends and room reads, and the
+    # router sends each path where Synapse's worker documentation says it can be served.
     return (
         Worker("persister1", "event_persister", p.persister_replication, None),
         Worker("worker1", "generic", None, p.worker_client),
+        Worker("sync1", "sync", None, p.sync_client),
+        Worker("media1", "media", None, p.media_client),
     )
 
 
@@ -91,6 +98,27 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
                 **({"posts_per_day": options.circle_posts_per_day} if options.circle_posts_per_day else {}),
                 **({"chat_follow_wait_s": options.circle_chat_wait_s} if options.circle_chat_wait_s else {}),
                 **({"membership_poll_ms": poll} if poll else {}),
+            },
+        },
+        {
+            "module": "synapse_modules.discovery.Discovery",
+            "config": {
+                "service_secret": state.secrets["module_service_secret"],
+                # Bots and the circles' owner never appear in discovery (nor do merchants).
+                "service_accounts": [f"@{MERCHANT_BOT_LOCALPART}:{server}", f"@{CIRCLES_OWNER_LOCALPART}:{server}"],
+                # Its cleanup deletes expired locations; a second is soon enough for a test of it.
+                **({"cleanup_interval_ms": max(poll, 1000)} if poll else {}),
+                **dict(options.discovery_options),
+            },
+        },
+        {
+            "module": "synapse_modules.parcels.Parcels",
+            "config": {
+                "platform_secret": state.secrets["platform_secret"],
+                "bot_user_id": f"@{PARCELS_BOT_LOCALPART}:{server}",
+                "service_secret": state.secrets["module_service_secret"],
+                "service_users": [f"@{MERCHANT_BOT_LOCALPART}:{server}", f"@{CIRCLES_OWNER_LOCALPART}:{server}"],
+                **({"drain_interval_ms": poll} if poll else {}),
             },
         },
     ]
@@ -194,7 +222,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         if w.client_port:
             listeners.append(
                 {"port": w.client_port, "bind_addresses": ["127.0.0.1"], "type": "http", "x_forwarded": True,
-                 "resources": [{"names": ["client"]}]}
+                 "resources": [{"names": ["media" if w.role == "media" else "client"]}]}
             )
         path = os.path.join(d, "workers", f"{w.name}.yaml")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -206,6 +234,8 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
                     "worker_name": w.name,
                     "worker_listeners": listeners,
                     "worker_log_config": os.path.join(d, "log.config"),
+                    # The shared config turns the media repository off everywhere else.
+                    **({"enable_media_repo": True} if w.role == "media" else {}),
                 },
                 sort_keys=False,
             ),

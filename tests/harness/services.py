@@ -108,8 +108,9 @@ def drop_database(db: FreshDatabase) -> None:
         conn.close()
 
 
-def free_port_block(size: int = 6, start: int = 20000, end: int = 60000) -> int:
-    """A base port whose next ``size`` ports are all free on 127.0.0.1.
+def free_port_block(size: int = 8, start: int = 20000, end: int = 60000) -> int:
+    """A base port whose next ``size`` ports are all free on 127.0.0.1 (by default as many as
+    a stack uses, ``wangxin_stack.options.PORTS_USED``).
 
     Blocks are drawn below the kernel's ephemeral range: a port in that range that is free now
     can be taken as the local port of any outgoing connection (another stack's database or Redis

@@ -7,7 +7,7 @@ def test_blocks_are_drawn_below_the_ephemeral_range(monkeypatch) -> None:
     monkeypatch.setattr(services, "_ephemeral_range", lambda: (32768, 60999))
     for _ in range(50):
         base = services.free_port_block()
-        assert 20000 <= base and base + 5 < 32768
+        assert 20000 <= base and base + 7 < 32768
 
 
 def test_a_range_above_the_ephemeral_one_is_used_as_given(monkeypatch) -> None:
