@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from bots.merchant.bot import main_loop
+    from bots.merchant.bot import run
     from bots.merchant.config import load_config
     from wangxin_common.config_errors import ConfigError
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"wangxin-merchant-bot: configuration error: {e}", file=sys.stderr)
         return 2
-    return main_loop(config)
+    return run(config)
 
 
 if __name__ == "__main__":

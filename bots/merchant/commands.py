@@ -1,25 +1,29 @@
 """The merchant bot's commands, each declared once with its help.
 
 The handlers work on ``MerchantServices`` (``ctx.services``): the circle module's API, what the
-bot remembers, and the publisher. The bot's dispatcher answers a sender who is not a merchant,
-and any failed lookup, once for every command (``bots/merchant/bot.py``).
+bot remembers, the publisher, and the parcels module's API (``orders``, ``order``). The bot's
+dispatcher answers a sender who is not a merchant, and any failed lookup, once for every command
+(``bots/merchant/bot.py``).
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from bots.merchant.circle_api import CircleApi, in_how_long, product_id_for
 from bots.merchant.publisher import Publisher
-from bots.merchant.storage import BotStorage
+from bots.merchant.storage import MerchantStorage
+from bots.parcels import text as parcel_text
+from bots.parcels.api import ParcelsApi
 from wangxin_common import WANGXIN_VERSION
-from wangxin_common.commands import CommandContext, CommandGroup
+from wangxin_common.commands import CommandContext, CommandError, CommandGroup
 
-INTRO = ("I'm the Wangxin merchant bot: merchants publish to their merchant circle (商家圈) through me. "
-         "Send one of these commands:")
+INTRO = ("I'm the Wangxin merchant bot: merchants publish to their merchant circle (商家圈) through me "
+         "and follow the parcels they ship. Send one of these commands:")
 NOT_A_MERCHANT = (
     "You are not a merchant on this server, so you have no merchant circle to post to. "
     "Ask the server operator to register your shop; until then I can only show “help”."
@@ -29,13 +33,16 @@ NOT_A_MERCHANT = (
 @attrs.frozen
 class MerchantServices:
     circle: CircleApi
-    storage: BotStorage
+    storage: MerchantStorage
     publisher: Publisher
+    parcels: ParcelsApi | None = None  # None: the bot has no service secret, `orders` cannot read
+    time_zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
 
 Context = CommandContext[MerchantServices]
 GENERAL: CommandGroup[None] = CommandGroup()
 CIRCLE: CommandGroup[MerchantServices] = CommandGroup("Merchant circle")
+SHIPMENTS: CommandGroup[MerchantServices] = CommandGroup("Shipments (快递)")
 
 
 @GENERAL.command("version", help="show which version of Wangxin this server runs")
@@ -135,3 +142,41 @@ async def _followers(ctx: Context, args: list[str]) -> None:
     merchant = await ctx.services.circle.merchant(ctx.sender)
     n = merchant.followers
     await ctx.reply(f"Your circle has {n} follower{'s' if n != 1 else ''}.")
+
+
+# -- shipments (快递) --------------------------------------------------------------------------
+
+NO_PARCELS_API = ("I can't read shipments on this server: my operator has not given me the modules' "
+                  "service secret (service_secret in merchant-bot.yaml).")
+
+
+def _parcels_api(ctx: Context) -> ParcelsApi:
+    if ctx.services.parcels is None:
+        raise CommandError(NO_PARCELS_API)
+    return ctx.services.parcels
+
+
+@SHIPMENTS.command("orders", help="list your recent shipments (on their way, or over in the last 30 days) "
+                                  "with their status")
+async def _orders(ctx: Context, args: list[str]) -> None:
+    if args:
+        await ctx.reply("“orders” takes nothing after it; send “order <order id>” for one order.")
+        return
+    await ctx.services.circle.merchant(ctx.sender)  # a non-merchant is told so, not "no shipments"
+    shipments = await _parcels_api(ctx).shipments_of_merchant(ctx.sender)
+    await ctx.reply(parcel_text.merchant_orders_answer(shipments, ctx.services.time_zone))
+
+
+@SHIPMENTS.command("order", args="<order id>", help="one order's shipments with their whole history")
+async def _order(ctx: Context, args: list[str]) -> None:
+    order_id = " ".join(args)
+    if not order_id:
+        await ctx.reply("Usage: order <order id>; send “orders” to see your recent shipments and their orders.")
+        return
+    problem = parcel_text.order_id_problem(order_id)
+    if problem:
+        await ctx.reply(problem)
+        return
+    await ctx.services.circle.merchant(ctx.sender)
+    shipments = await _parcels_api(ctx).shipments_of_merchant(ctx.sender, order_id)
+    await ctx.reply(parcel_text.merchant_order_answer(order_id, shipments, ctx.services.time_zone))

@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import attrs
 
-from wangxin_common.config_errors import ConfigError, Section, load_yaml_file
+from bots.common.config import ACCOUNT_KEYS, parse_account, parse_service_secret, parse_time_zone
+from bots.common.matrix_bot import BotAccount
+from wangxin_common.config_errors import Section, load_yaml_file
 
 
 @attrs.frozen
 class MerchantBotConfig:
-    homeserver_url: str
-    user_id: str
-    password: str
+    account: BotAccount
     store_dir: str
-    device_name: str
+    # The modules' service_secret: lets `orders` read GET /parcels/merchant for the merchant who
+    # asks. Without it the merchant circle commands still work and `orders` says it cannot.
+    service_secret: str | None = None
+    time_zone: ZoneInfo = ZoneInfo("Asia/Shanghai")  # how `orders` shows times
 
 
 def parse_config(root: Section) -> MerchantBotConfig:
-    root.reject_unknown(("homeserver_url", "user_id", "password", "store_dir", "device_name"))
-    url = root.get("homeserver_url", str)
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"expected an http(s) URL, found {url!r}", ("homeserver_url",), root.source)
-    user_id = root.get("user_id", str)
-    if not user_id.startswith("@") or ":" not in user_id:
-        raise ConfigError(f"expected a Matrix user id like @bot:example.org, found {user_id!r}", ("user_id",),
-                          root.source)
-    return MerchantBotConfig(
-        homeserver_url=url.rstrip("/"),
-        user_id=user_id,
-        password=root.get("password", str),
-        store_dir=root.get("store_dir", str),
-        device_name=root.get("device_name", str, "Wangxin merchant bot"),
-    )
+    root.reject_unknown((*ACCOUNT_KEYS, "service_secret", "time_zone"))
+    account, store_dir = parse_account(root, "Wangxin merchant bot")
+    return MerchantBotConfig(account, store_dir, parse_service_secret(root, required=False), parse_time_zone(root))
 
 
 def load_config(path: str) -> MerchantBotConfig:

@@ -1,48 +1,12 @@
-"""What the merchant bot keeps between runs: its login session and its sync position."""
+"""What the merchant bot keeps between runs: a bot's session and sync position
+(``bots.common.storage``), and the last image each merchant sent it."""
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from typing import Any
+from bots.common.storage import BotStorage
 
 
-class BotStorage:
-    def __init__(self, directory: str):
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
-
-    def _path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
-
-    def _read(self, name: str) -> Any:
-        try:
-            with open(self._path(name), encoding="utf-8") as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def _write(self, name: str, data: Any) -> None:
-        tmp = self._path(name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self._path(name))
-
-    def load_session(self) -> dict[str, str] | None:
-        return self._read("session.json")
-
-    def save_session(self, user_id: str, device_id: str, access_token: str) -> None:
-        self._write("session.json", {"user_id": user_id, "device_id": device_id, "access_token": access_token})
-
-    def load_sync_token(self) -> str | None:
-        data = self._read("sync.json")
-        return data.get("next_batch") if isinstance(data, dict) else None
-
-    def save_sync_token(self, token: str) -> None:
-        self._write("sync.json", {"next_batch": token})
-
+class MerchantStorage(BotStorage):
     def last_image(self, user_id: str) -> str | None:
         data = self._read("last_images.json") or {}
         value = data.get(user_id)
@@ -52,13 +16,3 @@ class BotStorage:
         data = self._read("last_images.json") or {}
         data[user_id] = mxc
         self._write("last_images.json", data)
-
-    def mark_ready(self, user_id: str) -> None:
-        """Tell whoever started the bot (the dev stack) that it has logged in and synced."""
-        self._write("ready.json", {"user_id": user_id, "pid": os.getpid(), "ts": int(time.time() * 1000)})
-
-    def clear_ready(self) -> None:
-        try:
-            os.remove(self._path("ready.json"))
-        except FileNotFoundError:
-            pass
