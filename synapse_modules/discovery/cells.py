@@ -72,6 +72,12 @@ def _centre_and_size(cell: str) -> tuple[float, float, float, float]:
     return c.latitude, c.longitude, height, width
 
 
+def cell_size_km(cell: str) -> tuple[float, float]:
+    """The cell's height and width in km (what a person is told was kept of their position)."""
+    _, _, height, width = _centre_and_size(cell)
+    return height, width
+
+
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)

@@ -18,13 +18,14 @@ from typing import Any, NoReturn
 
 from synapse.module_api import ModuleApi, SynapseRequest, errors
 
-from synapse_modules._http import RoutedJsonResource, acting_user, parse_json_object
-from synapse_modules.discovery.cells import cell_of, region_of
+from synapse_modules._http import RoutedJsonResource, acting_user, bearer_matches, parse_json_object
+from synapse_modules.discovery.cells import cell_of, cell_size_km, region_of
 from synapse_modules.discovery.config import DiscoveryConfig
 from synapse_modules.discovery.directory import Directory
 from synapse_modules.discovery.pairings import Pairings
 from synapse_modules.discovery.rendezvous import Rendezvous, new_id
 from synapse_modules.discovery.rules import (
+    ID_RE,
     MAX_REASON_CHARS,
     check_id,
     conflict,
@@ -55,12 +56,16 @@ from synapse_modules.discovery.store.people import (
     set_location_txn,
 )
 from synapse_modules.discovery.store.reports import Report, report_txn, reports_txn, resolve_txn
-from synapse_modules.discovery.store.requests import HiOutcome, hi_txn, open_requests_txn
+from synapse_modules.discovery.store.requests import Change, HiOutcome, changes_txn, hi_txn, open_requests_txn
 
 PREFIX = "/_synapse/client/wangxin/v1/discovery"
 OPT_IN_HINT = f'turn it on with PUT {PREFIX}/profile {{"enabled": true}}'
 # Extra people read for GET /nearby, for the few that the merchant check may drop.
 NEARBY_SPARE = 10
+# GET /requests/changes shows changes this old at the newest: a change is written with the time
+# its call started, so one still being committed is not skipped by a cursor that moved past it.
+CHANGES_SETTLE_MS = 2000
+CHANGES_MAX_LIMIT = 1000
 
 Response = tuple[int, Any]
 
@@ -77,6 +82,34 @@ def _report_json(report: Report) -> dict[str, Any]:
     return {"report_id": report.report_id, "reporter": report.reporter, "reported": report.reported,
             "reason": report.reason, "created_ts": report.created_ts, "state": report.state,
             "resolved_by": report.resolved_by, "resolved_ts": report.resolved_ts}
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    r = change.request
+    return {"request_id": r.request_id, "kind": r.kind, "state": r.state, "mutual": r.mutual,
+            "sender": r.sender, "sender_name": change.sender_name, "sender_accepted": r.sender_accepted,
+            "recipient": r.recipient, "recipient_name": change.recipient_name,
+            "recipient_accepted": r.recipient_accepted, "room_id": r.room_id, "created_ts": r.created_ts,
+            "updated_ts": r.updated_ts}
+
+
+def _int_arg(values: list[bytes] | None, name: str, default: int) -> int:
+    if not values:
+        return default
+    text = values[0].decode("utf-8", "replace")
+    if not text.isascii() or not text.isdigit() or len(text) > 15:
+        raise invalid(f"'{name}' must be a whole number")
+    return int(text)
+
+
+def _cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, str]:
+    """``since``: the ``next`` of the last answer (``<updated_ts>.<request_id>``); without one, now."""
+    if not values:
+        return default_ts, ""
+    ts, _, after = values[0].decode("utf-8", "replace").partition(".")
+    if not ts.isascii() or not ts.isdigit() or len(ts) > 15 or (after and not ID_RE.match(after)):
+        raise invalid("'since' must be the 'next' of an earlier answer")
+    return int(ts), after
 
 
 class DiscoveryHttp:
@@ -101,6 +134,7 @@ class DiscoveryHttp:
         r.route("POST", "/bottles/pick", self._pick)
         r.route("POST", r"/bottles/(?P<bottle_id>[^/]+)/reply", self._reply)
         r.route("GET", "/requests", self._get_requests)
+        r.route("GET", "/requests/changes", self._request_changes)
         r.route("POST", "/requests", self._say_hi)
         r.route("POST", r"/requests/(?P<request_id>[^/]+)/accept", self._accept)
         r.route("POST", r"/requests/(?P<request_id>[^/]+)/decline", self._decline)
@@ -196,7 +230,9 @@ class DiscoveryHttp:
         limited = await self._store.run(set_location_txn, user_id, cell, now, self._config.rate_limits["location"])
         if limited:
             _raise(limited)
-        return 200, {"shared": True, "expires_ts": now + self._config.location_ttl_ms}
+        height, width = cell_size_km(cell)
+        return 200, {"shared": True, "expires_ts": now + self._config.location_ttl_ms,
+                     "area_km": {"height": round(height, 1), "width": round(width, 1)}}
 
     async def _delete_location(self, request: SynapseRequest) -> Response:
         user_id = await self._user(request)
@@ -341,6 +377,24 @@ class DiscoveryHttp:
                 entry["text"] = r.text
             found.append(entry)
         return 200, {"requests": found}
+
+    async def _request_changes(self, request: SynapseRequest) -> Response:
+        """The feed of changed requests, for the discovery bot (the service secret only): it tells
+        the people who chat with it about their new requests with one query, whoever they are."""
+        if not bearer_matches(request, self._config.service_secret):
+            raise forbidden("Only the discovery bot may read the changes of everyone's requests")
+        until = self._now() - CHANGES_SETTLE_MS
+        since_ts, after_id = _cursor(request.args.get(b"since"), until)
+        limit = _int_arg(request.args.get(b"limit"), "limit", 200)
+        if not 1 <= limit <= CHANGES_MAX_LIMIT:
+            raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
+        changes = await self._store.run(changes_txn, since_ts, after_id, until, limit)
+        if len(changes) == limit:
+            last = changes[-1].request
+            next_cursor = f"{last.updated_ts}.{last.request_id}"
+        else:  # everything up to ``until`` is read: the next answer starts after it
+            next_cursor = f"{max(until + 1, since_ts)}."
+        return 200, {"changes": [_change_json(c) for c in changes], "next": next_cursor}
 
     async def _accept(self, request: SynapseRequest, request_id: str) -> Response:
         return await self._answer(request, request_id, True)

@@ -193,3 +193,29 @@ def release_request_txn(txn: Any, request_id: str, now: int) -> None:
     """Making the room failed: the request is open again (the acceptances stay)."""
     txn.execute("UPDATE wangxin_discovery_requests SET state = 'pending', updated_ts = ?"
                 " WHERE request_id = ? AND state = 'accepting'", (now, request_id))
+
+
+@attrs.frozen
+class Change:
+    """A request as the feed of changes shows it: the request, its parties' discovery names
+    (None for someone who has left discovery since), no text."""
+
+    request: Request
+    sender_name: str | None
+    recipient_name: str | None
+
+
+def changes_txn(txn: Any, since_ts: int, after_id: str, until_ts: int, limit: int) -> list[Change]:
+    """Requests last changed after the cursor ``(since_ts, after_id)`` and at or before
+    ``until_ts``, in cursor order (``updated_ts``, ``request_id``): the discovery bot's feed.
+    One range of the ``updated_ts`` index, whoever the people are."""
+    txn.execute(
+        f"SELECT {', '.join('r.' + c for c in _COLUMNS.split(', '))}, ps.name, pr.name"
+        " FROM wangxin_discovery_requests AS r"
+        " LEFT JOIN wangxin_discovery_profiles AS ps ON ps.user_id = r.sender"
+        " LEFT JOIN wangxin_discovery_profiles AS pr ON pr.user_id = r.recipient"
+        " WHERE r.updated_ts >= ? AND r.updated_ts <= ? AND (r.updated_ts > ? OR r.request_id > ?)"
+        " ORDER BY r.updated_ts, r.request_id LIMIT ?",
+        (since_ts, until_ts, since_ts, after_id, limit),
+    )
+    return [Change(_request(r[:12]), r[12], r[13]) for r in txn.fetchall()]
