@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import attrs
 
+from wangxin_stack.options import PORTS_USED
+
 BACKENDS_ALL = ("sqlite", "postgres", "workers")
 
 
@@ -108,9 +110,9 @@ def drop_database(db: FreshDatabase) -> None:
         conn.close()
 
 
-def free_port_block(size: int = 8, start: int = 20000, end: int = 60000) -> int:
-    """A base port whose next ``size`` ports are all free on 127.0.0.1 (by default as many as
-    a stack uses, ``wangxin_stack.options.PORTS_USED``).
+def free_port_block(size: int = PORTS_USED, start: int = 20000, end: int = 60000) -> int:
+    """A base port whose next ``size`` ports are all free on 127.0.0.1, TCP and UDP (by default
+    as many as a stack uses, ``wangxin_stack.options.PORTS_USED``: coturn takes UDP ports too).
 
     Blocks are drawn below the kernel's ephemeral range: a port in that range that is free now
     can be taken as the local port of any outgoing connection (another stack's database or Redis
@@ -148,6 +150,11 @@ def _port_free(port: int) -> bool:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        try:
+            u.bind(("127.0.0.1", port))
             return True
         except OSError:
             return False
