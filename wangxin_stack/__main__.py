@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Synapse with the modules, the bridge and the merchant bot")
     up.add_argument("--dir", default=".stack", help="stack directory: configs, data, logs (default .stack)")
     up.add_argument("--port", type=int, default=8008,
-                    help="homeserver port; the stack also uses the next seven ports (default 8008)")
+                    help="homeserver port; the stack also uses the next 19 ports (default 8008)")
     up.add_argument("--server-name", help="Matrix server name (default: the stack's saved one, else localhost)")
     up.add_argument("--postgres", metavar="DSN", help="use this PostgreSQL database instead of SQLite")
     up.add_argument("--bridge-postgres", metavar="DSN", help="PostgreSQL database for the bridge")
@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--redis", metavar="HOST:PORT", help="Redis for worker replication")
     up.add_argument("--stock", action="store_true",
                     help="stock Synapse only: no Wangxin modules, bridge or bot (for side-by-side benchmarks)")
-    up.add_argument("--no-bot", action="store_true", help="do not start the merchant bot")
+    up.add_argument("--no-bot", action="store_true", help="do not start the bots (merchant, parcels and discovery)")
+    up.add_argument("--no-turn", action="store_true",
+                    help="do not start coturn, the TURN server of voice and video calls (started when installed)")
     up.add_argument("--relaxed-rate-limits", action="store_true",
                     help="lift Synapse's rate limits (tests and benchmarks drive many users from one address)")
     up.add_argument("--appservice-registration", metavar="PATH",
@@ -100,6 +102,7 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         modules=not args.stock,
         bridge=not args.stock,
         bot=not args.stock and not args.no_bot,
+        turn=not args.stock and not args.no_turn,
         relaxed_rate_limits=args.relaxed_rate_limits,
         log_transactions=args.log_transactions,
         appservice_registration=os.path.abspath(args.appservice_registration) if args.appservice_registration else None,

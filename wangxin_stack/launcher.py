@@ -15,10 +15,12 @@ from typing import Any
 from twisted.internet import defer, reactor
 
 from wangxin_stack import homeserver_admin as hs
+from wangxin_stack import turn as turn_server
 from wangxin_stack.options import PORTS_USED, OptionError, StackOptions
 from wangxin_stack.render import (
     APPSERVICE_ID,
     BRIDGE_BOT_LOCALPART,
+    DISCOVERY_BOT_LOCALPART,
     MERCHANT_BOT_LOCALPART,
     PARCELS_BOT_LOCALPART,
     RenderedStack,
@@ -38,7 +40,8 @@ class StartupFailed(Exception):
 
 
 def check_ports_free(options: StackOptions) -> None:
-    for what, port in options.ports.in_use(options.workers).items():
+    coturn = options.turn and turn_server.find_binary() is not None
+    for what, port in options.ports.in_use(options.workers, turn=coturn).items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             # As servers do: a closed listener's lingering TIME_WAIT connections must not count.
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,6 +73,7 @@ class Launcher:
         o = self.options
         started = time.monotonic()
         self.rendered = render_stack(o, self.state)
+        coturn = self._start_turn()  # first, not waited for: it is ready long before Synapse is
         await self._generate_signing_key()
         main = self._child(
             "synapse", python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config)
@@ -100,6 +104,22 @@ class Launcher:
             _remove(ready_file)
             bot.start()
             await self._wait_file(bot, ready_file)
+        if self.rendered.parcels_bot_config:
+            parcels_bot = self._child("parcels-bot", python_argv("-m", "bots.parcels", "-c",
+                                                                 self.rendered.parcels_bot_config))
+            ready_file = os.path.join(self.dir, "parcels-bot", "ready.json")
+            _remove(ready_file)
+            parcels_bot.start()
+            await self._wait_file(parcels_bot, ready_file)
+        if self.rendered.discovery_bot_config:
+            discovery_bot = self._child("discovery-bot", python_argv("-m", "bots.discovery", "-c",
+                                                                     self.rendered.discovery_bot_config))
+            ready_file = os.path.join(self.dir, "discovery-bot", "ready.json")
+            _remove(ready_file)
+            discovery_bot.start()
+            await self._wait_file(discovery_bot, ready_file)
+        if coturn:
+            await self._wait_turn(coturn)
         info = self._stack_info(time.monotonic() - started)
         self._write_stack_file(info)
         self.ready = True
@@ -112,6 +132,30 @@ class Launcher:
         child = Child(name, argv, os.path.join(self.dir, "logs", f"{name}.log"), self.env, self.dir)
         self.children.append(child)
         return child
+
+    def _start_turn(self) -> Child | None:
+        """coturn, when installed and wanted; otherwise say once that calls will not relay."""
+        assert self.rendered is not None
+        setup = self.rendered.turn
+        if setup is None:
+            if self.options.turn:
+                print(f"wangxin-stack: {turn_server.NOT_INSTALLED}", file=sys.stderr, flush=True)
+            return None
+        coturn = self._child("coturn", setup.argv())
+        coturn.start()
+        return coturn
+
+    async def _wait_turn(self, coturn: Child) -> None:
+        assert self.rendered is not None and self.rendered.turn is not None
+        deadline = time.monotonic() + self.options.startup_timeout
+        while not turn_server.listening(self.rendered.turn.port):
+            if coturn.pid is None:
+                raise StartupFailed(f"coturn exited during startup. Last lines of {coturn.log_path}:\n"
+                                    f"{tail(coturn.log_path)}")
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"coturn was not listening within {self.options.startup_timeout:.0f}s; "
+                                    f"see {coturn.log_path}")
+            await hs.sleep(0.1)
 
     async def _generate_signing_key(self) -> None:
         assert self.rendered is not None
@@ -172,6 +216,8 @@ class Launcher:
             # Created here with a password, before any shipment, so that a bot process can log
             # in as it; the parcels module would otherwise register it (without one) on first use.
             wanted.append(("parcels_bot", PARCELS_BOT_LOCALPART, s["parcels_bot_password"], False))
+        if self.options.bot and self.options.modules:
+            wanted.append(("discovery_bot", DISCOVERY_BOT_LOCALPART, s["discovery_bot_password"], False))
         for role, localpart, password, admin in wanted:
             known = self.state.user(role)
             if known and await hs.whoami(self.public_url, known["access_token"]):
@@ -194,6 +240,10 @@ class Launcher:
         if parcels_bot and admin_user:
             # The module's own cards skip rate limits; a bot answering everyone's `track` would not.
             await hs.exempt_from_rate_limits(main_url, admin_user["access_token"], parcels_bot["user_id"])
+        discovery_bot = self.state.user("discovery_bot") if self.options.bot and self.options.modules else None
+        if discovery_bot and admin_user:
+            # One bot answers everyone's discovery commands and tells them of their requests.
+            await hs.exempt_from_rate_limits(main_url, admin_user["access_token"], discovery_bot["user_id"])
 
     @property
     def public_url(self) -> str:
@@ -222,13 +272,17 @@ class Launcher:
             "processes": {c.name: c.pid for c in self.children if c.pid},
             "startup_seconds": round(startup_seconds, 2),
             "bot_user_ids": [],
+            # The TURN server Synapse hands out credentials for (wangxin_stack/turn.py); None: no coturn.
+            "turn": self.rendered.turn.stack_info() if self.rendered and self.rendered.turn else None,
         }
         if o.modules:
             # For the shopping platform (and tests): POST /_synapse/client/wangxin/v1/purchases.
             info["merchant_circle"] = {"platform_secret": s["platform_secret"]}
             # POST /_synapse/client/wangxin/v1/shipments takes the same secret (docs/parcels.md).
             pb = self.state.user("parcels_bot") or {}
-            info["parcels"] = {"platform_secret": s["platform_secret"], "bot_user_id": pb.get("user_id")}
+            info["parcels"] = {"platform_secret": s["platform_secret"], "bot_user_id": pb.get("user_id"),
+                               # whether the parcels bot process (bots/parcels) answers `track`
+                               "bot_running": o.bot}
             info["bot_user_ids"].append(pb.get("user_id"))
         if o.bridge:
             info["appservice_id"] = APPSERVICE_ID
@@ -243,6 +297,10 @@ class Launcher:
                         "webhook_base_url": f"http://127.0.0.1:{o.ports.bridge}"},
             }
             info["bot_user_ids"].append(info["bridge"]["bot_user_id"])
+        if o.bot and o.modules:
+            db = self.state.user("discovery_bot") or {}
+            info["discovery"] = {"bot_user_id": db.get("user_id")}
+            info["bot_user_ids"].append(db.get("user_id"))
         if o.bot:
             mb = self.state.user("merchant_bot") or {}
             info["merchant_bot"] = {"user_id": mb.get("user_id")}
@@ -285,6 +343,12 @@ def banner(info: dict[str, Any]) -> str:
         lines.append(f"  Bridge bot:   {info['bridge']['bot_user_id']}   (DM it and send “help”)")
     if "merchant_bot" in info:
         lines.append(f"  Merchant bot: {info['merchant_bot']['user_id']}")
+    if "discovery" in info:
+        lines.append(f"  Discovery bot: {info['discovery']['bot_user_id']}   (people nearby, shake, bottles)")
+    if info.get("parcels", {}).get("bot_running"):
+        lines.append(f"  Parcels bot:  {info['parcels']['bot_user_id']}   (send it “track”)")
+    if info.get("turn"):
+        lines.append(f"  TURN (calls): {', '.join(info['turn']['uris'])}   (coturn)")
     lines += [
         "",
         "  Sign in from Element: open Element (desktop, or app.element.io in a browser on this machine),",

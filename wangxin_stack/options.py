@@ -56,7 +56,11 @@ class RedisAddress:
         return RedisAddress(host, int(port))
 
 
-PORTS_USED = 8  # --port and the seven after it (the worker topology uses them all)
+# --port and the 19 after it: 8 for Synapse, its workers and the bridge (the worker topology uses
+# them all), then coturn's listener and its relay range (wangxin_stack/turn.py).
+PORTS_USED = 20
+TURN_OFFSET = 8  # coturn's listener, UDP and TCP
+TURN_RELAY_OFFSETS = (9, 19)  # coturn's relayed addresses (UDP), first and last
 
 
 @attrs.frozen
@@ -71,6 +75,8 @@ class Ports:
     worker_client: int
     sync_client: int  # the sync worker: /v3/sync and sliding sync
     media_client: int  # the media worker
+    turn: int  # coturn's listener (UDP and TCP), when coturn runs
+    turn_relay: tuple[int, int]  # coturn's relay range (UDP), first and last
 
     @staticmethod
     def from_base(base: int, workers: bool) -> Ports:
@@ -83,10 +89,14 @@ class Ports:
             worker_client=base + 5,
             sync_client=base + 6,
             media_client=base + 7,
+            turn=base + TURN_OFFSET,
+            turn_relay=(base + TURN_RELAY_OFFSETS[0], base + TURN_RELAY_OFFSETS[1]),
         )
 
-    def in_use(self, workers: bool) -> dict[str, int]:
+    def in_use(self, workers: bool, turn: bool = False) -> dict[str, int]:
         named = {"the homeserver's client port": self.public, "the bridge": self.bridge}
+        if turn:
+            named["the TURN server (coturn)"] = self.turn
         if workers:
             named.update(
                 {
@@ -112,7 +122,8 @@ class StackOptions:
     workers: bool = False
     modules: bool = True
     bridge: bool = True
-    bot: bool = True
+    bot: bool = True  # the bots: merchant, and parcels and discovery (with the modules)
+    turn: bool = True  # run coturn when it is installed (wangxin_stack/turn.py); --no-turn: never
     relaxed_rate_limits: bool = False
     log_transactions: bool = False  # log every database transaction's name (benchmarks, debugging)
     appservice_registration: str | None = None  # with --stock: register this appservice file (benchmarks)

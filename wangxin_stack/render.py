@@ -12,12 +12,14 @@ import yaml
 from bridges.registration import build_registration, render_registration
 from wangxin_stack.options import StackOptions
 from wangxin_stack.state import StackState
+from wangxin_stack.turn import TurnSetup, find_binary, render_turn, synapse_settings
 
 APPSERVICE_ID = "wangxin"
 BRIDGE_BOT_LOCALPART = "wangxin"
 GHOST_PREFIX = "wx_"
 MERCHANT_BOT_LOCALPART = "merchantbot"
 PARCELS_BOT_LOCALPART = "parcels"
+DISCOVERY_BOT_LOCALPART = "discoverybot"
 CIRCLES_OWNER_LOCALPART = "wangxin-circles"  # the merchant circle's default owner_localpart
 
 _env = jinja2.Environment(
@@ -45,6 +47,9 @@ class RenderedStack:
     bridge_config: str | None
     bot_config: str | None
     registration: str | None
+    parcels_bot_config: str | None = None  # the parcels bot (with the modules and the bots)
+    discovery_bot_config: str | None = None  # the discovery bot (with the modules and the bots)
+    turn: TurnSetup | None = None  # coturn, when it runs (installed, and no --no-turn)
 
 
 def workers_for(options: StackOptions) -> tuple[Worker, ...]:
@@ -103,9 +108,11 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
         {
             "module": "synapse_modules.discovery.Discovery",
             "config": {
-                "service_secret": state.secrets["module_service_secret"],
+                # Its own secret: the discovery bot acts with it for the sender of a command.
+                "service_secret": state.secrets["discovery_service_secret"],
                 # Bots and the circles' owner never appear in discovery (nor do merchants).
-                "service_accounts": [f"@{MERCHANT_BOT_LOCALPART}:{server}", f"@{CIRCLES_OWNER_LOCALPART}:{server}"],
+                "service_accounts": [f"@{MERCHANT_BOT_LOCALPART}:{server}", f"@{CIRCLES_OWNER_LOCALPART}:{server}",
+                                     f"@{DISCOVERY_BOT_LOCALPART}:{server}", f"@{PARCELS_BOT_LOCALPART}:{server}"],
                 # Its cleanup deletes expired locations; a second is soon enough for a test of it.
                 **({"cleanup_interval_ms": max(poll, 1000)} if poll else {}),
                 **dict(options.discovery_options),
@@ -188,6 +195,9 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
             "port": pg.port,
             "password": pg.password,
         }
+    # coturn when installed (wangxin_stack/turn.py); Synapse hands out credentials for it.
+    turn = render_turn(binary=find_binary() if options.turn else None, directory=d, port=ports.turn,
+                       relay_ports=ports.turn_relay, secret=s["turn_shared_secret"], realm=options.server_name)
     context = {
         "dir": d,
         "server_name": options.server_name,
@@ -206,6 +216,7 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
         "workers": [attrs.asdict(w) for w in workers],
         "redis": attrs.asdict(options.redis) if options.redis else None,
         "modules": module_configs(options, state),
+        "turn": synapse_settings(turn, s["turn_shared_secret"]) if turn else None,
     }
     homeserver_path = os.path.join(d, "homeserver.yaml")
     _write(homeserver_path, _env.get_template("homeserver.yaml.j2").render(**context))
@@ -281,9 +292,40 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
                 "user_id": f"@{MERCHANT_BOT_LOCALPART}:{options.server_name}",
                 "password": s["merchant_bot_password"],
                 "store_dir": os.path.join(d, "merchant-bot"),
+                # `orders` reads the merchant's shipments from the parcels module with it.
+                "service_secret": s["module_service_secret"],
             },
         )
-    return RenderedStack(homeserver_path, worker_configs, workers, bridge_path, bot_path, registration_path)
+    parcels_bot_path = None
+    if options.bot and options.modules:
+        parcels_bot_path = os.path.join(d, "parcels-bot.yaml")
+        _write_yaml(
+            parcels_bot_path,
+            {
+                "homeserver_url": f"http://127.0.0.1:{ports.public}",
+                "user_id": f"@{PARCELS_BOT_LOCALPART}:{options.server_name}",
+                "password": s["parcels_bot_password"],
+                "store_dir": os.path.join(d, "parcels-bot"),
+                "service_secret": s["module_service_secret"],
+            },
+        )
+    discovery_bot_path = None
+    if options.bot and options.modules:
+        discovery_bot_path = os.path.join(d, "discovery-bot.yaml")
+        _write_yaml(
+            discovery_bot_path,
+            {
+                "homeserver_url": f"http://127.0.0.1:{ports.public}",
+                "user_id": f"@{DISCOVERY_BOT_LOCALPART}:{options.server_name}",
+                "password": s["discovery_bot_password"],
+                "store_dir": os.path.join(d, "discovery-bot"),
+                "service_secret": s["discovery_service_secret"],
+                # The feed shows changes 2 s old at the newest: a faster poll than this gains little.
+                **({"poll_interval_ms": max(options.module_poll_ms, 500)} if options.module_poll_ms else {}),
+            },
+        )
+    return RenderedStack(homeserver_path, worker_configs, workers, bridge_path, bot_path, registration_path,
+                         parcels_bot_path, discovery_bot_config=discovery_bot_path, turn=turn)
 
 
 def _write(path: str, text: str) -> None:

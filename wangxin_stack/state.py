@@ -21,11 +21,16 @@ SECRET_NAMES = (
     "worker_replication_secret",
     "demo_password",
     "merchant_bot_password",
+    "discovery_bot_password",  # the discovery bot's account (bots/discovery)
+    # The discovery module's own service_secret: the discovery bot acts with it for the sender of a
+    # command, in discovery only (not the other modules' secret).
+    "discovery_service_secret",
     "parcels_bot_password",  # the parcels bot's account (synapse_modules.parcels), for a bot process to log in
     "admin_password",
     "module_service_secret",
     "platform_secret",  # the purchases webhook of synapse_modules.merchant_circle
     "msisdn_delegate_secret",  # in Synapse's msisdn delegate URL: only Synapse may make the bridge text codes
+    "turn_shared_secret",  # Synapse's turn_shared_secret and coturn's static-auth-secret (wangxin_stack/turn.py)
 )
 
 

@@ -3,9 +3,10 @@
 The modules go into "Synapse's venv" (Synapse plus the wheel without extras: none of the
 bridge's or the bots' libraries); Synapse starts with the ``modules:`` of
 ``homeserver.yaml.example`` and reports every module loaded; then the same venv gets
-``wangxin[bridge,bots]`` and the ``wangxin-bridge`` and ``wangxin-merchant-bot`` entry points run
-against that Synapse. Nothing puts the source tree on a path: every process runs with its working
-directory outside the repository and without ``PYTHONPATH``.
+``wangxin[bridge,bots]`` and the ``wangxin-bridge``, ``wangxin-merchant-bot``,
+``wangxin-parcels-bot`` and ``wangxin-discovery-bot`` entry points run against that Synapse.
+Nothing puts the source tree on a path: every process runs with its working directory outside
+the repository and without ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.harness.http import eventually
 from wangxin_stack.homeserver_admin import registration_mac
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE_FEATURES = ["contact_import", "discovery", "merchant_circle", "mute_exemptions"]
+MODULE_FEATURES = ["contact_import", "discovery", "merchant_circle", "mute_exemptions", "parcels"]
 # What only the bridge and the bots need: none of it belongs in Synapse's venv.
 NOT_FOR_SYNAPSE = ["twilio", "nio", "vobject", "segno"]
 BUILD_WARNINGS = ("Warning", "warning:", "Package would be ignored")
@@ -194,7 +195,26 @@ def test_the_wheel_runs_every_deployable_from_a_clean_venv(workdir: Path) -> Non
         bot_config.write_text(yaml.safe_dump({"homeserver_url": url, "user_id": f"@merchantbot:{server_name}",
                                               "password": password, "store_dir": str(store)}), encoding="utf-8")
         processes.append(venv.start([venv.bin("wangxin-merchant-bot"), "-c", str(bot_config)], logs))
+        # The parcels bot logs in as the parcels module's bot_user_id and reads with the modules'
+        # service secret (both as homeserver.yaml.example names them, filled in above).
+        register(url, shared_secret, "parcels", password)
+        parcels_store = workdir / "parcels-bot"
+        parcels_config = workdir / "parcels-bot.yaml"
+        parcels_config.write_text(yaml.safe_dump({
+            "homeserver_url": url, "user_id": f"@parcels:{server_name}", "password": password,
+            "store_dir": str(parcels_store), "service_secret": "s3cret-service_secret"}), encoding="utf-8")
+        processes.append(venv.start([venv.bin("wangxin-parcels-bot"), "-c", str(parcels_config)], logs))
+        # The discovery bot acts with the discovery module's service secret (filled in above).
+        register(url, shared_secret, "discoverybot", password)
+        discovery_store = workdir / "discovery-bot"
+        discovery_config = workdir / "discovery-bot.yaml"
+        discovery_config.write_text(yaml.safe_dump({
+            "homeserver_url": url, "user_id": f"@discoverybot:{server_name}", "password": password,
+            "store_dir": str(discovery_store), "service_secret": "s3cret-service_secret"}), encoding="utf-8")
+        processes.append(venv.start([venv.bin("wangxin-discovery-bot"), "-c", str(discovery_config)], logs))
         eventually(lambda: (store / "ready.json").exists(), timeout=60, interval=0.5)
+        eventually(lambda: (parcels_store / "ready.json").exists(), timeout=60, interval=0.5)
+        eventually(lambda: (discovery_store / "ready.json").exists(), timeout=60, interval=0.5)
         for p in processes:
             assert p.poll() is None, logs.read_text(errors="replace")[-5000:]
     except BaseException:

@@ -59,8 +59,12 @@ def test_stock_client_behaviour_is_intact(stack: RunningStack) -> None:
 
 def test_worker_topology_really_runs_workers(stack: RunningStack) -> None:
     if stack.info["workers"]:
-        assert set(stack.info["workers"]) == {"persister1", "worker1"}
-        assert {"synapse", "synapse-persister1", "synapse-worker1"} <= set(stack.info["processes"])
+        assert set(stack.info["workers"]) == {"persister1", "worker1", "sync1", "media1"}
+        assert {"synapse", "synapse-persister1", "synapse-worker1", "synapse-sync1", "synapse-media1"} <= set(
+            stack.info["processes"])
         assert stack.info["database"] == "postgres"
     else:
-        assert set(stack.info["processes"]) == {"synapse", "bridge", "merchant-bot"}
+        # coturn runs where it is installed (.ci/run installs it; tests/e2e/test_turn.py).
+        assert set(stack.info["processes"]) - {"coturn"} == {"synapse", "bridge", "merchant-bot", "parcels-bot",
+                                                             "discovery-bot"}
+    assert ("coturn" in stack.info["processes"]) == (stack.info["turn"] is not None)
