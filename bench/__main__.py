@@ -1,5 +1,5 @@
-"""``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen]
-[options]``: print benchmark figures as JSON.
+"""``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen|
+parcels|discovery] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
                         choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
-                                 "sms", "first_screen"])
+                                 "sms", "first_screen", "parcels", "discovery"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle, follow_cost)")
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
                              "same database kind, either topology) instead of building one; its sizes apply")
     parser.add_argument("--samples", type=int, default=30,
                         help="first_screen: measured requests per side for each sync and circle measurement")
+    parser.add_argument("--people", type=int,
+                        help="parcels: people with shipments (default 1000); discovery: synthetic opted-in people "
+                             "(default 100000)")
+    parser.add_argument("--shipments", type=int, default=10,
+                        help="parcels: shipment updates per person, on parcels that walk the statuses in order "
+                             "(default 10)")
     parser.add_argument("--postgres", metavar="DSN",
                         help="run the stacks on fresh PostgreSQL databases created on this DSN's server")
     parser.add_argument("--workers", action="store_true",
@@ -120,6 +126,19 @@ def main(argv: list[str] | None = None) -> int:
                                   redis=redis, concurrency=args.concurrency,
                                   command=command_line(sys.argv[1:] if argv is None else argv),
                                   keep_build=args.keep_build, reuse_build=args.reuse_build)
+    elif args.which == "parcels":
+        from bench import parcels
+        from bench.parcels_plan import check_sizes
+
+        try:
+            check_sizes(args.people or 1000, args.shipments)
+        except ValueError as e:
+            parser.error(str(e))
+        result = parcels.run(people=args.people or 1000, updates=args.shipments, postgres=bool(args.postgres))
+    elif args.which == "discovery":
+        from bench import discovery
+
+        result = discovery.run(people=args.people or 100_000, postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 
