@@ -69,12 +69,14 @@ def test_sliding_sync_names_wangxin_rooms_and_tells_circles_by_room_type(stack: 
     circle = follow_by_purchase(stack, buyer, "茶叶店")
 
     # Everything, as a client with no filter sees it: the follow also filed the circle in the
-    # buyer's 商家圈 space (a background job, so wait for the space to list it).
+    # buyer's 商家圈 space (a background job, so wait for the space to list it, with its name: on
+    # PostgreSQL a first answer once came without the space's name while the space was new).
     def everything() -> dict[str, Any]:
         answer = first_screen(buyer, {})
         spaces = [r for r in answer["rooms"].values() if room_type(r) == "m.space"]
         assert any(e["type"] == "m.space.child" and e["state_key"] == circle and e["content"]
                    for s in spaces for e in s["required_state"]), "the circle is not in the buyer's space yet"
+        assert all("name" in s for s in spaces), f"a space without its name: {spaces}"
         return answer
 
     answer = eventually(everything, timeout=60)
