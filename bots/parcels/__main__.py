@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
+from collections.abc import Callable
+from typing import Any
+
+from bots.common.cli import bot_main
+
+
+def _parts() -> tuple[Callable[[str], Any], Callable[[Any], int]]:
+    from bots.parcels.bot import run
+    from bots.parcels.config import load_config
+
+    return load_config, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wangxin-parcels-bot", description="The Wangxin parcels bot (快递)")
-    parser.add_argument("-c", "--config", required=True, help="path of parcels-bot.yaml")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    from bots.parcels.bot import run
-    from bots.parcels.config import load_config
-    from wangxin_common.config_errors import ConfigError
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"wangxin-parcels-bot: configuration error: {e}", file=sys.stderr)
-        return 2
-    return run(config)
+    return bot_main(argv, name="parcels", description="The Wangxin parcels bot (快递)", parts=_parts)
 
 
 if __name__ == "__main__":
