@@ -98,26 +98,19 @@ class Launcher:
             bridge = self._child("bridge", python_argv("-m", "bridges", "run", "-c", self.rendered.bridge_config))
             bridge.start()
             await self._wait_bridge(bridge)
-        if self.rendered.bot_config:
-            bot = self._child("merchant-bot", python_argv("-m", "bots.merchant", "-c", self.rendered.bot_config))
-            ready_file = os.path.join(self.dir, "merchant-bot", "ready.json")
-            _remove(ready_file)
-            bot.start()
+        # The bots log in and sync at the same time; the stack is ready once each has said so.
+        bots = (("merchant", self.rendered.bot_config), ("parcels", self.rendered.parcels_bot_config),
+                ("discovery", self.rendered.discovery_bot_config))
+        starting = []
+        for name, config in bots:
+            if config:
+                bot = self._child(f"{name}-bot", python_argv("-m", f"bots.{name}", "-c", config))
+                ready_file = os.path.join(self.dir, f"{name}-bot", "ready.json")
+                _remove(ready_file)
+                bot.start()
+                starting.append((bot, ready_file))
+        for bot, ready_file in starting:
             await self._wait_file(bot, ready_file)
-        if self.rendered.parcels_bot_config:
-            parcels_bot = self._child("parcels-bot", python_argv("-m", "bots.parcels", "-c",
-                                                                 self.rendered.parcels_bot_config))
-            ready_file = os.path.join(self.dir, "parcels-bot", "ready.json")
-            _remove(ready_file)
-            parcels_bot.start()
-            await self._wait_file(parcels_bot, ready_file)
-        if self.rendered.discovery_bot_config:
-            discovery_bot = self._child("discovery-bot", python_argv("-m", "bots.discovery", "-c",
-                                                                     self.rendered.discovery_bot_config))
-            ready_file = os.path.join(self.dir, "discovery-bot", "ready.json")
-            _remove(ready_file)
-            discovery_bot.start()
-            await self._wait_file(discovery_bot, ready_file)
         if coturn:
             await self._wait_turn(coturn)
         info = self._stack_info(time.monotonic() - started)
