@@ -130,15 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench import parcels
         from bench.parcels_plan import check_sizes
 
+        people = 1000 if args.people is None else args.people
         try:
-            check_sizes(args.people or 1000, args.shipments)
+            check_sizes(people, args.shipments)
         except ValueError as e:
             parser.error(str(e))
-        result = parcels.run(people=args.people or 1000, updates=args.shipments, postgres=bool(args.postgres))
+        result = parcels.run(people=people, updates=args.shipments, postgres=bool(args.postgres))
     elif args.which == "discovery":
         from bench import discovery
 
-        result = discovery.run(people=args.people or 100_000, postgres=bool(args.postgres))
+        people = 100_000 if args.people is None else args.people
+        if people < 1:
+            parser.error(f"--people: at least 1, found {people}")
+        result = discovery.run(people=people, postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 
