@@ -282,48 +282,29 @@ def render_stack(options: StackOptions, state: StackState) -> RenderedStack:
             },
         )
 
-    bot_path = None
+    def bot_config(name: str, localpart: str, password: str, service_secret: str, **extra: Any) -> str:
+        path = os.path.join(d, f"{name}-bot.yaml")
+        _write_yaml(path, {
+            "homeserver_url": f"http://127.0.0.1:{ports.public}",
+            "user_id": f"@{localpart}:{options.server_name}",
+            "password": s[password],
+            "store_dir": os.path.join(d, f"{name}-bot"),
+            "service_secret": s[service_secret],
+            **extra,
+        })
+        return path
+
+    bot_path = parcels_bot_path = discovery_bot_path = None
     if options.bot:
-        bot_path = os.path.join(d, "merchant-bot.yaml")
-        _write_yaml(
-            bot_path,
-            {
-                "homeserver_url": f"http://127.0.0.1:{ports.public}",
-                "user_id": f"@{MERCHANT_BOT_LOCALPART}:{options.server_name}",
-                "password": s["merchant_bot_password"],
-                "store_dir": os.path.join(d, "merchant-bot"),
-                # `orders` reads the merchant's shipments from the parcels module with it.
-                "service_secret": s["module_service_secret"],
-            },
-        )
-    parcels_bot_path = None
+        # `orders` reads the merchant's shipments from the parcels module with the service secret.
+        bot_path = bot_config("merchant", MERCHANT_BOT_LOCALPART, "merchant_bot_password", "module_service_secret")
     if options.bot and options.modules:
-        parcels_bot_path = os.path.join(d, "parcels-bot.yaml")
-        _write_yaml(
-            parcels_bot_path,
-            {
-                "homeserver_url": f"http://127.0.0.1:{ports.public}",
-                "user_id": f"@{PARCELS_BOT_LOCALPART}:{options.server_name}",
-                "password": s["parcels_bot_password"],
-                "store_dir": os.path.join(d, "parcels-bot"),
-                "service_secret": s["module_service_secret"],
-            },
-        )
-    discovery_bot_path = None
-    if options.bot and options.modules:
-        discovery_bot_path = os.path.join(d, "discovery-bot.yaml")
-        _write_yaml(
-            discovery_bot_path,
-            {
-                "homeserver_url": f"http://127.0.0.1:{ports.public}",
-                "user_id": f"@{DISCOVERY_BOT_LOCALPART}:{options.server_name}",
-                "password": s["discovery_bot_password"],
-                "store_dir": os.path.join(d, "discovery-bot"),
-                "service_secret": s["discovery_service_secret"],
-                # The feed shows changes 2 s old at the newest: a faster poll than this gains little.
-                **({"poll_interval_ms": max(options.module_poll_ms, 500)} if options.module_poll_ms else {}),
-            },
-        )
+        parcels_bot_path = bot_config("parcels", PARCELS_BOT_LOCALPART, "parcels_bot_password",
+                                      "module_service_secret")
+        # The feed shows changes 2 s old at the newest: a faster poll than this gains little.
+        discovery_bot_path = bot_config(
+            "discovery", DISCOVERY_BOT_LOCALPART, "discovery_bot_password", "discovery_service_secret",
+            **({"poll_interval_ms": max(options.module_poll_ms, 500)} if options.module_poll_ms else {}))
     return RenderedStack(homeserver_path, worker_configs, workers, bridge_path, bot_path, registration_path,
                          parcels_bot_path, discovery_bot_config=discovery_bot_path, turn=turn)
 
