@@ -65,6 +65,12 @@ class ModuleStore:
             await self._ensure_schema()
         return await self._api.run_db_interaction(desc, func, *args, **kwargs)
 
+    async def ready(self) -> None:
+        """Create the schema now if this process has not (for a query of these tables run
+        inside another module's transaction)."""
+        if not self._ready:
+            await self._ensure_schema()
+
     async def _ensure_schema(self) -> None:
         for attempt in range(SCHEMA_ATTEMPTS):
             try:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.harness import services, synapse_log
+from tests.harness.fake_coupons import FakeCouponPlatform
 from tests.harness.fake_twilio import FakeTwilio
 from tests.harness.stack import RunningStack, stack_args_for
 
@@ -77,7 +78,18 @@ def twilio() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio) -> Iterator[RunningStack]:
+def coupon_platform() -> Iterator[FakeCouponPlatform]:
+    """One local shop platform for the session: every stack's discovery module asks it for coupons."""
+    fake = FakeCouponPlatform()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio,
+          coupon_platform: FakeCouponPlatform) -> Iterator[RunningStack]:
     databases = []
     if backend in ("postgres", "workers"):
         databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
@@ -87,7 +99,7 @@ def stack(request: pytest.FixtureRequest, backend: str, twilio: FakeTwilio) -> I
     # A unique server name per stack also keeps workers of parallel runs apart on a shared Redis.
     server_name = f"wx{secrets.token_hex(3)}.test"
     running = RunningStack(directory, stack_args_for(backend, services.free_port_block(), server_name, databases,
-                                                     twilio))
+                                                     twilio, coupon_platform))
     try:
         running.start()
     except BaseException:

@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--discovery-options", metavar="KEY=N,…", default="",
                     help="override the discovery module's options, e.g. shake_window_ms=1500,location_ttl_s=30 "
                          "(docs/discovery.md, \"Configuration\"); tests use short windows and small limits")
+    up.add_argument("--coupon-url", metavar="URL",
+                    help="the shop platform's coupon endpoint for 36.8° pairings (docs/discovery.md, \"Coupons\"); "
+                         "default: a local issuer that writes coupon-outbox.jsonl in the stack directory")
+    up.add_argument("--coupon-secret", metavar="SECRET", help="the secret shared with --coupon-url (HMAC-SHA256)")
     up.add_argument("--startup-timeout", type=float, default=240.0)
     return parser
 
@@ -119,6 +123,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         sms_from=parse_sms_from(args.sms_from),
         sms_limits=parse_sms_limits(args.sms_limits),
         discovery_options=parse_discovery_options(args.discovery_options),
+        coupon_url=args.coupon_url,
+        coupon_secret=args.coupon_secret,
         startup_timeout=args.startup_timeout,
     )
     options.validate()

@@ -16,6 +16,7 @@ from twisted.internet import defer, reactor
 
 from wangxin_stack import homeserver_admin as hs
 from wangxin_stack import turn as turn_server
+from wangxin_stack.coupons import issuer_url, listen_coupon_issuer
 from wangxin_stack.options import PORTS_USED, OptionError, StackOptions
 from wangxin_stack.render import (
     APPSERVICE_ID,
@@ -41,7 +42,8 @@ class StartupFailed(Exception):
 
 def check_ports_free(options: StackOptions) -> None:
     coturn = options.turn and turn_server.find_binary() is not None
-    for what, port in options.ports.in_use(options.workers, turn=coturn).items():
+    local_issuer = options.modules and options.coupon_url is None
+    for what, port in options.ports.in_use(options.workers, turn=coturn, coupons=local_issuer).items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             # As servers do: a closed listener's lingering TIME_WAIT connections must not count.
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -62,6 +64,7 @@ class Launcher:
         self.rendered: RenderedStack | None = None
         self.children: list[Child] = []
         self.router_port: Any = None
+        self.coupon_port: Any = None
         self.ready = False
         # The children import Wangxin from the installed package, as an operator's would: nothing
         # puts the source tree on their path.
@@ -74,6 +77,9 @@ class Launcher:
         started = time.monotonic()
         self.rendered = render_stack(o, self.state)
         coturn = self._start_turn()  # first, not waited for: it is ready long before Synapse is
+        if o.modules and o.coupon_url is None:  # before Synapse, which may ask it as soon as it runs
+            self.coupon_port = listen_coupon_issuer(o.ports.coupons, self.state.secrets["coupon_secret"],
+                                                    self.coupon_outbox)
         await self._generate_signing_key()
         main = self._child(
             "synapse", python_argv("-m", "synapse.app.homeserver", "-c", self.rendered.homeserver_config)
@@ -239,6 +245,10 @@ class Launcher:
             await hs.exempt_from_rate_limits(main_url, admin_user["access_token"], discovery_bot["user_id"])
 
     @property
+    def coupon_outbox(self) -> str:
+        return os.path.join(self.dir, "coupon-outbox.jsonl")
+
+    @property
     def public_url(self) -> str:
         return f"http://127.0.0.1:{self.options.ports.public}"
 
@@ -292,7 +302,12 @@ class Launcher:
             info["bot_user_ids"].append(info["bridge"]["bot_user_id"])
         if o.bot and o.modules:
             db = self.state.user("discovery_bot") or {}
-            info["discovery"] = {"bot_user_id": db.get("user_id")}
+            info["discovery"] = {
+                "bot_user_id": db.get("user_id"),
+                # Where the module asks for 36.8° coupons; the local issuer's record (None with --coupon-url).
+                "coupon_url": o.coupon_url or issuer_url(o.ports.coupons),
+                "coupon_outbox": None if o.coupon_url else self.coupon_outbox,
+            }
             info["bot_user_ids"].append(db.get("user_id"))
         if o.bot:
             mb = self.state.user("merchant_bot") or {}
@@ -316,6 +331,8 @@ class Launcher:
             child.stopping = True
         if self.router_port is not None:
             await self.router_port.stopListening()
+        if self.coupon_port is not None:
+            await self.coupon_port.stopListening()
         # Clients first, the homeserver last, so nothing talks to a homeserver that is gone.
         for child in reversed(self.children):
             await child.stop()

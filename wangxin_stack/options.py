@@ -58,9 +58,10 @@ class RedisAddress:
 
 # --port and the 19 after it: 8 for Synapse, its workers and the bridge (the worker topology uses
 # them all), then coturn's listener and its relay range (wangxin_stack/turn.py).
-PORTS_USED = 20
+PORTS_USED = 21
 TURN_OFFSET = 8  # coturn's listener, UDP and TCP
 TURN_RELAY_OFFSETS = (9, 19)  # coturn's relayed addresses (UDP), first and last
+COUPON_OFFSET = 20  # the local coupon issuer (wangxin_stack/coupons.py), without --coupon-url
 
 
 @attrs.frozen
@@ -77,6 +78,7 @@ class Ports:
     media_client: int  # the media worker
     turn: int  # coturn's listener (UDP and TCP), when coturn runs
     turn_relay: tuple[int, int]  # coturn's relay range (UDP), first and last
+    coupons: int  # the local coupon issuer
 
     @staticmethod
     def from_base(base: int, workers: bool) -> Ports:
@@ -91,10 +93,13 @@ class Ports:
             media_client=base + 7,
             turn=base + TURN_OFFSET,
             turn_relay=(base + TURN_RELAY_OFFSETS[0], base + TURN_RELAY_OFFSETS[1]),
+            coupons=base + COUPON_OFFSET,
         )
 
-    def in_use(self, workers: bool, turn: bool = False) -> dict[str, int]:
+    def in_use(self, workers: bool, turn: bool = False, coupons: bool = False) -> dict[str, int]:
         named = {"the homeserver's client port": self.public, "the bridge": self.bridge}
+        if coupons:
+            named["the local coupon issuer"] = self.coupons
         if turn:
             named["the TURN server (coturn)"] = self.turn
         if workers:
@@ -143,6 +148,8 @@ class StackOptions:
     sms_from: tuple[str, ...] = ()  # the sender pool (--sms-from +1…,+1…)
     sms_limits: tuple[tuple[str, float], ...] = ()  # overrides of the bridge's sms.limits
     discovery_options: tuple[tuple[str, int], ...] = ()  # overrides of the discovery module's options (tests)
+    coupon_url: str | None = None  # the platform's coupon endpoint; None: the local issuer (wangxin_stack/coupons.py)
+    coupon_secret: str | None = None  # its shared secret (with --coupon-url)
     startup_timeout: float = 240.0
 
     @property
@@ -168,6 +175,12 @@ class StackOptions:
             raise OptionError(f"--bcrypt-rounds: bcrypt takes 4..31 rounds, found {self.bcrypt_rounds}")
         if self.lookups_per_day is not None and self.lookups_per_day < 1:
             raise OptionError(f"--lookups-per-day: expected a positive number, found {self.lookups_per_day}")
+        if self.coupon_url is not None and not self.coupon_url.startswith(("http://", "https://")):
+            raise OptionError(f"--coupon-url: expected an http(s) URL, found {self.coupon_url!r}")
+        if (self.coupon_url is None) != (self.coupon_secret is None):
+            raise OptionError("--coupon-url and --coupon-secret go together")
+        if self.coupon_secret is not None and len(self.coupon_secret) < 16:
+            raise OptionError("--coupon-secret: expected at least 16 characters")
         if self.sms_provider == "twilio":
             for option, value in (("--twilio-account-sid", self.twilio_account_sid),
                                   ("--twilio-auth-token", self.twilio_auth_token), ("--sms-from", self.sms_from)):
@@ -211,15 +224,17 @@ def parse_sms_limits(text: str) -> tuple[tuple[str, float], ...]:
 
 
 def parse_discovery_options(text: str) -> tuple[tuple[str, int], ...]:
-    """``shake_window_ms=1500,location_ttl_s=30`` -> pairs, keys checked against the module's
-    integer options; the module's own validator checks the values when the config is rendered."""
-    from synapse_modules.discovery.config import INT_OPTIONS
+    """``shake_window_ms=1500,angle.window_ms=1500`` -> pairs, keys checked against the module's
+    integer options (``section.key`` for those of its ``angle:`` and ``coupons:`` sections); the
+    module's own validator checks the values when the config is rendered."""
+    from synapse_modules.discovery.config import ANGLE_INT_OPTIONS, COUPON_INT_OPTIONS, INT_OPTIONS
 
+    known = (*INT_OPTIONS, *(f"angle.{k}" for k in ANGLE_INT_OPTIONS), *(f"coupons.{k}" for k in COUPON_INT_OPTIONS))
     pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, _, value = item.partition("=")
-        if key not in INT_OPTIONS:
-            raise OptionError(f"--discovery-options: unknown option {key!r}; known: {', '.join(INT_OPTIONS)}")
+        if key not in known:
+            raise OptionError(f"--discovery-options: unknown option {key!r}; known: {', '.join(known)}")
         if not value.strip().isdigit():
             raise OptionError(f"--discovery-options: {key} needs a whole number, found {value!r}")
         pairs.append((key, int(value)))

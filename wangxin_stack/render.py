@@ -10,6 +10,7 @@ import jinja2
 import yaml
 
 from bridges.registration import build_registration, render_registration
+from wangxin_stack.coupons import issuer_url
 from wangxin_stack.options import StackOptions
 from wangxin_stack.state import StackState
 from wangxin_stack.turn import TurnSetup, find_binary, render_turn, synapse_settings
@@ -115,7 +116,7 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
                                      f"@{DISCOVERY_BOT_LOCALPART}:{server}", f"@{PARCELS_BOT_LOCALPART}:{server}"],
                 # Its cleanup deletes expired locations; a second is soon enough for a test of it.
                 **({"cleanup_interval_ms": max(poll, 1000)} if poll else {}),
-                **dict(options.discovery_options),
+                **discovery_overrides(options, state),
             },
         },
         {
@@ -129,6 +130,17 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             },
         },
     ]
+
+
+def discovery_overrides(options: StackOptions, state: StackState) -> dict[str, Any]:
+    """The discovery options the stack sets: the coupon platform (the local issuer unless
+    ``--coupon-url``), and ``--discovery-options`` (``section.key`` into its section)."""
+    found: dict[str, Any] = {"coupons": {"url": options.coupon_url or issuer_url(options.ports.coupons),
+                                         "secret": options.coupon_secret or state.secrets["coupon_secret"]}}
+    for key, value in options.discovery_options:
+        section, _, name = key.rpartition(".")
+        (found.setdefault(section, {}) if section else found)[name] = value
+    return found
 
 
 def sms_config(options: StackOptions, d: str, delegate_secret: str | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ SECRET_NAMES = (
     "module_service_secret",
     "platform_secret",  # the purchases webhook of synapse_modules.merchant_circle
     "msisdn_delegate_secret",  # in Synapse's msisdn delegate URL: only Synapse may make the bridge text codes
+    "coupon_secret",  # the discovery module's and the local coupon issuer's (wangxin_stack/coupons.py)
     "turn_shared_secret",  # Synapse's turn_shared_secret and coturn's static-auth-secret (wangxin_stack/turn.py)
 )
 

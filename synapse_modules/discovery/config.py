@@ -14,6 +14,7 @@ import attrs
 from synapse_modules._config import (
     ModuleConfigError,
     get_int,
+    get_secret,
     get_str,
     get_user_id,
     reject_unknown,
@@ -21,7 +22,8 @@ from synapse_modules._config import (
 )
 
 # Every action that touches a pool, each with its own per-user rate limit.
-ACTIONS = ("profile", "location", "nearby", "hi", "shake", "throw", "pick", "reply", "answer", "block", "report")
+ACTIONS = ("profile", "location", "nearby", "hi", "shake", "throw", "pick", "reply", "answer", "block", "report",
+           "angle", "video")
 
 
 @attrs.frozen
@@ -50,6 +52,9 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "answer": RateLimit(30, 30),
     "block": RateLimit(20, 10),
     "report": RateLimit(5, 2),
+    # An angle try waits for its window (3 s): a burst of tries, then one every 2 s.
+    "angle": RateLimit(10, 30),
+    "video": RateLimit(10, 10),
 }
 
 # Geohash cells: precision 6 is about 1.2 km x 0.6 km, 5 about 4.9 km square, 7 about 150 m.
@@ -60,13 +65,99 @@ KNOWN_OPTIONS = (
     "cell_precision", "region_precision", "location_ttl_s", "shake_window_ms", "throws_per_day",
     "picks_per_day", "bottle_max_chars", "bottle_ttl_hours", "request_ttl_hours", "decline_cooldown_hours",
     "nearby_limit", "dm_encrypted", "service_accounts", "service_secret", "cleanup_interval_ms", "rate_limits",
+    "angle", "coupons", "video_queue_ttl_s",
 )
 # The options that are plain integers (what the dev stack's ``--discovery-options`` may set).
 INT_OPTIONS = (
     "cell_precision", "region_precision", "location_ttl_s", "shake_window_ms", "throws_per_day",
     "picks_per_day", "bottle_max_chars", "bottle_ttl_hours", "request_ttl_hours", "decline_cooldown_hours",
-    "nearby_limit", "cleanup_interval_ms",
+    "nearby_limit", "cleanup_interval_ms", "video_queue_ttl_s",
 )
+# The plain integers of the ``angle:`` and ``coupons:`` sections (the dev stack may set them too,
+# as ``angle.window_ms=1500``).
+ANGLE_INT_OPTIONS = ("window_ms",)
+COUPON_INT_OPTIONS = ("rewards_per_day", "timeout_s", "retry_base_ms", "retry_max_ms", "give_up_hours", "poll_ms")
+
+
+@attrs.frozen
+class AngleConfig:
+    """你我36.8度: two people whose phones are held within ``tolerance`` degrees of ``target`` in the
+    same window are paired; the same two at most once a day."""
+
+    target: float = 36.8
+    tolerance: float = 0.2
+    window_ms: int = 3000
+
+    def matches(self, angle: float) -> bool:
+        # A hair of slack, so that 37.0 counts for 36.8 ± 0.2 despite binary floating point.
+        return abs(angle - self.target) <= self.tolerance + 1e-9
+
+    @property
+    def settle_ms(self) -> int:
+        return min(500, max(100, self.window_ms // 5))
+
+
+@attrs.frozen
+class CouponConfig:
+    """The platform's coupon for both people of an accepted 36.8° pairing (docs/discovery.md,
+    "Coupons"). Without ``url``, pairings earn no coupon."""
+
+    url: str | None = None
+    secret: str | None = None
+    rewards_per_day: int = 3  # rewarded pairings per person in any 24 hours
+    timeout_s: int = 10
+    retry_base_ms: int = 1000  # the first retry's delay, doubled after each failure ...
+    retry_max_ms: int = 300_000  # ... up to this
+    give_up_hours: int = 24  # then the people are told there is no coupon
+    poll_ms: int = 1000  # how often the background process looks for coupons due
+
+
+def _angle(raw: Any) -> AngleConfig:
+    try:
+        section = require_mapping(raw)
+        reject_unknown(section, ("target", "tolerance", "window_ms"))
+        target = _degrees(section, "target", 36.8, 0.0, 180.0)
+        tolerance = _degrees(section, "tolerance", 0.2, 0.0, 10.0)
+        window = get_int(section, "window_ms", 3000, minimum=200)
+        if window > 60_000:
+            raise ModuleConfigError(f"expected 200..60000 milliseconds, found {window}", ("window_ms",))
+    except ModuleConfigError as e:
+        raise ModuleConfigError(e.message, ("angle", *e.path)) from None
+    return AngleConfig(target, tolerance, window)
+
+
+def _degrees(section: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ModuleConfigError(f"expected a number of degrees from {low:g} to {high:g}, found {value!r}", (key,))
+    return float(value)
+
+
+def _coupons(raw: Any) -> CouponConfig:
+    try:
+        section = require_mapping(raw)
+        reject_unknown(section, ("url", "secret", *COUPON_INT_OPTIONS))
+        url = get_str(section, "url", None)
+        secret = None
+        if url is not None:
+            if not url.startswith(("https://", "http://")):
+                raise ModuleConfigError(f"expected an http(s) URL, found {url!r}", ("url",))
+            secret = get_secret(section, "secret")
+        elif section.get("secret") is not None:
+            raise ModuleConfigError("a secret without a url: set url too, or remove the secret", ("secret",))
+        base = get_int(section, "retry_base_ms", 1000, minimum=50)
+        most = get_int(section, "retry_max_ms", 300_000, minimum=base)
+        config = CouponConfig(
+            url=url, secret=secret,
+            rewards_per_day=get_int(section, "rewards_per_day", 3, minimum=0),
+            timeout_s=get_int(section, "timeout_s", 10, minimum=1),
+            retry_base_ms=base, retry_max_ms=most,
+            give_up_hours=get_int(section, "give_up_hours", 24, minimum=1),
+            poll_ms=get_int(section, "poll_ms", 1000, minimum=50),
+        )
+    except ModuleConfigError as e:
+        raise ModuleConfigError(e.message, ("coupons", *e.path)) from None
+    return config
 
 
 @attrs.frozen
@@ -87,6 +178,9 @@ class DiscoveryConfig:
     service_secret: str | None = None
     cleanup_interval_ms: int = 60_000
     rate_limits: Mapping[str, RateLimit] = attrs.field(factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    angle: AngleConfig = AngleConfig()
+    coupons: CouponConfig = CouponConfig()
+    video_queue_ttl_s: int = 600  # how long someone waits in the face-to-face queue
 
     @staticmethod
     def from_dict(raw: Any) -> DiscoveryConfig:
@@ -128,6 +222,9 @@ class DiscoveryConfig:
             service_secret=get_str(config, "service_secret", None),
             cleanup_interval_ms=get_int(config, "cleanup_interval_ms", 60_000, minimum=50),
             rate_limits=_rate_limits(config.get("rate_limits")),
+            angle=_angle(config.get("angle")),
+            coupons=_coupons(config.get("coupons")),
+            video_queue_ttl_s=get_int(config, "video_queue_ttl_s", 600, minimum=10),
         )
 
     @property

@@ -7,9 +7,10 @@ ghosts: ``UserInfo.appservice_id``), and Synapse's support and bot accounts (``u
 Merchants: the merchant circle's table, read through the merchant circle's own store and query
 (``MerchantCircleStore``, ``merchant_ids_among_txn``, ``all_circles_txn``) when that module runs on
 this server. A merchant is never un-made, so a "yes" is kept for good; a "no" for a minute when it is about
-the caller, never for the people a list shows. A shop is refused at opt-in; someone who becomes
-a merchant later drops out of every list at once, and out of everything else within a minute
-(the caller's own check, the cleanup).
+the caller (outside a pool action), never for the people a list shows. A shop is refused at opt-in;
+someone who becomes a merchant later drops out of every list at once, and out of everything else
+at their next pool action: the caller's check reads the merchants' table in the transaction that
+reads the caller's own state (``merchants_among_txn``), so it costs no transaction of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_modules import _features
 from synapse_modules.discovery.config import DiscoveryConfig
+from synapse_modules.discovery.store.people import MerchantsAmongTxn
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.merchants import all_circles_txn, merchant_ids_among_txn
 
@@ -41,6 +43,18 @@ class Directory:
         if self._circle_store is None:
             self._circle_store = MerchantCircleStore(self._api)
         return self._circle_store
+
+    async def merchants_among_txn(self) -> MerchantsAmongTxn | None:
+        """The merchant query to run inside another transaction (``people.me_txn``), when the
+        merchant circle runs on this server (its tables made first)."""
+        store = self._circles()
+        if store is None:
+            return None
+        await store.ready()
+        return merchant_ids_among_txn
+
+    def remember_merchant(self, user_id: str) -> None:
+        self._merchants.add(user_id)
 
     async def is_service_account(self, user_id: str) -> bool:
         if user_id in self._service:

@@ -34,6 +34,8 @@ from synapse_modules.discovery.rules import (
     limit_exceeded,
     not_found,
     only_fields,
+    parse_angle,
+    parse_language,
     parse_location,
     parse_profile,
     parse_resolve_action,
@@ -42,7 +44,8 @@ from synapse_modules.discovery.rules import (
 )
 from synapse_modules.discovery.store import DiscoveryStore
 from synapse_modules.discovery.store.bottles import claim_bottle_txn, pick_candidates_txn, reply_txn, throw_txn
-from synapse_modules.discovery.store.limits import Limited
+from synapse_modules.discovery.store.coupons import PersonCoupon, coupon_changes_txn, own_coupons_txn
+from synapse_modules.discovery.store.limits import Limited, take_rate_txn
 from synapse_modules.discovery.store.people import (
     Me,
     Profile,
@@ -57,6 +60,7 @@ from synapse_modules.discovery.store.people import (
 )
 from synapse_modules.discovery.store.reports import Report, report_txn, reports_txn, resolve_txn
 from synapse_modules.discovery.store.requests import Change, HiOutcome, changes_txn, hi_txn, open_requests_txn
+from synapse_modules.discovery.store.video import join_video_txn, leave_video_txn, video_state_txn
 
 PREFIX = "/_synapse/client/wangxin/v1/discovery"
 OPT_IN_HINT = f'turn it on with PUT {PREFIX}/profile {{"enabled": true}}'
@@ -93,6 +97,16 @@ def _change_json(change: Change) -> dict[str, Any]:
             "updated_ts": r.updated_ts}
 
 
+def _coupon_json(c: PersonCoupon, *, with_user: bool = False) -> dict[str, Any]:
+    found: dict[str, Any] = {"pairing_id": c.pairing_id, **({"user_id": c.user_id} if with_user else {}),
+                             "with": c.partner, "state": c.state, "updated_ts": c.updated_ts}
+    if c.state == "issued":
+        found.update(code=c.code, title=c.title, **({"expires_at": c.expires_at} if c.expires_at else {}))
+    if c.reason:
+        found["reason"] = c.reason
+    return found
+
+
 def _int_arg(values: list[bytes] | None, name: str, default: int) -> int:
     if not values:
         return default
@@ -100,6 +114,18 @@ def _int_arg(values: list[bytes] | None, name: str, default: int) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 15:
         raise invalid(f"'{name}' must be a whole number")
     return int(text)
+
+
+def _coupon_cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, tuple[str, ...]]:
+    """``since`` of the coupons' feed: ``<updated_ts>.<pairing id>:<user id>``, or ``<ts>.``."""
+    if not values:
+        return default_ts, ()
+    ts, _, after = values[0].decode("utf-8", "replace").partition(".")
+    pairing, _, user_id = after.partition(":")
+    if (not ts.isascii() or not ts.isdigit() or len(ts) > 15
+            or (after and (not ID_RE.match(pairing) or not user_id.startswith("@")))):
+        raise invalid("'since' must be the 'next' of an earlier answer")
+    return int(ts), (pairing, user_id) if after else ()
 
 
 def _cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, str]:
@@ -114,12 +140,13 @@ def _cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, str]:
 
 class DiscoveryHttp:
     def __init__(self, api: ModuleApi, config: DiscoveryConfig, store: DiscoveryStore, directory: Directory,
-                 shake: Rendezvous, pairings: Pairings):
+                 shake: Rendezvous, angle: Rendezvous, pairings: Pairings):
         self._api = api
         self._config = config
         self._store = store
         self._directory = directory
         self._shake = shake
+        self._angle = angle
         self._pairings = pairings
 
     def register(self) -> None:
@@ -130,6 +157,12 @@ class DiscoveryHttp:
         r.route("DELETE", "/location", self._delete_location)
         r.route("GET", "/nearby", self._get_nearby)
         r.route("POST", "/shake", self._shake_once)
+        r.route("POST", "/angle", self._angle_once)
+        r.route("POST", "/video", self._join_video)
+        r.route("GET", "/video", self._video_state)
+        r.route("DELETE", "/video", self._leave_video)
+        r.route("GET", "/coupons", self._own_coupons)
+        r.route("GET", "/coupons/changes", self._coupon_changes)
         r.route("POST", "/bottles", self._throw)
         r.route("POST", "/bottles/pick", self._pick)
         r.route("POST", r"/bottles/(?P<bottle_id>[^/]+)/reply", self._reply)
@@ -152,12 +185,13 @@ class DiscoveryHttp:
     async def _user(self, request: SynapseRequest) -> str:
         return await acting_user(request, self._api, self._config.service_secret)
 
-    async def _me(self, user_id: str) -> Me:
-        return await self._store.run(me_txn, user_id, self._now(), self._config.location_ttl_ms)
+    async def _me(self, user_id: str, *, merchant_check: bool = False) -> Me:
+        merchants_among = await self._directory.merchants_among_txn() if merchant_check else None
+        return await self._store.run(me_txn, user_id, self._now(), self._config.location_ttl_ms, merchants_among)
 
     async def _in_discovery(self, user_id: str, *, location: bool = False) -> Me:
         """The caller's state, if they may use the pools now; 403 saying why not otherwise."""
-        me = await self._me(user_id)
+        me = await self._me(user_id, merchant_check=True)
         if me.standing == "banned":
             raise forbidden("You may no longer use discovery on this server")
         if me.profile is None:
@@ -165,7 +199,8 @@ class DiscoveryHttp:
         if me.standing == "held":
             raise forbidden("Your discovery profile is under review by the server's admins; "
                             "until then you are out of every pool")
-        if await self._directory.is_merchant(user_id):
+        if me.merchant:
+            self._directory.remember_merchant(user_id)
             await self._store.run(forget_person_txn, user_id)
             raise forbidden("Shop accounts cannot use discovery: it is for people meeting people")
         if location and me.cell is None:
@@ -301,6 +336,84 @@ class DiscoveryHttp:
             return 200, {"paired_with": None}
         return 200, {"paired_with": pairing.partner, "request_id": pairing.request_id}
 
+    # -- 你我36.8度 ----------------------------------------------------------------------------
+
+    async def _angle_once(self, request: SynapseRequest) -> Response:
+        """Held within the tolerance of the target in the same window as someone else: a mutual
+        request with them (never someone blocked, never the same two twice a day). The call
+        answers when its window closes, whatever the angle, so that the answer's timing tells
+        nothing."""
+        user_id = await self._user(request)
+        angle = parse_angle(parse_json_object(request, name_non_finite=True))
+        await self._in_discovery(user_id)
+        if not self._config.angle.matches(angle):
+            now = self._now()
+            limited = await self._store.run(take_rate_txn, user_id, "angle", now, self._config.rate_limits["angle"])
+            if limited:
+                _raise(limited)
+            window_ms = self._angle.window_ms
+            await self._api.sleep((window_ms - now % window_ms) / 1000)
+            return 200, {"paired": False, "within_tolerance": False, "target": self._config.angle.target,
+                         "tolerance": self._config.angle.tolerance}
+        window = await self._angle.enter(user_id, None)
+        if isinstance(window, Limited):
+            _raise(window)
+        pairing = await self._angle.outcome(window, user_id)
+        if pairing is None:
+            return 200, {"paired": False}
+        return 200, {"paired": True, "request_id": pairing.request_id, "paired_with": pairing.partner}
+
+    # -- 面对面 --------------------------------------------------------------------------------
+
+    async def _join_video(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        language = parse_language(parse_json_object(request))
+        me = await self._in_discovery(user_id)
+        region = region_of(me.cell, self._config.region_precision) if me.cell else None
+        outcome = await self._store.run(join_video_txn, user_id, region, language, self._now(),
+                                        self._config.video_queue_ttl_s * 1000, self._config.rate_limits["video"],
+                                        new_id())
+        if isinstance(outcome, Limited):
+            _raise(outcome)
+        if outcome.partner is None:
+            return 200, {"state": "waiting", "expires_ts": outcome.expires_ts}
+        return 200, {"state": "paired", "paired_with": outcome.partner, "request_id": outcome.request_id}
+
+    async def _video_state(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        expires = await self._store.run(video_state_txn, user_id, self._now())
+        return 200, {"state": "waiting", "expires_ts": expires} if expires else {"state": "none"}
+
+    async def _leave_video(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        await self._store.run(leave_video_txn, user_id)
+        return 200, {"state": "left"}
+
+    # -- coupons ----------------------------------------------------------------------------
+
+    async def _own_coupons(self, request: SynapseRequest) -> Response:
+        user_id = await self._user(request)
+        coupons = await self._store.run(own_coupons_txn, user_id, self._now())
+        return 200, {"coupons": [_coupon_json(c) for c in coupons]}
+
+    async def _coupon_changes(self, request: SynapseRequest) -> Response:
+        """The feed of changed coupons, for the discovery bot (the service secret only): it tells
+        each person of their own, privately."""
+        if not bearer_matches(request, self._config.service_secret):
+            raise forbidden("Only the discovery bot may read the changes of everyone's coupons")
+        until = self._now() - CHANGES_SETTLE_MS
+        since_ts, after = _coupon_cursor(request.args.get(b"since"), until)
+        limit = _int_arg(request.args.get(b"limit"), "limit", 200)
+        if not 1 <= limit <= CHANGES_MAX_LIMIT:
+            raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
+        changes = await self._store.run(coupon_changes_txn, since_ts, after, until, limit)
+        if len(changes) == limit:
+            last = changes[-1]
+            next_cursor = f"{last.updated_ts}.{last.pairing_id}:{last.user_id}"
+        else:
+            next_cursor = f"{max(until + 1, since_ts)}."
+        return 200, {"changes": [_coupon_json(c, with_user=True) for c in changes], "next": next_cursor}
+
     # -- bottles ----------------------------------------------------------------------------
 
     async def _throw(self, request: SynapseRequest) -> Response:
@@ -410,7 +523,7 @@ class DiscoveryHttp:
         result = await self._pairings.answer(user_id, request_id, accept)
         if isinstance(result, Limited):
             _raise(result)
-        answer, room_id = result
+        answer, room_id = result.answer, result.room_id
         r = answer.request
         if answer.outcome == "not_found" or r is None:
             raise not_found("No such request")
@@ -426,7 +539,8 @@ class DiscoveryHttp:
         if answer.outcome == "waiting":
             return 200, {"request_id": request_id, "state": "waiting", "waiting_for": other}
         return 200, {"request_id": request_id, "state": "accepted", "room_id": room_id, "is_direct": True,
-                     "user_id": other, "encrypted": self._config.dm_encrypted}
+                     "user_id": other, "encrypted": self._config.dm_encrypted,
+                     **({"coupon": result.coupon} if result.coupon else {})}
 
     # -- safety -----------------------------------------------------------------------------
 

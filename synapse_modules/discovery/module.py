@@ -12,11 +12,13 @@ from synapse_modules import _features
 from synapse_modules._config import ModuleConfigError, to_synapse_config_error
 from synapse_modules._internals import MembershipInternals
 from synapse_modules.discovery.config import DiscoveryConfig
+from synapse_modules.discovery.coupons import CouponDesk
 from synapse_modules.discovery.directory import Directory
 from synapse_modules.discovery.http import DiscoveryHttp
 from synapse_modules.discovery.pairing import Entrant, blocked_predicate, pair_at_random
 from synapse_modules.discovery.pairings import Pairings
 from synapse_modules.discovery.rendezvous import Rendezvous
+from synapse_modules.discovery.rules import DAY_MS
 from synapse_modules.discovery.store import DiscoveryStore
 from synapse_modules.discovery.store.cleanup import cleanup_txn
 from synapse_modules.discovery.store.people import forget_person_txn, profiles_among_txn
@@ -26,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 def pair_shakes(entrants: list[Entrant], blocks: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return pair_at_random(entrants, blocked_predicate(blocks))
+
+
+def pair_angles(entrants: list[Entrant], excluded: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """36.8°: everyone in the window held the phone at the angle; any two may pair (no region:
+    the moment is what they share), except blocked pairs and pairs made today."""
+    return pair_at_random([Entrant(e.user_id) for e in entrants], blocked_predicate(excluded))
 
 
 class Discovery:
@@ -40,10 +48,15 @@ class Discovery:
         # Every process serves the API: shakes meet in the database (store/windows.py).
         shake = Rendezvous(api, self._store, "shake", config.shake_window_ms, config.shake_settle_ms,
                            config.rate_limits["shake"], pair_shakes)
-        pairings = Pairings(api, config, self._store, MembershipInternals(api))
-        DiscoveryHttp(api, config, self._store, self._directory, shake, pairings).register()
+        angle = Rendezvous(api, self._store, "angle", config.angle.window_ms, config.angle.settle_ms,
+                           config.rate_limits["angle"], pair_angles, repeat_after_ms=DAY_MS)
+        coupons = CouponDesk(api, config.coupons, self._store)
+        pairings = Pairings(api, config, self._store, MembershipInternals(api), coupons)
+        DiscoveryHttp(api, config, self._store, self._directory, shake, angle, pairings).register()
         # On the background-tasks instance only (docs/synapse.md, "Where module work runs").
         api.looping_background_call(self._cleanup, config.cleanup_interval_ms, desc="wangxin_discovery_cleanup")
+        if coupons.enabled:  # coupons due again after a failure, or left by a process that stopped
+            api.looping_background_call(coupons.poll, config.coupons.poll_ms, desc="wangxin_discovery_coupons")
         self._cleaning = False
 
     @staticmethod

@@ -31,7 +31,8 @@ def new_id() -> str:
 
 class Rendezvous:
     def __init__(self, api: ModuleApi, store: DiscoveryStore, pool: str, window_ms: int, settle_ms: int,
-                 rate: RateLimit, pair: Pairer, id_factory: Callable[[], str] = new_id):
+                 rate: RateLimit, pair: Pairer, id_factory: Callable[[], str] = new_id,
+                 repeat_after_ms: int | None = None):
         self._api = api
         self._store = store
         self._pool = pool
@@ -40,6 +41,7 @@ class Rendezvous:
         self._rate = rate
         self._pair = pair
         self._new_id = id_factory
+        self._repeat_after_ms = repeat_after_ms  # the same two are not paired again within this
         self._entries: GroupCommit[Entry, Limited | int] = GroupCommit(self._enter_batch)
         self._decisions: dict[int, dict[str, Pairing | None]] = {}
         self._lock = keyed_lock(api, f"wangxin_discovery_{pool}_window")
@@ -63,7 +65,7 @@ class Rendezvous:
             if decision is None:
                 now = self._api.get_current_time_msec()
                 decision = await self._store.run(decide_window_txn, self._pool, window_start, now, self._pair,
-                                                 self._new_id)
+                                                 self._new_id, self._repeat_after_ms)
                 self._decisions[window_start] = decision
                 for old in [w for w in self._decisions if w < window_start - KEEP_WINDOWS * self.window_ms]:
                     del self._decisions[old]

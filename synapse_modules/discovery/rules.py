@@ -129,6 +129,35 @@ def parse_location(body: Mapping[str, Any]) -> tuple[float, float]:
     return found[0], found[1]
 
 
+def parse_angle(body: Mapping[str, Any]) -> float:
+    """``{"angle"}``: the phone's tilt in degrees, 0 (flat) to 180."""
+    only_fields(body, ("angle",))
+    value = body.get("angle")
+    if value is None:
+        raise bad_json("'angle' is missing: send the phone's angle in degrees, e.g. 36.8")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad_json("'angle' must be a number of degrees")
+    if not math.isfinite(value):
+        raise bad_json("'angle' must be a finite number")
+    if not 0 <= value <= 180:
+        raise invalid("'angle' must be between 0 and 180 degrees")
+    return float(value)
+
+
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+
+
+def parse_language(body: Mapping[str, Any]) -> str | None:
+    """``{"language"?}``: a language to meet in, as two or three lowercase letters (ISO 639)."""
+    only_fields(body, ("language",))
+    value = body.get("language")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not LANGUAGE_RE.match(value):
+        raise invalid("'language' must be a language code of two or three lowercase letters, like 'zh' or 'en'")
+    return value
+
+
 def parse_user_id(body: Mapping[str, Any], key: str = "user_id") -> str:
     value = body.get(key)
     if not isinstance(value, str) or len(value) > 255 or not USER_ID_RE.match(value):

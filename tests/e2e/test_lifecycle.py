@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -11,6 +12,7 @@ import sys
 import requests
 
 from tests.harness import services
+from tests.harness.http import eventually
 from tests.harness.stack import RunningStack
 
 
@@ -27,6 +29,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _a_pairing_gets_coupons_from_the_local_issuer(stack: RunningStack) -> None:
+    """Without --coupon-url the stack runs its own coupon issuer: a 36.8° pairing's coupons come
+    from it, and its outbox records what it was asked and answered."""
+    from tests.e2e.test_discovery import person
+    from tests.e2e.test_discovery_angle import accept_both, issued, pair_by_angle
+
+    outbox = stack.info["discovery"]["coupon_outbox"]
+    assert outbox and stack.info["discovery"]["coupon_url"].startswith("http://127.0.0.1:")
+    a, b = person(stack, None), person(stack, None)
+    request_id = pair_by_angle(stack, a, b)
+    assert accept_both(a, b, request_id)["coupon"] == "requested"
+    mine = eventually(lambda: issued(a, request_id), timeout=60)
+    with open(outbox, encoding="utf-8") as f:
+        (line,) = [json.loads(x) for x in f if request_id in x]
+    assert line["users"] == [a.user_id, b.user_id] or line["users"] == [b.user_id, a.user_id]
+    assert line["answer"]["coupons"][a.user_id]["code"] == mine["code"] and not line["repeat"]
+
+
 def test_stack_stops_on_sigint_and_restarts_on_the_same_data(tmp_path) -> None:
     directory = str(tmp_path / "stack")
     port = services.free_port_block()
@@ -38,6 +58,7 @@ def test_stack_stops_on_sigint_and_restarts_on_the_same_data(tmp_path) -> None:
         token = first.info["admin"]["access_token"]
         secret = first.info["registration_shared_secret"]
         created = first.register_user("keepme")
+        _a_pairing_gets_coupons_from_the_local_issuer(first)
 
         # A second stack on the same ports is refused with a sentence, before anything starts.
         clash = subprocess.run(

@@ -8,6 +8,7 @@ from tests.harness import services
 from wangxin_stack.running import RunningStack, StackFailed
 
 if TYPE_CHECKING:
+    from tests.harness.fake_coupons import FakeCouponPlatform
     from tests.harness.fake_twilio import FakeTwilio
 
 __all__ = ["RunningStack", "StackFailed", "stack_args_for", "twilio_args"]
@@ -25,7 +26,11 @@ TEST_BCRYPT_ROUNDS = 4
 TEST_IMPORT_LIMITS = "max_bytes=2097152,max_rows=10000"
 # Discovery: shake windows of 1.5 s instead of 5, locations that expire in 30 s instead of 2 h (a
 # test of the expiry waits for it), and daily limits a test reaches in a few calls.
-TEST_DISCOVERY_OPTIONS = "shake_window_ms=1500,location_ttl_s=30,throws_per_day=3,picks_per_day=3"
+# 36.8° windows of 1.5 s too; coupons retried after 0.3 s, then 0.6 s (a test makes the platform
+# fail twice) and looked for every 100 ms; two rewarded pairings a day.
+TEST_DISCOVERY_OPTIONS = ("shake_window_ms=1500,location_ttl_s=30,throws_per_day=3,picks_per_day=3,"
+                          "angle.window_ms=1500,coupons.retry_base_ms=300,coupons.poll_ms=100,"
+                          "coupons.rewards_per_day=2,coupons.timeout_s=2")
 
 
 def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
@@ -34,7 +39,7 @@ def twilio_args(twilio: FakeTwilio, limits: str = TEST_SMS_LIMITS) -> list[str]:
 
 
 def stack_args_for(backend: str, base_port: int, server_name: str, databases: list[Any],
-                   twilio: FakeTwilio | None = None) -> list[str]:
+                   twilio: FakeTwilio | None = None, coupons: FakeCouponPlatform | None = None) -> list[str]:
     # A chat-started follow that can never happen gives up after 8 s instead of 30 (a test waits for that).
     args = ["--port", str(base_port), "--server-name", server_name, "--relaxed-rate-limits",
             "--circle-chat-wait-s", "8", "--module-poll-ms", str(TEST_MODULE_POLL_MS),
@@ -43,6 +48,8 @@ def stack_args_for(backend: str, base_port: int, server_name: str, databases: li
             "--discovery-options", TEST_DISCOVERY_OPTIONS]
     if twilio is not None:
         args += twilio_args(twilio)
+    if coupons is not None:
+        args += ["--coupon-url", coupons.url, "--coupon-secret", coupons.secret]
     if backend in ("postgres", "workers"):
         synapse_db, bridge_db = databases
         args += ["--postgres", synapse_db.dsn, "--bridge-postgres", bridge_db.dsn]

@@ -235,3 +235,19 @@ def test_cleanup_deletes_expired_locations() -> None:
     cleanup_txn(txn, 1000 + TTL, TTL, 7 * 24 * HOUR, 72 * HOUR, 24 * HOUR)
     txn.execute("SELECT COUNT(*) FROM wangxin_discovery_locations")
     assert txn.fetchone()[0] == 0
+
+
+def test_the_callers_merchant_check_runs_in_the_same_transaction_only_when_asked() -> None:
+    txn = _txn()
+    _person(txn, "@shop:x")
+    asked: list[list[str]] = []
+
+    def merchants_among(t: Any, user_ids: list[str]) -> set[str]:
+        assert t is txn  # the caller's own transaction, not one of its own
+        asked.append(user_ids)
+        return {"@shop:x"}
+
+    assert me_txn(txn, "@shop:x", 2000, TTL).merchant is False
+    assert me_txn(txn, "@shop:x", 2000, TTL, merchants_among).merchant is True
+    assert me_txn(txn, "@nobody:x", 2000, TTL, merchants_among).merchant is False  # not opted in: not asked
+    assert asked == [["@shop:x"]]

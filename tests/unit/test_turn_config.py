@@ -85,13 +85,13 @@ def test_a_secret_cannot_be_empty_or_inject_lines(secret: str) -> None:
         turn.coturn_config(port=28016, relay_ports=(28017, 28027), secret=secret, realm="r", state_dir="/s")
 
 
-def test_turn_and_relay_ports_are_the_end_of_the_stack_block() -> None:
+def test_every_port_of_the_stack_is_its_own_and_inside_the_block() -> None:
     ports = StackOptions(dir="/x", port=28000, server_name="dev.test", workers=True).ports
     others = {ports.public, ports.bridge, ports.main_client, ports.main_replication, ports.persister_replication,
-              ports.worker_client, ports.sync_client, ports.media_client}
+              ports.worker_client, ports.sync_client, ports.media_client, ports.coupons}
     relay = set(range(ports.turn_relay[0], ports.turn_relay[1] + 1))
-    assert ports.turn not in others and not relay & (others | {ports.turn})
-    assert max(relay | {ports.turn}) == 28000 + PORTS_USED - 1
+    assert len(others) == 9 and ports.turn not in others and not relay & (others | {ports.turn})
+    assert max(relay | others | {ports.turn}) == 28000 + PORTS_USED - 1
     assert len(relay) >= 8  # a call takes a relay per client and transport
     assert ports.in_use(False, turn=True)["the TURN server (coturn)"] == ports.turn
     assert ports.turn not in ports.in_use(True).values()

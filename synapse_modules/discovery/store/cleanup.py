@@ -1,11 +1,13 @@
 """What expires: locations after their time to live (so no cell outlives it), bottles,
-unanswered requests, decided windows, full rate buckets, a day's counted actions."""
+unanswered requests, decided windows, full rate buckets, a day's counted actions, ended waits in
+the face-to-face queue, coupons older than 30 days."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from synapse_modules.discovery.rules import DAY_MS
+from synapse_modules.discovery.store.coupons import expire_coupons_txn
 
 # Decided windows and their entries are kept this long: every waiting shake has read its
 # outcome long before.
@@ -28,7 +30,8 @@ def cleanup_txn(txn: Any, now: int, location_ttl_ms: int, bottle_ttl_ms: int, re
         ("DELETE FROM wangxin_discovery_windows WHERE window_start <= ?", (now - WINDOW_KEEP_MS,)),
         ("DELETE FROM wangxin_discovery_rates WHERE tat <= ?", (now,)),
         ("DELETE FROM wangxin_discovery_daily WHERE ts <= ?", (now - DAY_MS,)),
+        ("DELETE FROM wangxin_discovery_video_queue WHERE expires_ts <= ?", (now,)),
     ):
         txn.execute(statement, args)
         deleted += max(0, txn.rowcount)
-    return deleted
+    return deleted + expire_coupons_txn(txn, now)

@@ -8,7 +8,7 @@ a report or a ban takes effect in the same transaction that records it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -57,9 +57,17 @@ class Me:
     standing: str | None  # 'held' | 'banned' | None
     cell: str | None  # fresh location only
     location_ts: int | None
+    merchant: bool = False  # only when ``me_txn`` was asked to look
 
 
-def me_txn(txn: Any, user_id: str, now: int, ttl_ms: int) -> Me:
+# The merchant circle's query of which of some users are merchants (``merchant_ids_among_txn``).
+MerchantsAmongTxn = Callable[[Any, list[str]], set[str]]
+
+
+def me_txn(txn: Any, user_id: str, now: int, ttl_ms: int, merchants_among: MerchantsAmongTxn | None = None) -> Me:
+    """The caller's state; with ``merchants_among``, also whether they are a merchant, in the
+    same transaction (every pool action checks that, and a separate lookup would double its
+    transactions)."""
     txn.execute("SELECT name, gender, age_range FROM wangxin_discovery_profiles WHERE user_id = ?", (user_id,))
     row = txn.fetchone()
     profile = Profile(user_id, row[0], row[1], row[2]) if row else None
@@ -68,8 +76,9 @@ def me_txn(txn: Any, user_id: str, now: int, ttl_ms: int) -> Me:
     txn.execute("SELECT cell, updated_ts FROM wangxin_discovery_locations WHERE user_id = ? AND updated_ts > ?",
                 (user_id, now - ttl_ms))
     location = txn.fetchone()
+    merchant = bool(merchants_among(txn, [user_id])) if merchants_among is not None and profile else False
     return Me(profile, standing[0] if standing else None, location[0] if location else None,
-              int(location[1]) if location else None)
+              int(location[1]) if location else None, merchant)
 
 
 def put_profile_txn(txn: Any, user_id: str, fields: Mapping[str, str | None], default_name: str, now: int,
@@ -99,7 +108,8 @@ def put_profile_txn(txn: Any, user_id: str, fields: Mapping[str, str | None], de
 
 def opt_out_txn(txn: Any, user_id: str, now: int, rate: RateLimit) -> Limited | None:
     """Out of every pool, list and pending pairing at once, location deleted: the profile, the
-    location, the person's bottles (thrown or picked), window entries and open requests go.
+    location, the person's bottles (thrown or picked), window entries, their place in the
+    face-to-face queue and open requests go. Coupons already earned stay theirs.
     Blocks, reports and the limits' counters stay (they are not the person's discovery data,
     and opting out and in again must not reset a limit)."""
     limited = take_rate_txn(txn, user_id, "profile", now, rate)
@@ -115,6 +125,7 @@ def forget_person_txn(txn: Any, user_id: str) -> None:
         "DELETE FROM wangxin_discovery_locations WHERE user_id = ?",
         "DELETE FROM wangxin_discovery_bottles WHERE thrower = ? OR picker = ?",
         "DELETE FROM wangxin_discovery_window_entries WHERE user_id = ?",
+        "DELETE FROM wangxin_discovery_video_queue WHERE user_id = ?",
         "DELETE FROM wangxin_discovery_requests WHERE (sender = ? OR recipient = ?) AND state <> 'accepted'",
     ):
         txn.execute(statement, (user_id,) * statement.count("?"))

@@ -72,6 +72,20 @@ def _open_between_txn(txn: Any, a: str, b: str) -> str | None:
     return row[0] if row else None
 
 
+def recent_pairs_txn(txn: Any, kind: str, user_ids: list[str], since_ts: int) -> list[tuple[str, str]]:
+    """The pairs among ``user_ids`` with a request of ``kind`` made since ``since_ts`` (kept a
+    day at least: ``cleanup``), whatever became of it."""
+    wanted = set(user_ids)
+    found = []
+    for start in range(0, len(user_ids), 500):
+        chunk = user_ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        txn.execute(f"SELECT sender, recipient FROM wangxin_discovery_requests WHERE sender IN ({marks})"
+                    " AND kind = ? AND created_ts > ?", (*chunk, kind, since_ts))
+        found += [(r[0], r[1]) for r in txn.fetchall() if r[1] in wanted]
+    return found
+
+
 @attrs.frozen
 class HiOutcome:
     """``request_id`` of the new request, or why there is none: ``not_found`` (not someone the

@@ -125,6 +125,53 @@ SCHEMA = Schema((
     )""",
     "CREATE INDEX IF NOT EXISTS wangxin_discovery_daily_user ON wangxin_discovery_daily (user_id, action, ts)",
     "CREATE INDEX IF NOT EXISTS wangxin_discovery_daily_ts ON wangxin_discovery_daily (ts)",
+    # 你我36.8度's coupons: one job per accepted pairing (the platform is asked once per pairing id,
+    # retried until it answers), and one row per person of it, whose state the person and the
+    # discovery bot read. state: 'waiting' (asked), 'delayed' (the platform failed at least
+    # once; still asked), 'issued' (code, title), 'none' (no coupon: ``reason``).
+    """CREATE TABLE IF NOT EXISTS wangxin_discovery_coupon_jobs (
+        pairing_id TEXT NOT NULL PRIMARY KEY,
+        users TEXT NOT NULL,
+        at_ts BIGINT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ts BIGINT NOT NULL,
+        lease_until BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_discovery_coupon_jobs_due"
+    " ON wangxin_discovery_coupon_jobs (done, next_attempt_ts)",
+    """CREATE TABLE IF NOT EXISTS wangxin_discovery_coupons (
+        pairing_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        state TEXT NOT NULL,
+        code TEXT,
+        title TEXT,
+        expires_at TEXT,
+        reason TEXT,
+        created_ts BIGINT NOT NULL,
+        updated_ts BIGINT NOT NULL,
+        PRIMARY KEY (pairing_id, user_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_discovery_coupons_user ON wangxin_discovery_coupons (user_id, created_ts)",
+    "CREATE INDEX IF NOT EXISTS wangxin_discovery_coupons_updated ON wangxin_discovery_coupons (updated_ts)",
+    # 面对面: who waits in the face-to-face queue, until when. ``wangxin_discovery_pool_locks``
+    # has one row per queue that every entry updates first: on PostgreSQL two entries at once
+    # then run one after the other (the later one is retried), so two people who arrive
+    # together see each other instead of both waiting.
+    """CREATE TABLE IF NOT EXISTS wangxin_discovery_video_queue (
+        user_id TEXT NOT NULL PRIMARY KEY,
+        region TEXT,
+        language TEXT,
+        entered_ts BIGINT NOT NULL,
+        expires_ts BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_discovery_video_queue_entered ON wangxin_discovery_video_queue (entered_ts)",
+    """CREATE TABLE IF NOT EXISTS wangxin_discovery_pool_locks (
+        pool TEXT NOT NULL PRIMARY KEY,
+        version BIGINT NOT NULL
+    )""",
 ))
 
 create_schema_txn = SCHEMA.create_txn

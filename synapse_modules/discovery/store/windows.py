@@ -21,7 +21,7 @@ from synapse_modules.discovery.config import RateLimit
 from synapse_modules.discovery.pairing import Entrant
 from synapse_modules.discovery.store.limits import Limited, take_rate_txn
 from synapse_modules.discovery.store.people import blocks_among_txn, visible_sql
-from synapse_modules.discovery.store.requests import insert_request_txn
+from synapse_modules.discovery.store.requests import insert_request_txn, recent_pairs_txn
 
 
 @attrs.frozen
@@ -71,10 +71,10 @@ class Pairing:
 
 
 def decide_window_txn(txn: Any, pool: str, window_start: int, now: int, pair: Pairer,
-                      new_id: Callable[[], str]) -> dict[str, Pairing | None]:
+                      new_id: Callable[[], str], repeat_after_ms: int | None = None) -> dict[str, Pairing | None]:
     """Decide the window if nobody has (``pair`` gets its entrants, visible people only, and the
-    blocks among them), then everyone's outcome: a pairing whose request is still there, else
-    ``None``."""
+    pairs it must not make: blocks, and with ``repeat_after_ms`` the pairs this pool made within
+    that time), then everyone's outcome: a pairing whose request is still there, else ``None``."""
     txn.execute("SELECT 1 FROM wangxin_discovery_windows WHERE pool = ? AND window_start = ?", (pool, window_start))
     if txn.fetchone() is None:
         txn.execute(
@@ -83,7 +83,7 @@ def decide_window_txn(txn: Any, pool: str, window_start: int, now: int, pair: Pa
             (pool, window_start, now),
         )
         if txn.rowcount == 1:
-            _pair_window_txn(txn, pool, window_start, now, pair, new_id)
+            _pair_window_txn(txn, pool, window_start, now, pair, new_id, repeat_after_ms)
     # A pairing whose request has gone since (a block, an opt-out) is no pairing any more.
     txn.execute(
         "SELECT e.user_id, e.partner, r.request_id FROM wangxin_discovery_window_entries AS e"
@@ -97,7 +97,7 @@ def decide_window_txn(txn: Any, pool: str, window_start: int, now: int, pair: Pa
 
 
 def _pair_window_txn(txn: Any, pool: str, window_start: int, now: int, pair: Pairer,
-                     new_id: Callable[[], str]) -> None:
+                     new_id: Callable[[], str], repeat_after_ms: int | None) -> None:
     txn.execute(
         "SELECT e.user_id, e.region FROM wangxin_discovery_window_entries AS e"
         f" WHERE e.pool = ? AND e.window_start = ? AND {visible_sql('e.user_id')}",
@@ -106,7 +106,11 @@ def _pair_window_txn(txn: Any, pool: str, window_start: int, now: int, pair: Pai
     entrants = [Entrant(r[0], r[1]) for r in txn.fetchall()]
     if len(entrants) < 2:
         return
-    for a, b in pair(entrants, blocks_among_txn(txn, [e.user_id for e in entrants])):
+    user_ids = [e.user_id for e in entrants]
+    excluded = blocks_among_txn(txn, user_ids)
+    if repeat_after_ms is not None:
+        excluded += recent_pairs_txn(txn, pool, user_ids, now - repeat_after_ms)
+    for a, b in pair(entrants, excluded):
         request_id = new_id()
         insert_request_txn(txn, request_id, pool, a, b, True, None, None, now)
         for me, partner in ((a, b), (b, a)):
