@@ -3,8 +3,9 @@
 The bot acts for the person who sent it a command, never for anyone else: it authenticates with
 the discovery module's ``service_secret`` and names that person as ``?user_id=``, so every call
 has exactly the effect of the same call made with the person's own token, limits included (they
-count per person, not per bot). The one call for no person is ``changes``: the feed of changed
-requests, which the bot reads to tell people about their new requests.
+count per person, not per bot). The calls for no person are the two feeds the bot reads to tell
+people what concerns them: ``changes`` (changed requests) and ``coupon_changes`` (coupons asked
+for, delayed, issued or not given).
 
 A refused call raises ``ApiError`` with the module's status, error code and sentence; the
 commands turn it into a plain answer (``text.plain_error``).
@@ -20,7 +21,7 @@ import aiohttp
 import attrs
 
 PREFIX = "/_synapse/client/wangxin/v1/discovery"
-# A shake answers when its window closes (at most 60 s, plus a settle time).
+# A shake or an angle answers when its window closes (at most 60 s, plus a settle time).
 TIMEOUT_S = 90
 
 
@@ -106,6 +107,27 @@ class DiscoveryApi:
     async def shake(self, user_id: str) -> dict[str, Any]:
         return await self.call("POST", "/shake", user_id, {})
 
+    async def angle(self, user_id: str, degrees: float) -> dict[str, Any]:
+        """你我36.8度: answers when the window closes, ``{"paired", "request_id"?, "paired_with"?,
+        "within_tolerance"?}``."""
+        return await self.call("POST", "/angle", user_id, {"angle": degrees})
+
+    async def join_video(self, user_id: str, language: str | None = None) -> dict[str, Any]:
+        """面对面: ``{"state": "waiting", "expires_ts"}`` or ``{"state": "paired", "paired_with", "request_id"}``."""
+        return await self.call("POST", "/video", user_id, {"language": language} if language else {})
+
+    async def leave_video(self, user_id: str) -> dict[str, Any]:
+        return await self.call("DELETE", "/video", user_id)
+
+    async def video(self, user_id: str) -> dict[str, Any]:
+        """Whether they wait in the face-to-face queue: ``{"state": "waiting", "expires_ts"}`` or
+        ``{"state": "none"}``."""
+        return await self.call("GET", "/video", user_id)
+
+    async def coupons(self, user_id: str) -> list[dict[str, Any]]:
+        """Their own coupons, newest first."""
+        return list((await self.call("GET", "/coupons", user_id))["coupons"])
+
     async def throw(self, user_id: str, text: str) -> str:
         return str((await self.call("POST", "/bottles", user_id, {"text": text}))["bottle_id"])
 
@@ -133,3 +155,9 @@ class DiscoveryApi:
         """The feed of changed requests (the bot's own call): ``{"changes": [...], "next"}``."""
         params = {"limit": str(limit), **({"since": since} if since else {})}
         return await self.call("GET", "/requests/changes", None, params=params)
+
+    async def coupon_changes(self, since: str | None, limit: int) -> dict[str, Any]:
+        """The feed of changed coupons, one entry per person and pairing (the bot's own call):
+        ``{"changes": [{"pairing_id", "user_id", "with", "state", ...}], "next"}``."""
+        params = {"limit": str(limit), **({"since": since} if since else {})}
+        return await self.call("GET", "/coupons/changes", None, params=params)

@@ -1,7 +1,8 @@
 """The discovery bot's composition root: the discovery API client (acting for each sender with
 the module's service secret), what the bot remembers, the registry of commands
 (``commands.py``) and the dispatcher that answers them, the notifier that tells people about
-their requests (``notices.py``), on the bots' shared Matrix machinery
+their requests (``notices.py``) and the one that tells each person of their 你我36.8度 coupon in a
+chat of only them and the bot (``coupon_notices.py``, ``private.py``), on the bots' shared Matrix machinery
 (``bots/common/matrix_bot.py``: login, sync, invitations, replies that wait out rate limits, the
 notice for encrypted chats).
 
@@ -24,16 +25,19 @@ from bots.common.storage import BotStorage
 from bots.discovery import commands
 from bots.discovery.api import ApiError, DiscoveryApi
 from bots.discovery.config import DiscoveryBotConfig
+from bots.discovery.coupon_notices import CouponNotifier
 from bots.discovery.memory import BotMemory
 from bots.discovery.notices import Notifier
+from bots.discovery.private import PrivateChats
 from bots.discovery.queues import SenderQueues
 from bots.discovery.text import geo_uri_of, plain_error
 from wangxin_common.commands import CommandRegistry, Dispatcher, Message
 
 logger = logging.getLogger(__name__)
 
-WELCOME = ("Hi! I'm the Wangxin discovery bot: meet people nearby, shake, drift bottles. Nobody sees you until "
-           "you send “discover on”. Send “help” to see everything I can do.")
+WELCOME = ("Hi! I'm the Wangxin discovery bot: meet people nearby, shake, drift bottles, 36.8° pairings with a "
+           "coupon, face to face on video. Nobody sees you until you send “discover on”. Send “help” to see "
+           "everything I can do.")
 UNREACHABLE = "I could not reach the server just now; please try again in a minute."
 NO_POSITION = ("I could not read a position in that location. Send it again, or type "
                "“location <latitude> <longitude>”.")
@@ -43,7 +47,7 @@ REDACT_REASON = "The discovery bot keeps no coordinates: only a ~1 km area was k
 def discovery_commands(services: commands.DiscoveryServices) -> CommandRegistry:
     """Every command the discovery bot answers, in ``help``'s order."""
     registry = CommandRegistry("Wangxin discovery bot", commands.INTRO)
-    for group in (commands.PROFILE, commands.MEET, commands.REQUESTS, commands.SAFETY):
+    for group in (commands.PROFILE, commands.MEET, commands.REQUESTS, commands.SAFETY, commands.COUPONS):
         registry.include(group, services)
     return registry
 
@@ -66,8 +70,11 @@ class DiscoveryBot(MatrixBot):
                     asyncio.TimeoutError: lambda e: UNREACHABLE},
         )
         self.notifier = Notifier(self.services, self._tell, config.poll_interval_ms / 1000)
+        self.private = PrivateChats(self.client, self.memory, self._tell)
+        self.coupon_notifier = CouponNotifier(self.api, self.memory, self.private.tell, config.poll_interval_ms / 1000)
         self.queues = SenderQueues()
         self._notifier_task: asyncio.Task[None] | None = None
+        self._coupon_task: asyncio.Task[None] | None = None
         self._sync_seq = 0
         self._saved_seq = 0
         self._savers: set[asyncio.Task[None]] = set()
@@ -77,6 +84,7 @@ class DiscoveryBot(MatrixBot):
         self.client.add_event_callback(self._on_member, RoomMemberEvent)  # type: ignore[arg-type]
         # Logged in and synced: notices can be sent from now on.
         self._notifier_task = asyncio.create_task(self.notifier.run_forever())
+        self._coupon_task = asyncio.create_task(self.coupon_notifier.run_forever())
 
     async def _on_sync(self, response: SyncResponse) -> None:
         # The sync position moves on only once the commands of that sync (and of every sync
@@ -138,8 +146,9 @@ class DiscoveryBot(MatrixBot):
         return await self._send(room_id, text, txn_seed=seed)
 
     async def close(self) -> None:
-        if self._notifier_task is not None:
-            self._notifier_task.cancel()
+        for task in (self._notifier_task, self._coupon_task):
+            if task is not None:
+                task.cancel()
         self.queues.cancel()
         for saver in list(self._savers):
             saver.cancel()

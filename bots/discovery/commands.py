@@ -20,26 +20,40 @@ from typing import Any
 import attrs
 
 from bots.discovery.api import DiscoveryApi
+from bots.discovery.coupon_text import coupons_text
 from bots.discovery.memory import BotMemory
 from bots.discovery.text import (
     accepted_text,
     answerable,
     bottle_text,
     clean,
+    degrees,
+    duration,
     location_kept_text,
     nearby_text,
+    pairing_news,
+    parse_angle,
     parse_location_args,
     parse_number,
     parse_user_id,
     profile_text,
     renumber,
     requests_text,
+    utc_time,
 )
 from wangxin_common.commands import CommandContext, CommandGroup
 
 INTRO = ("I'm the Wangxin discovery bot: meet new people near you, by shaking at the same moment, "
-         "or with drift bottles (附近的人、摇一摇、漂流瓶). Nobody sees you until you send “discover on”. "
-         "To share where you are, send me a location (Element: the attachment menu, Location). Commands:")
+         "with drift bottles, by holding your phone at 36.8° at the same moment as someone else (both of you "
+         "get a coupon), or face to face on video (附近的人、摇一摇、漂流瓶、你我36.8度、面对面). Nobody sees you "
+         "until you send “discover on”. To share where you are, send me a location (Element: the attachment "
+         "menu, Location). Commands:")
+ANGLE_USAGE = ("Usage: “angle <degrees>”, e.g. “angle 36.8”: the angle you hold your phone at, from 0 to 180 "
+               "degrees. Two people at 36.8° at the same moment are paired, and when both accept, each gets a "
+               "coupon.")
+# The target of 你我36.8度 when the server's answer does not name it (its default).
+DEFAULT_ANGLE_TARGET = 36.8
+COUPON_REQUESTED = "Your coupon for this 36.8° pairing is being asked of the shop: I'll send it to you here, privately."
 NEARBY_LIST = "nearby"
 REQUESTS_LIST = "requests"
 
@@ -63,6 +77,7 @@ PROFILE: CommandGroup[DiscoveryServices] = CommandGroup("You in discovery")
 MEET: CommandGroup[DiscoveryServices] = CommandGroup("Meeting people")
 REQUESTS: CommandGroup[DiscoveryServices] = CommandGroup("Chat requests")
 SAFETY: CommandGroup[DiscoveryServices] = CommandGroup("Safety")
+COUPONS: CommandGroup[DiscoveryServices] = CommandGroup("Coupons")
 
 
 def rest_after(body: str, words: int) -> str:
@@ -193,6 +208,17 @@ async def _hi(ctx: Context, args: list[str]) -> None:
                     "the chat opens then.")
 
 
+async def _paired(ctx: Context, partner: Any, request_id: Any, news: Callable[[str], str]) -> None:
+    """Answer a pairing the command made itself (a shake, an angle, the video queue): the answer
+    is the news, so no notice follows it. ``news`` words it for the other, ``Name (@id)``."""
+    s, me = ctx.services, ctx.sender
+    s.memory.mark_told(me, str(request_id), "new")
+    entries, numbers = await numbered_requests(s, me)
+    entry = entry_of(entries, str(request_id)) or {}
+    name = clean(str(entry.get("display_name") or partner))
+    await ctx.reply(news(f"{name} ({partner})") + " " + answer_hint(number_of(numbers, str(request_id))))
+
+
 @MEET.command("shake", help="meet someone who shakes at the same moment (I answer when the shake window closes)")
 async def _shake(ctx: Context, args: list[str]) -> None:
     s, me = ctx.services, ctx.sender
@@ -201,12 +227,81 @@ async def _shake(ctx: Context, args: list[str]) -> None:
     if not partner or not request_id:
         await ctx.reply("Nobody else shook at the same moment. Try again in a little while.")
         return
-    s.memory.mark_told(me, str(request_id), "new")  # this answer is the news: no notice after it
-    entries, numbers = await numbered_requests(s, me)
-    entry = entry_of(entries, str(request_id)) or {}
-    name = clean(str(entry.get("display_name") or partner))
-    await ctx.reply(f"Your shake paired you with {name} ({partner})! The chat opens when you both accept. "
-                    + answer_hint(number_of(numbers, str(request_id))))
+    await _paired(ctx, partner, request_id, lambda who: pairing_news("shake", who))
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@MEET.command("angle", args="<degrees>",
+              help="你我36.8度: the angle you hold your phone at, e.g. “angle 36.8” (for a phone or client "
+                   "without a motion sensor); two people at 36.8° at the same moment are paired, and each gets "
+                   "a coupon when both accept (I answer when the window closes)")
+async def _angle(ctx: Context, args: list[str]) -> None:
+    s, me = ctx.services, ctx.sender
+    typed = " ".join(args).strip()
+    if not typed:
+        await ctx.reply(ANGLE_USAGE)
+        return
+    value = parse_angle(typed)
+    if value is None:
+        await ctx.reply(f"“{clean(typed, max_chars=40)}” is not a number of degrees. {ANGLE_USAGE}")
+        return
+    answer = await s.api.angle(me, value)  # NaN or 200: the server refuses it by name
+    partner, request_id = answer.get("paired_with"), answer.get("request_id")
+    if answer.get("paired") and partner and request_id:
+        await _paired(ctx, partner, request_id, lambda who: pairing_news("angle", who))
+        return
+    if answer.get("within_tolerance") is False:
+        target = _number(answer.get("target"))
+        tolerance = _number(answer.get("tolerance"))
+        give = f" (±{degrees(tolerance)})" if tolerance is not None else ""
+        target_text = degrees(target if target is not None else DEFAULT_ANGLE_TARGET)
+        await ctx.reply(f"{degrees(value)} is not close enough: the target is {target_text}{give}. Nobody is "
+                        f"paired outside it; try again at {target_text}.")
+        return
+    await ctx.reply("Nobody else was at that angle at the same moment. Try again in a little while.")
+
+
+def _video_paired_news(who: str) -> str:
+    return f"Face to face: you are paired with {who}! The chat for your video call opens when you both accept."
+
+
+@MEET.command("video", args="[language]",
+              help="面对面: meet a stranger face to face on video: you wait in the queue (for a while; send "
+                   "“video” again to stay longer) until someone else joins it, and you are paired; a language "
+                   "(e.g. “video zh”) pairs you only with people who gave the same")
+async def _video(ctx: Context, args: list[str]) -> None:
+    s, me = ctx.services, ctx.sender
+    if len(args) == 1 and args[0].lower() in ("off", "leave"):
+        await _video_stop(ctx, [])
+        return
+    if len(args) > 1:
+        await ctx.reply("Usage: “video” to join the face-to-face queue, “video <language>” (e.g. “video zh”) to "
+                        "meet people who gave the same language, “video stop” to leave the queue.")
+        return
+    answer = await s.api.join_video(me, args[0].lower() if args else None)
+    partner, request_id = answer.get("paired_with"), answer.get("request_id")
+    if partner and request_id:
+        await _paired(ctx, partner, request_id, _video_paired_news)
+        return
+    expires = int(answer.get("expires_ts") or s.now_ms())
+    await ctx.reply(f"You are in the face-to-face queue until {utc_time(expires)} ({duration(expires - s.now_ms())}). "
+                    "When someone else joins it, you are paired and I tell you here; the chat for your video call "
+                    "opens when you both accept. Send “video” again to stay longer, or “video stop” to leave.")
+
+
+@MEET.command("video stop", help="leave the face-to-face queue")
+async def _video_stop(ctx: Context, args: list[str]) -> None:
+    s, me = ctx.services, ctx.sender
+    queued = (await s.api.video(me)).get("state") == "waiting"
+    await s.api.leave_video(me)
+    if queued:
+        await ctx.reply("You left the face-to-face queue: nobody new is paired with you from it. "
+                        "Pairings made before stay in your “requests”.")
+    else:
+        await ctx.reply("You were not in the face-to-face queue. Send “video” to join it.")
 
 
 @MEET.command("throw", args="<text>", help="throw a drift bottle into the sea (at most 1,000 characters)")
@@ -274,7 +369,10 @@ async def _answer(ctx: Context, args: list[str], accept: bool) -> None:
     state = answer.get("state")
     if state == "accepted":
         s.memory.mark_told(me, request_id, "accepted")
-        await ctx.reply(accepted_text(other, name, answer.get("room_id"), answer.get("encrypted")))
+        text = accepted_text(other, name, answer.get("room_id"), answer.get("encrypted"), kind=entry.get("kind"))
+        if answer.get("coupon") == "requested":
+            text += " " + COUPON_REQUESTED
+        await ctx.reply(text)
     elif state == "waiting":
         await ctx.reply(f"You accepted. The chat with {name} ({other}) opens when they accept too; "
                         "I'll tell you when they do.")
@@ -318,3 +416,11 @@ async def _report(ctx: Context, args: list[str]) -> None:
     await s.api.report(me, target, reason)
     await ctx.reply(f"Reported {target} to the server's admins, and blocked them. They are out of discovery "
                     "until an admin has looked. Thank you.")
+
+
+# -- coupons -----------------------------------------------------------------------------------
+
+@COUPONS.command("coupons", help="your coupons from 36.8° pairings: their codes, and the ones still on their way")
+async def _coupons(ctx: Context, args: list[str]) -> None:
+    s, me = ctx.services, ctx.sender
+    await ctx.reply(coupons_text(await s.api.coupons(me)))

@@ -1,5 +1,5 @@
-"""Telling people about their requests: someone said hi, a shake paired them, a bottle of theirs
-got a reply, a shake partner accepted, a chat opened.
+"""Telling people about their requests: someone said hi, a pairing (a shake, 你我36.8度, 面对面)
+matched them, a bottle of theirs got a reply, a pairing's partner accepted, a chat opened.
 
 The bot reads the module's feed of changed requests (``GET /requests/changes``, the service
 secret only), one page after another from where it stopped, and tells each person concerned
@@ -12,7 +12,7 @@ reported since) and numbers it for ``accept <n>``.
 
 Each notice is given once: ``BotMemory.mark_told`` records it, also when a command's own answer
 was the news (a shake's pairing, an accept that opened the chat). The cursor is saved after each
-page, so a restart goes on from there.
+page, so a restart goes on from there. (Coupons have a feed of their own: ``coupon_notices.py``.)
 """
 
 from __future__ import annotations
@@ -25,11 +25,14 @@ from typing import Any
 from bots.discovery.api import ApiError
 from bots.discovery.commands import DiscoveryServices, answer_hint, entry_of, number_of, numbered_requests
 from bots.discovery.text import (
+    PAIRING_KINDS,
     Notice,
     accepted_text,
     clean,
     notices_for,
     other_of,
+    pairing_name,
+    pairing_news,
     requests_text,
 )
 
@@ -44,6 +47,34 @@ MAX_NOTICE_TEXT_CHARS = 1000
 Tell = Callable[[str, str, str], Awaitable[bool]]
 
 
+class ReadAgain(Exception):
+    """A page of a feed was read but not all of it could be told yet: it is read again after a
+    wait (what was told of it is skipped then)."""
+
+
+async def follow_feed(poll_once: Callable[[], Awaitable[int]], interval_s: float, feed: str,
+                      waited: Callable[[float], None] | None = None) -> None:
+    """Read a feed for ever: ``poll_once`` every ``interval_s``, and after failures in a row up to
+    30 times less often, so a server that is down is not hammered; ``waited`` hears of each wait."""
+    failures = 0
+    while True:
+        try:
+            await poll_once()
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except ReadAgain as e:
+            failures += 1
+            logger.warning("The feed of %s: %s (%d in a row)", feed, e, failures)
+        except Exception:
+            failures += 1
+            logger.exception("Reading the feed of %s failed (%d in a row); trying again", feed, failures)
+        delay = interval_s * min(2 ** failures, 30)
+        await asyncio.sleep(delay)
+        if waited is not None:
+            waited(delay)
+
+
 class Notifier:
     def __init__(self, services: DiscoveryServices, tell: Tell, interval_s: float):
         self._s = services
@@ -52,22 +83,13 @@ class Notifier:
         self._since_prune = PRUNE_EVERY_S
 
     async def run_forever(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.poll_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                logger.exception("Reading the feed of requests failed (%d in a row); trying again", failures)
-            delay = self._interval_s * min(2 ** failures, 30)
-            await asyncio.sleep(delay)
-            self._since_prune += delay
-            if self._since_prune >= PRUNE_EVERY_S:
-                self._s.memory.prune()
-                self._since_prune = 0.0
+        await follow_feed(self.poll_once, self._interval_s, "requests", self._waited)
+
+    def _waited(self, delay: float) -> None:
+        self._since_prune += delay
+        if self._since_prune >= PRUNE_EVERY_S:
+            self._s.memory.prune()
+            self._since_prune = 0.0
 
     async def poll_once(self) -> int:
         """Read the feed from the saved cursor to its end, telling whom it concerns; how many
@@ -102,8 +124,9 @@ class Notifier:
 
     async def _text(self, notice: Notice, change: Mapping[str, Any]) -> str | None:
         other_id, other_name = other_of(change, notice.user_id)
+        kind = change.get("kind")
         if notice.what == "accepted":
-            return accepted_text(other_id, other_name, change.get("room_id"))
+            return accepted_text(other_id, other_name, change.get("room_id"), kind=kind)
         entries, numbers = await numbered_requests(self._s, notice.user_id)
         request_id = str(change["request_id"])
         entry = entry_of(entries, request_id)
@@ -113,10 +136,10 @@ class Notifier:
         text = clean(str(entry.get("text") or ""), max_chars=MAX_NOTICE_TEXT_CHARS)
         said = f": “{text}”" if text else "."
         if notice.what == "accepted_by_other":
-            news = f"{name} ({other_id}) accepted your shake pairing: the chat opens when you accept too."
-        elif change.get("kind") == "shake":
-            news = f"Your shake paired you with {name} ({other_id})! The chat opens when you both accept."
-        elif change.get("kind") == "bottle":
+            news = f"{name} ({other_id}) accepted your {pairing_name(kind)}: the chat opens when you accept too."
+        elif kind in PAIRING_KINDS:
+            news = pairing_news(kind, f"{name} ({other_id})")
+        elif kind == "bottle":
             news = f"{name} ({other_id}) replied to your drift bottle{said}"
         else:
             news = f"{name} ({other_id}) says hi{said}"

@@ -75,6 +75,25 @@ def parse_coordinate(word: str) -> float | None:
     return float(word)
 
 
+def parse_angle(word: str) -> float | None:
+    """An angle in degrees as typed: ``36.8``, ``36.8°``, ``36,8`` (a decimal comma), ``36.8度``;
+    ``nan``, ``inf`` and ``200`` are numbers too, for the server to refuse by name. None if it is
+    not a number at all."""
+    word = word.strip().lower()
+    for unit in ("°", "度", "degrees", "deg"):
+        if word.endswith(unit):
+            word = word[: -len(unit)].strip()
+            break
+    if word.count(",") == 1 and "." not in word:
+        word = word.replace(",", ".")
+    return parse_coordinate(word)
+
+
+def degrees(value: float) -> str:
+    """``36.8°``, ``200°``: as people write them."""
+    return f"{value:g}°"
+
+
 def parse_location_args(args: Sequence[str]) -> tuple[float, float] | None:
     """``location 31.23 121.47`` or ``location 31.23,121.47`` (or a ``geo:`` URI)."""
     joined = " ".join(args).strip()
@@ -155,6 +174,8 @@ FIELD_WORDS = {
     "reason": "the reason",
     "name": "the name",
     "user_id": "the user id",
+    "angle": "the angle",
+    "language": "the language",
 }
 OPT_IN_HINT = "Discovery is off for you: send “discover on” to turn it on."
 SHARE_HINT = ("Share your location first: send me a location (in Element: the attachment menu, Location), "
@@ -232,7 +253,27 @@ def nearby_text(people: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-KIND_WORDS = {"hi": "said hi", "bottle": "replied to your bottle", "shake": "shake pairing"}
+KIND_WORDS = {"hi": "said hi", "bottle": "replied to your bottle", "shake": "shake pairing",
+              "angle": "36.8° pairing", "video": "face-to-face pairing"}
+# Requests that pair two people at once (a shake, 你我36.8度, 面对面): both accept.
+PAIRING_KINDS = ("shake", "angle", "video")
+VIDEO_CALL_HINT = "Start the video call there (in Element: the camera button at the top of the chat)."
+
+
+def pairing_name(kind: Any) -> str:
+    """``shake pairing``, ``36.8° pairing``, ``face-to-face pairing``."""
+    return KIND_WORDS[kind] if kind in PAIRING_KINDS else "pairing"
+
+
+def pairing_news(kind: Any, who: str) -> str:
+    """A new pairing as its two people hear of it (``who``: the other, as ``Name (@id)``)."""
+    if kind == "angle":
+        return (f"Your 36.8° pairing matched you with {who}! The chat opens when you both accept, and then "
+                "each of you gets a coupon from the shop, here (within the daily limit).")
+    if kind == "video":
+        return (f"{who} wants to meet face to face (video): the face-to-face queue paired you. The chat for "
+                "your call opens when you both accept.")
+    return f"Your shake paired you with {who}! The chat opens when you both accept."
 
 
 def _quoted(text: Any, max_chars: int = MAX_LISTED_CHARS) -> str:
@@ -248,10 +289,10 @@ def request_line(entry: Mapping[str, Any], now_ms: int) -> str:
     if entry.get("direction") == "outgoing":
         what = "your reply to their bottle" if kind == "bottle" else "you said hi"
         return f"{who}: {what}{' ' + text if text else ''} — waiting for their answer ({when})"
-    if kind == "shake":
+    if kind in PAIRING_KINDS:
         state = ("you accepted, waiting for them" if entry.get("accepted_by_you")
                  else "they accepted, waiting for you" if entry.get("accepted_by_them") else "waiting for you both")
-        return f"{who}: shake pairing — {state} ({when})"
+        return f"{who}: {pairing_name(kind)} — {state} ({when})"
     return f"{who} {KIND_WORDS.get(str(kind), 'asked')}{': ' + text if text else ''} ({when})"
 
 
@@ -328,8 +369,8 @@ def profile_text(profile: Mapping[str, Any], now_ms: int) -> str:
 @attrs.frozen
 class Notice:
     """Someone to tell about a change of a request: ``what`` is ``new`` (a hi, a reply to their
-    bottle, a shake pairing), ``accepted_by_other`` (a shake partner accepted first) or
-    ``accepted`` (the chat is open)."""
+    bottle, a pairing: shake, 36.8°, face to face), ``accepted_by_other`` (the partner of a
+    pairing accepted first) or ``accepted`` (the chat is open)."""
 
     user_id: str
     what: str
@@ -359,8 +400,10 @@ def matrix_to(room_id: str) -> str:
     return f"https://matrix.to/#/{room_id}"
 
 
-def accepted_text(other_id: str, other_name: str, room_id: str | None, encrypted: bool | None = None) -> str:
+def accepted_text(other_id: str, other_name: str, room_id: str | None, encrypted: bool | None = None,
+                  kind: Any = None) -> str:
     where = f" {matrix_to(room_id)}" if room_id else ""
     note = " It is end-to-end encrypted: only the two of you can read it." if encrypted else ""
+    call = f" {VIDEO_CALL_HINT}" if kind == "video" else ""
     return (f"You and {clean(other_name, max_chars=MAX_NAME_CHARS)} ({other_id}) have a direct chat now: "
-            f"look for it in your chat list.{where}{note}")
+            f"look for it in your chat list.{where}{note}{call}")
