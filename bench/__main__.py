@@ -1,5 +1,5 @@
 """``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen|
-parcels|discovery] [options]``: print benchmark figures as JSON.
+parcels|discovery|angle] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
                         choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
-                                 "sms", "first_screen", "parcels", "discovery"])
+                                 "sms", "first_screen", "parcels", "discovery", "angle"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle, follow_cost)")
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         if people < 1:
             parser.error(f"--people: at least 1, found {people}")
         result = discovery.run(people=people, postgres=bool(args.postgres))
+    elif args.which == "angle":
+        from bench import angle
+
+        result = angle.run(postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 

@@ -261,12 +261,14 @@ async def _phase(session: aiohttp.ClientSession, url: str, what: str, tokens: li
             k += 1
             if what == "shake":
                 request = session.post(f"{url}/shake", json={}, headers=headers)
+            elif what == "angle":  # 你我36.8度 (bench/angle.py): within the tolerance, so it enters the window
+                request = session.post(f"{url}/angle", json={"angle": 36.8}, headers=headers)
             else:
                 request = session.get(f"{url}/profile", headers=headers)
             async with request as r:
                 body = await r.json(content_type=None)
                 codes[r.status] += 1
-                if what == "shake" and r.status == 200 and body.get("paired_with"):
+                if r.status == 200 and (body.get("paired_with") or body.get("paired") is True):
                     paired += 1
             last = max(last, time.monotonic())
 
@@ -275,20 +277,23 @@ async def _phase(session: aiohttp.ClientSession, url: str, what: str, tokens: li
     cpu = cpu_s(pids) - cpu_started
     return {"arm": what, "seconds": round(elapsed, 2), "answered_200": codes[200],
             "rate_per_s": rate(codes[200], elapsed), "synapse_cpu_s": round(cpu, 2),
-            "responses": dict(sorted(codes.items())), **({"paired": paired} if what == "shake" else {})}
+            "responses": dict(sorted(codes.items())), **({"paired": paired} if what != "profile" else {})}
 
 
-async def _shakes_vs_plain(url: str, tokens: list[list[str]], pids: list[int]) -> list[dict[str, Any]]:
+async def _shakes_vs_plain(url: str, tokens: list[list[str]], pids: list[int], arm: str) -> list[dict[str, Any]]:
     connector = aiohttp.TCPConnector(limit=len(tokens) + 10, limit_per_host=len(tokens) + 10)
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await _phase(session, url, "profile", tokens, 3.0, pids)  # warm-up: connections, caches
-        return [await _phase(session, url, what, tokens, PHASE_S, pids) for what in SHAKE_PHASES]
+        return [await _phase(session, url, arm if what == "shake" else what, tokens, PHASE_S, pids)
+                for what in SHAKE_PHASES]
 
 
-def shakes_vs_plain(stack: Any, tokens: list[list[str]]) -> dict[str, Any]:
-    phases = asyncio.run(_shakes_vs_plain(stack.url + D, tokens, synapse_pids(stack)))
-    shake = [p for p in phases if p["arm"] == "shake"]
+def shakes_vs_plain(stack: Any, tokens: list[list[str]], arm: str = "shake",
+                    window_ms: int = SHAKE_WINDOW_MS) -> dict[str, Any]:
+    """Closed-loop phases of ``arm`` (shakes; ``angle`` for bench/angle.py) against the plain endpoint."""
+    phases = asyncio.run(_shakes_vs_plain(stack.url + D, tokens, synapse_pids(stack), arm))
+    shake = [p for p in phases if p["arm"] == arm]
     plain = [p for p in phases if p["arm"] == "profile"]
     shake_n, plain_n = sum(p["answered_200"] for p in shake), sum(p["answered_200"] for p in plain)
     shake_rate = rate(shake_n, sum(p["seconds"] for p in shake))
@@ -296,9 +301,9 @@ def shakes_vs_plain(stack: Any, tokens: list[list[str]]) -> dict[str, Any]:
     shake_cpu = sum(p["synapse_cpu_s"] for p in shake) * 1000 / max(1, shake_n)
     plain_cpu = sum(p["synapse_cpu_s"] for p in plain) * 1000 / max(1, plain_n)
     return {
-        "clients": len(tokens), "users": sum(len(t) for t in tokens), "window_ms": SHAKE_WINDOW_MS,
+        "arm": arm, "clients": len(tokens), "users": sum(len(t) for t in tokens), "window_ms": window_ms,
         # A client's next shake goes into the next window: at most one answer per window each.
-        "shake_ceiling_per_s": round(len(tokens) / (SHAKE_WINDOW_MS / 1000), 1),
+        "shake_ceiling_per_s": round(len(tokens) / (window_ms / 1000), 1),
         "phases": phases, "shake_rate_per_s": shake_rate, "plain_rate_per_s": plain_rate,
         "ratio": ratio(shake_rate, plain_rate),
         # Synapse's CPU per answered request: what the rates would be on a machine where Synapse
