@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from nio import SyncResponse
 
 from tests.e2e.test_discovery import D, module_config, person
 from tests.e2e.test_discovery_angle import accept_both, issued, pair_by_angle
 from tests.e2e.test_discovery_bot import Chatter, bot_of
 from tests.harness.fake_coupons import FakeCouponPlatform
 from tests.harness.http import eventually, q, timeline
+from tests.harness.matrix import client_for
 from tests.harness.stack import RunningStack
 
 
@@ -81,7 +83,7 @@ def told_once(c: Chatter, code: str) -> str:
     return notice
 
 
-def test_people_chatting_pair_by_angle_and_each_get_their_own_coupon_once(
+async def test_people_chatting_pair_by_angle_and_each_get_their_own_coupon_once(
         stack: RunningStack, chatters: list[Chatter], coupon_platform: FakeCouponPlatform) -> None:
     a, b = chatter(stack, chatters), chatter(stack, chatters)
     pair_chatters(stack, a, b)
@@ -100,6 +102,18 @@ def test_people_chatting_pair_by_angle_and_each_get_their_own_coupon_once(
     assert code_a not in shared and code_b not in shared
     (asked,) = coupon_platform.requests_for(a.user_id)
     assert asked["signed"]
+    # A matrix-nio client's /sync carries the coupon in the person's chat with the bot.
+    client = await client_for(stack.url, a.user.info)
+    try:
+        synced = await client.sync(timeout=0, full_state=True,
+                                   sync_filter={"room": {"timeline": {"limit": 50}}})
+        assert isinstance(synced, SyncResponse), synced
+        bodies = [getattr(e, "body", "") for e in synced.rooms.join[a.room_id].timeline.events]
+        # The notice once (the answer to "coupons" lists the code too), never the partner's code.
+        assert sum(code_a in b and "Only you see it" in b for b in bodies) == 1
+        assert not any(code_b in b for b in bodies)
+    finally:
+        await client.close()
 
 
 def test_a_platform_failing_twice_still_gives_each_their_coupon_once(
