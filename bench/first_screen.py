@@ -110,6 +110,20 @@ def private_redis() -> Iterator[str]:
         proc.wait(30)
 
 
+
+def wire_request(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.Response:
+    """``session.request``, reading the body as it came over the connection (gzipped by the
+    router, or not) before decoding it; its length is the answer's ``wire_bytes``. (urllib3's
+    ``tell()`` counts nothing for a chunked body, which is how a gzipped answer comes.)"""
+    r = session.request(method, url, timeout=300, stream=True, **kwargs)
+    raw = r.raw.read(decode_content=False)
+    encoding = r.headers.get("Content-Encoding", "").lower()
+    r._content = gzip.decompress(raw) if encoding == "gzip" else raw
+    r._content_consumed = True
+    r.wire_bytes = len(raw)  # type: ignore[attr-defined]
+    r.close()
+    return r
+
 class Side:
     """One server as the viewer's client sees it."""
 
@@ -139,11 +153,11 @@ class Side:
     def _timed(self, method: str, path: str, session: requests.Session | None = None,
                **kwargs: Any) -> tuple[float, requests.Response]:
         started = time.perf_counter()
-        r = (session or self.viewer).request(method, self.url + path, timeout=300, **kwargs)
+        r = wire_request(session or self.viewer, method, self.url + path, **kwargs)
         elapsed = time.perf_counter() - started
         if r.status_code != 200:
             raise RuntimeError(f"{self.name}: {method} {path} -> {r.status_code}: {r.text[:300]}")
-        self.wire += r.raw.tell()  # the body as it came, before requests undid any gzip
+        self.wire += int(getattr(r, "wire_bytes", 0))
         return elapsed, r
 
     # -- the measurements: each returns (seconds, bytes of the answers) ---------------------
@@ -214,11 +228,12 @@ class Side:
 
         def thumbnail(mxc: str) -> tuple[int, int]:
             server, media_id = mxc_parts(mxc)
-            got = self.thumbs.get(f"{self.url}/_matrix/client/v1/media/thumbnail/{q(server)}/{q(media_id)}",
-                                  params=THUMBNAIL_PARAMS, timeout=120)
+            got = wire_request(self.thumbs, "GET",
+                               f"{self.url}/_matrix/client/v1/media/thumbnail/{q(server)}/{q(media_id)}",
+                               params=THUMBNAIL_PARAMS)
             if got.status_code != 200:
                 raise RuntimeError(f"{self.name}: thumbnail of {mxc} -> {got.status_code}: {got.text[:200]}")
-            return len(got.content), got.raw.tell()
+            return len(got.content), int(getattr(got, "wire_bytes", 0))
 
         sizes = list(self.thumb_pool.map(thumbnail, images))
         thumb_bytes = sum(size for size, _ in sizes)
