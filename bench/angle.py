@@ -17,7 +17,7 @@ The angle window is ``WINDOW_MS``, so a client's ceiling is one answer per windo
 sends its angles together, both accept over HTTP, and the clock runs from the second accept's
 answer until the bot's message with the coupon is in the /sync of both (each person's own chat
 with the bot). What it contains: the module's request to the issuer, the bot's feed of coupon
-changes (read every second; a change shows there 2 s after it was made, ``CHANGES_SETTLE_MS``),
+changes (polled; a change shows there as soon as it is written),
 the bot's send and the clients' /sync.
 """
 

@@ -73,10 +73,11 @@ class CouponNotifier:
                     undelivered += 1
             if undelivered:
                 raise ReadAgain(f"{undelivered} coupon notice(s) could not be sent yet")
+            unchanged = str(page["next"]) == since
             since = str(page["next"])
             self._memory.set_cursor(CURSOR, since)
             read += len(changes)
-            if len(changes) < PAGE:
+            if len(changes) < PAGE or unchanged:  # a full page too recent to pass: the next poll
                 return read
 
     async def _handle(self, change: Mapping[str, Any]) -> bool:

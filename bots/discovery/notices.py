@@ -101,10 +101,12 @@ class Notifier:
             changes = list(page["changes"])
             for change in changes:
                 await self._handle(change)
+            unchanged = str(page["next"]) == since
             since = str(page["next"])
             self._s.memory.set_cursor(CURSOR, since)
             read += len(changes)
-            if len(changes) < PAGE:
+            # A full page of changes too recent to pass (the feed's cursor stays behind them): the next poll.
+            if len(changes) < PAGE or unchanged:
                 return read
 
     async def _handle(self, change: Mapping[str, Any]) -> None:

@@ -66,8 +66,10 @@ PREFIX = "/_synapse/client/wangxin/v1/discovery"
 OPT_IN_HINT = f'turn it on with PUT {PREFIX}/profile {{"enabled": true}}'
 # Extra people read for GET /nearby, for the few that the merchant check may drop.
 NEARBY_SPARE = 10
-# GET /requests/changes shows changes this old at the newest: a change is written with the time
-# its call started, so one still being committed is not skipped by a cursor that moved past it.
+# The feeds (GET /requests/changes, /coupons/changes) answer every change written so far, but their
+# cursor ``next`` never passes changes younger than this: a change is stamped with the time its
+# call started, so one still being committed when the feed was read is read by the next call too
+# (the bot tells nothing twice), instead of being skipped by a cursor that moved past it.
 CHANGES_SETTLE_MS = 2000
 CHANGES_MAX_LIMIT = 1000
 
@@ -126,6 +128,15 @@ def _coupon_cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, tu
             or (after and (not ID_RE.match(pairing) or not user_id.startswith("@")))):
         raise invalid("'since' must be the 'next' of an earlier answer")
     return int(ts), (pairing, user_id) if after else ()
+
+
+def _next_cursor(since_ts: int, now: int, full: bool, last_ts: int | None, last_key: str | None) -> str:
+    """A feed's ``next``: after the page's last change if the page was full and that change is
+    settled; otherwise where the unsettled changes start (they are read again next time)."""
+    settled = now - CHANGES_SETTLE_MS
+    if full and last_ts is not None and last_ts <= settled:
+        return f"{last_ts}.{last_key}"
+    return f"{max(settled + 1, since_ts)}."
 
 
 def _cursor(values: list[bytes] | None, default_ts: int) -> tuple[int, str]:
@@ -401,17 +412,15 @@ class DiscoveryHttp:
         each person of their own, privately."""
         if not bearer_matches(request, self._config.service_secret):
             raise forbidden("Only the discovery bot may read the changes of everyone's coupons")
-        until = self._now() - CHANGES_SETTLE_MS
-        since_ts, after = _coupon_cursor(request.args.get(b"since"), until)
+        now = self._now()
+        since_ts, after = _coupon_cursor(request.args.get(b"since"), now - CHANGES_SETTLE_MS)
         limit = _int_arg(request.args.get(b"limit"), "limit", 200)
         if not 1 <= limit <= CHANGES_MAX_LIMIT:
             raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
-        changes = await self._store.run(coupon_changes_txn, since_ts, after, until, limit)
-        if len(changes) == limit:
-            last = changes[-1]
-            next_cursor = f"{last.updated_ts}.{last.pairing_id}:{last.user_id}"
-        else:
-            next_cursor = f"{max(until + 1, since_ts)}."
+        changes = await self._store.run(coupon_changes_txn, since_ts, after, now, limit)
+        last = changes[-1] if changes else None
+        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last and last.updated_ts,
+                                   last and f"{last.pairing_id}:{last.user_id}")
         return 200, {"changes": [_coupon_json(c, with_user=True) for c in changes], "next": next_cursor}
 
     # -- bottles ----------------------------------------------------------------------------
@@ -496,17 +505,15 @@ class DiscoveryHttp:
         the people who chat with it about their new requests with one query, whoever they are."""
         if not bearer_matches(request, self._config.service_secret):
             raise forbidden("Only the discovery bot may read the changes of everyone's requests")
-        until = self._now() - CHANGES_SETTLE_MS
-        since_ts, after_id = _cursor(request.args.get(b"since"), until)
+        now = self._now()
+        since_ts, after_id = _cursor(request.args.get(b"since"), now - CHANGES_SETTLE_MS)
         limit = _int_arg(request.args.get(b"limit"), "limit", 200)
         if not 1 <= limit <= CHANGES_MAX_LIMIT:
             raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
-        changes = await self._store.run(changes_txn, since_ts, after_id, until, limit)
-        if len(changes) == limit:
-            last = changes[-1].request
-            next_cursor = f"{last.updated_ts}.{last.request_id}"
-        else:  # everything up to ``until`` is read: the next answer starts after it
-            next_cursor = f"{max(until + 1, since_ts)}."
+        changes = await self._store.run(changes_txn, since_ts, after_id, now, limit)
+        last = changes[-1].request if changes else None
+        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last and last.updated_ts,
+                                   last and last.request_id)
         return 200, {"changes": [_change_json(c) for c in changes], "next": next_cursor}
 
     async def _accept(self, request: SynapseRequest, request_id: str) -> Response:

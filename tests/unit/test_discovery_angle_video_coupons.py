@@ -176,3 +176,18 @@ def test_the_options_name_their_path() -> None:
     with pytest.raises(Exception) as e:
         DiscoveryConfig.from_dict({"angle": {"tolerance": -1}})
     assert getattr(e.value, "path", None) == ("angle", "tolerance")
+
+
+def test_a_feeds_cursor_never_passes_a_change_that_may_still_be_committing() -> None:
+    from synapse_modules.discovery.http import CHANGES_SETTLE_MS, _next_cursor
+
+    now = 100_000
+    settled = now - CHANGES_SETTLE_MS
+    # A page that is not full: everything written so far was read; the unsettled tail is read again.
+    assert _next_cursor(50_000, now, False, 99_999, "r9") == f"{settled + 1}."
+    # A full page ending in settled changes: after its last one.
+    assert _next_cursor(50_000, now, True, settled, "r5") == f"{settled}.r5"
+    # A full page ending among unsettled changes: not past the settled time.
+    assert _next_cursor(50_000, now, True, settled + 5, "r7") == f"{settled + 1}."
+    # Never backwards.
+    assert _next_cursor(settled + 500, now, False, None, None) == f"{settled + 500}."
