@@ -419,8 +419,8 @@ class DiscoveryHttp:
             raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
         changes = await self._store.run(coupon_changes_txn, since_ts, after, now, limit)
         last = changes[-1] if changes else None
-        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last and last.updated_ts,
-                                   last and f"{last.pairing_id}:{last.user_id}")
+        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last.updated_ts if last else None,
+                                   f"{last.pairing_id}:{last.user_id}" if last else None)
         return 200, {"changes": [_coupon_json(c, with_user=True) for c in changes], "next": next_cursor}
 
     # -- bottles ----------------------------------------------------------------------------
@@ -512,8 +512,8 @@ class DiscoveryHttp:
             raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
         changes = await self._store.run(changes_txn, since_ts, after_id, now, limit)
         last = changes[-1].request if changes else None
-        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last and last.updated_ts,
-                                   last and last.request_id)
+        next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last.updated_ts if last else None,
+                                   last.request_id if last else None)
         return 200, {"changes": [_change_json(c) for c in changes], "next": next_cursor}
 
     async def _accept(self, request: SynapseRequest, request_id: str) -> Response:
