@@ -11,7 +11,9 @@ from urllib.parse import unquote
 
 from synapse.module_api import DirectServeJsonResource, ModuleApi, errors
 
-Route = Callable[..., Awaitable[tuple[int, Any]]]
+# A handler answers ``(status, JSON body)``, or ``None`` when it wrote its response itself (an HTML
+# page, an image).
+Route = Callable[..., Awaitable[tuple[int, Any] | None]]
 
 
 class RoutedJsonResource(DirectServeJsonResource):
@@ -30,7 +32,7 @@ class RoutedJsonResource(DirectServeJsonResource):
     def route(self, method: str, pattern: str, handler: Route) -> None:
         self._routes.append((method, re.compile(f"^{pattern}$"), handler))
 
-    async def _async_render(self, request: Any) -> tuple[int, Any]:
+    async def _async_render(self, request: Any) -> tuple[int, Any] | None:
         try:
             path = "/" + "/".join(unquote(p.decode("utf-8"), errors="strict") for p in request.postpath)
         except UnicodeDecodeError:

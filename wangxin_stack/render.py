@@ -107,6 +107,12 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             },
         },
         {
+            # Official accounts (docs/accounts.md): after the merchant circle, whose parts they use.
+            # A dev stack may pin a storefront served on this machine over plain http.
+            "module": "synapse_modules.accounts.Accounts",
+            "config": {"storefront_allow_http_loopback": True},
+        },
+        {
             "module": "synapse_modules.discovery.Discovery",
             "config": {
                 # Its own secret: the discovery bot acts with it for the sender of a command.

@@ -9,8 +9,8 @@ name, signature, table and column used here against the installed Synapse and a 
 database) fails, so an upgrade cannot silently change behaviour.
 
 One module per concern: ``version`` (the check), ``push_rules``, ``memberships`` (joins, leaves,
-the membership delta stream, posts), ``contacts`` (contact import), ``log_contexts``. Import the
-names from this package.
+the membership delta stream, posts), ``contacts`` (contact import), ``directory`` (room aliases of
+existing rooms), ``log_contexts``. Import the names from this package.
 """
 
 from synapse_modules._internals.contacts import (
@@ -19,6 +19,7 @@ from synapse_modules._internals.contacts import (
     user_by_msisdn_txn,
     users_by_msisdn_txn,
 )
+from synapse_modules._internals.directory import DirectoryInternals
 from synapse_modules._internals.log_contexts import keyed_lock, resolve_outside_log_context
 from synapse_modules._internals.memberships import (
     MembershipInternals,
@@ -56,6 +57,7 @@ __all__ = [
     "PRIORITY_CLASS",
     "SUPPORTED_SYNAPSE_SERIES",
     "ContactImportInternals",
+    "DirectoryInternals",
     "MembershipInternals",
     "NewPushRule",
     "PushRuleLimitExceeded",

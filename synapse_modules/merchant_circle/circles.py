@@ -9,6 +9,7 @@ every other state event need 100.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -34,6 +35,9 @@ POSTER_LEVEL = 50
 ADMIN_LEVEL = 100
 CREATING_POLL_S = 0.1  # an overlapping PUT for the same merchant checks this often whether the first is done
 
+# Told of each merchant whose circle this process has just made (in the background, after the PUT).
+NewMerchantListener = Callable[[Merchant], Awaitable[None]]
+
 
 def circle_name(name: str) -> str:
     return f"{name} · 商家圈"
@@ -49,12 +53,21 @@ class Circles:
         self._members = members
         self._owner = lookups.owner
         self._creating: set[str] = set()  # merchants whose circle this process is making
+        self._new_merchant_listeners: list[NewMerchantListener] = []
+
+    def on_new_merchant(self, listener: NewMerchantListener) -> None:
+        """Call ``listener`` in the background for every merchant made here from now on (the
+        accounts module makes each new merchant an account). Its failure is logged, and changes
+        nothing for the merchant."""
+        self._new_merchant_listeners.append(listener)
 
     async def put_merchant(self, user_id: str, name: str, avatar_url: str | None) -> Merchant:
         """Make ``user_id`` a merchant with this profile (its circle made), or update its profile."""
         merchant = await self._store.run(get_merchant_txn, user_id)
         if merchant is None:
             merchant = await self._make_circle(user_id, name, avatar_url)
+            for listener in self._new_merchant_listeners:
+                self._api.run_as_background_process("wangxin_circle_new_merchant", listener, merchant)
         else:
             merchant = await self._update_profile(merchant, name, avatar_url)
         self._lookups.remember_circle(merchant.circle_room_id, user_id)

@@ -17,6 +17,7 @@ from synapse_modules.merchant_circle.http import CircleHttp
 from synapse_modules.merchant_circle.lookups import CircleLookups
 from synapse_modules.merchant_circle.moments import Moments
 from synapse_modules.merchant_circle.mutes import Mutes
+from synapse_modules.merchant_circle.parts import CircleParts, publish
 from synapse_modules.merchant_circle.queue import FollowQueue
 from synapse_modules.merchant_circle.spaces import Spaces
 from synapse_modules.merchant_circle.spam_checks import SpamChecks
@@ -61,6 +62,8 @@ class MerchantCircle:
         # user's join fail with 429.
         members.refund_per_room_joins(lookups.is_known_circle)
         CircleHttp(api, config, store, lookups, members, circles, moments, follows, spaces).register()
+        # For the modules built on the circle (accounts: an account's channel is a circle).
+        publish(CircleParts(api, config, store, lookups, members, mutes, queue, circles, moments, spaces))
 
         # Every process keeps the set of circle rooms warm: the join-limit refund runs inside
         # Synapse's (synchronous) join notification and can only consult memory.

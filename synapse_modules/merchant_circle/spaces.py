@@ -12,6 +12,7 @@ from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.follows import check_chat, check_user_active
 from synapse_modules.merchant_circle.lookups import CircleLookups
 from synapse_modules.merchant_circle.mutes import Mutes
+from synapse_modules.merchant_circle.queue import NotYet
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.follows import Job, follow_state_txn
 from synapse_modules.merchant_circle.store.spaces import get_space_txn, is_filed_txn, set_filed_txn, set_space_txn
@@ -42,6 +43,11 @@ class Spaces:
             if await self._store.run(follow_state_txn, merchant_id, job.user_id) == "unfollowed":
                 return
             if await self._members.local_membership(job.user_id, job.room_id) != "join":
+                if job.reason == "joined":
+                    # Queued by user_may_join_room, before the join itself is persisted (and, on
+                    # workers, replicated here): wait for it as a chat's follow waits for its
+                    # invite. A leave since then is recorded as an unfollow, which ends it above.
+                    raise NotYet(f"the join of {job.user_id} into {job.room_id} is not seen here (yet)")
                 return  # left again before it was filed
             if job.reason == "joined":
                 await self._mutes.mute(job.user_id, job.room_id)

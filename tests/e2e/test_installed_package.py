@@ -32,9 +32,10 @@ from tests.harness.http import eventually
 from wangxin_stack.homeserver_admin import registration_mac
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE_FEATURES = ["contact_import", "discovery", "merchant_circle", "mute_exemptions", "parcels"]
-# What only the bridge and the bots need: none of it belongs in Synapse's venv.
-NOT_FOR_SYNAPSE = ["twilio", "nio", "vobject", "segno"]
+MODULE_FEATURES = ["accounts", "contact_import", "discovery", "merchant_circle", "mute_exemptions", "parcels"]
+# What only the bridge and the bots need: none of it belongs in Synapse's venv (segno does: the
+# accounts module draws the QR codes of follow links).
+NOT_FOR_SYNAPSE = ["twilio", "nio", "vobject"]
 BUILD_WARNINGS = ("Warning", "warning:", "Package would be ignored")
 
 

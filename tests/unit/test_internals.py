@@ -34,7 +34,7 @@ from synapse.storage.databases.main.push_rule import PushRulesWorkerStore
 from synapse.storage.roommember import RoomsForUser
 from synapse.storage.util.id_generators import MultiWriterIdGenerator
 from synapse.synapse_rust.events import EventInternalMetadata
-from synapse.types import UserID, create_requester
+from synapse.types import RoomAlias, UserID, create_requester
 from synapse.util.async_helpers import Linearizer
 from synapse.util.caches.stream_change_cache import StreamChangeCache
 from twisted.internet import defer
@@ -43,6 +43,7 @@ from twisted.internet.testing import MemoryReactorClock
 from synapse_modules import _internals, contact_import_store
 from synapse_modules._internals import (
     ContactImportInternals,
+    DirectoryInternals,
     MembershipInternals,
     SynapseInternals,
     UnsupportedSynapseVersion,
@@ -82,6 +83,8 @@ CHECKED_NAMES = {
     "sender", "get_room_max_stream_ordering", "_curr_state_delta_stream_cache", "has_any_entity_changed",
     "_join_rate_per_room_limiter", "record_action", "add_new_join_in_room_callback", "internal_metadata",
     "device_id", "from_string",
+    # room aliases of existing rooms
+    "get_directory_handler", "create_association",
 }
 # Attributes of Python, the DB-API cursor, attrs and Twisted that the adapter uses.
 NOT_SYNAPSE = {
@@ -269,6 +272,7 @@ def test_the_adapter_builds_on_a_real_module_api(homeserver: HomeServer) -> None
     assert isinstance(push_rules.current_push_rules_stream_id(), int)
     MembershipInternals(api)
     ContactImportInternals(api)
+    DirectoryInternals(api)
     assert isinstance(_internals.keyed_lock(api, "wangxin_contract"), Linearizer)
     assert isinstance(_internals.events_position(api), int)
 
@@ -341,6 +345,15 @@ def test_the_private_membership_api_the_adapter_calls_exists(homeserver: HomeSer
     assert isinstance(store._curr_state_delta_stream_cache.has_any_entity_changed(0), bool)
     assert UserID.from_string("@a:test").to_string() == "@a:test"
     assert create_requester("@a:test").user.to_string() == "@a:test"
+
+
+def test_the_private_directory_api_the_adapter_calls_exists(homeserver: HomeServer) -> None:
+    """``DirectoryInternals.create_alias``: the directory handler's ``create_association`` with a
+    requester, an alias, a room, servers and the membership check to skip."""
+    handler = homeserver.get_directory_handler()
+    assert _params(handler.create_association) == ["requester", "room_alias", "room_id", "servers",
+                                                   "check_membership"]
+    assert RoomAlias.from_string("#a:test").to_string() == "#a:test"
 
 
 def test_the_join_refund_takes_circle_joins_out_of_the_per_room_bucket(homeserver: HomeServer) -> None:
