@@ -14,7 +14,8 @@ does not exist, and blocking or reporting anyone answers the same whoever they a
 from __future__ import annotations
 
 import secrets
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from synapse.module_api import ModuleApi, SynapseRequest, errors
 
@@ -74,6 +75,7 @@ CHANGES_SETTLE_MS = 2000
 CHANGES_MAX_LIMIT = 1000
 
 Response = tuple[int, Any]
+C = TypeVar("C")  # what a feed's cursor holds after its time
 
 
 def _raise(limited: Limited) -> NoReturn:
@@ -218,6 +220,19 @@ class DiscoveryHttp:
             raise forbidden(f"Share your location first: PUT {PREFIX}/location "
                             f"(only a cell of about a kilometre is kept, for {self._config.location_ttl_s // 60} min)")
         return me
+
+    def _feed_request(self, request: SynapseRequest, what: str,
+                      parse_cursor: Callable[[list[bytes] | None, int], tuple[int, C]]) -> tuple[int, int, C, int]:
+        """A feed's call (the discovery bot's, with the service secret): now, the cursor ``since``
+        (its time and what follows it), and ``limit``."""
+        if not bearer_matches(request, self._config.service_secret):
+            raise forbidden(f"Only the discovery bot may read the changes of everyone's {what}")
+        now = self._now()
+        since_ts, after = parse_cursor(request.args.get(b"since"), now - CHANGES_SETTLE_MS)
+        limit = _int_arg(request.args.get(b"limit"), "limit", 200)
+        if not 1 <= limit <= CHANGES_MAX_LIMIT:
+            raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
+        return now, since_ts, after, limit
 
     async def _require_admin(self, request: SynapseRequest) -> str:
         requester = await self._api.get_user_by_req(request)
@@ -410,13 +425,7 @@ class DiscoveryHttp:
     async def _coupon_changes(self, request: SynapseRequest) -> Response:
         """The feed of changed coupons, for the discovery bot (the service secret only): it tells
         each person of their own, privately."""
-        if not bearer_matches(request, self._config.service_secret):
-            raise forbidden("Only the discovery bot may read the changes of everyone's coupons")
-        now = self._now()
-        since_ts, after = _coupon_cursor(request.args.get(b"since"), now - CHANGES_SETTLE_MS)
-        limit = _int_arg(request.args.get(b"limit"), "limit", 200)
-        if not 1 <= limit <= CHANGES_MAX_LIMIT:
-            raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
+        now, since_ts, after, limit = self._feed_request(request, "coupons", _coupon_cursor)
         changes = await self._store.run(coupon_changes_txn, since_ts, after, now, limit)
         last = changes[-1] if changes else None
         next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last.updated_ts if last else None,
@@ -503,13 +512,7 @@ class DiscoveryHttp:
     async def _request_changes(self, request: SynapseRequest) -> Response:
         """The feed of changed requests, for the discovery bot (the service secret only): it tells
         the people who chat with it about their new requests with one query, whoever they are."""
-        if not bearer_matches(request, self._config.service_secret):
-            raise forbidden("Only the discovery bot may read the changes of everyone's requests")
-        now = self._now()
-        since_ts, after_id = _cursor(request.args.get(b"since"), now - CHANGES_SETTLE_MS)
-        limit = _int_arg(request.args.get(b"limit"), "limit", 200)
-        if not 1 <= limit <= CHANGES_MAX_LIMIT:
-            raise invalid(f"'limit' must be between 1 and {CHANGES_MAX_LIMIT}")
+        now, since_ts, after_id, limit = self._feed_request(request, "requests", _cursor)
         changes = await self._store.run(changes_txn, since_ts, after_id, now, limit)
         last = changes[-1].request if changes else None
         next_cursor = _next_cursor(since_ts, now, len(changes) == limit, last.updated_ts if last else None,
