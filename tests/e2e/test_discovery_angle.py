@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from synapse_modules.discovery.config import DiscoveryConfig
 from tests.e2e.test_discovery import D, error, module_config, opt_in, person, requests_of, worker_url
 from tests.harness.fake_coupons import FakeCouponPlatform
 from tests.harness.http import HttpUser, eventually, q
@@ -27,7 +28,7 @@ from tests.harness.stack import RunningStack
 def angles_together(stack: RunningStack, tries: list[tuple[HttpUser, Any]]) -> dict[str, requests.Response]:
     """Everyone sends their angle at once, early in a window (as ``shake_together``); on workers
     every other one goes to the generic worker. Answers by user id."""
-    window_ms = module_config(stack)["angle"]["window_ms"]
+    window_ms = DiscoveryConfig.from_dict(module_config(stack)).angle.window_ms  # the stack's, or the default
     while not 50 <= time.time() * 1000 % window_ms <= window_ms / 4:
         time.sleep(0.01)
     other = worker_url(stack)
@@ -127,7 +128,7 @@ def test_a_platform_that_hangs_is_given_up_on_per_try_and_retried(
 
 def test_the_daily_limit_of_rewarded_pairings_holds(stack: RunningStack) -> None:
     farmer = person(stack, None)
-    per_day = module_config(stack)["coupons"]["rewards_per_day"]
+    per_day = DiscoveryConfig.from_dict(module_config(stack)).coupons.rewards_per_day
     outcomes = []
     for _ in range(per_day + 1):
         partner = person(stack, None)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from nio import SyncResponse
 
+from synapse_modules.discovery.config import DiscoveryConfig
 from tests.e2e.test_discovery import D, module_config, person
 from tests.e2e.test_discovery_angle import accept_both, issued, pair_by_angle
 from tests.e2e.test_discovery_bot import Chatter, bot_of
@@ -45,7 +46,7 @@ def chatter(stack: RunningStack, chatters: list[Chatter]) -> Chatter:
 def _angle_both(stack: RunningStack, a: Chatter, b: Chatter, angles: tuple[str, str] = ("36.8", "36.7")
                 ) -> tuple[str, str]:
     """Both send their angle early in an angle window, so that both land in one window."""
-    window_ms = module_config(stack)["angle"]["window_ms"]
+    window_ms = DiscoveryConfig.from_dict(module_config(stack)).angle.window_ms
     while not 20 <= time.time() * 1000 % window_ms <= window_ms / 5:
         time.sleep(0.005)
     with ThreadPoolExecutor(2) as pool:
