@@ -110,7 +110,9 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
             # Official accounts (docs/accounts.md): after the merchant circle, whose parts they use.
             # A dev stack may pin a storefront served on this machine over plain http.
             "module": "synapse_modules.accounts.Accounts",
-            "config": {"storefront_allow_http_loopback": True},
+            "config": {"storefront_allow_http_loopback": True,
+                       # Scheduled and targeted posts are looked for this often (tests: 100 ms).
+                       **({"posting": {"schedule_poll_ms": poll}} if poll else {})},
         },
         {
             "module": "synapse_modules.discovery.Discovery",

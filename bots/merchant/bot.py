@@ -5,13 +5,17 @@ replies that wait out rate limits, the notice for encrypted chats)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from nio import MatrixRoom, RoomMessageImage
 
 from bots.common.matrix_bot import SOMETHING_WRONG, MatrixBot, main_loop
-from bots.merchant import commands
+from bots.merchant import commands, post_commands, stats_commands
 from bots.merchant.circle_api import CircleApi, CircleApiError, NotAMerchant
 from bots.merchant.config import MerchantBotConfig
+from bots.merchant.posts_api import PostsApi, PostsApiError
 from bots.merchant.publisher import Publisher
+from bots.merchant.stats_api import StatsApi
 from bots.merchant.storage import MerchantStorage
 from bots.parcels.api import ParcelsApi, ParcelsApiError
 from wangxin_common.commands import CommandRegistry, Dispatcher
@@ -25,6 +29,9 @@ def merchant_commands(services: commands.MerchantServices) -> CommandRegistry:
     registry.include(commands.GENERAL, None)
     registry.include(commands.CIRCLE, services)
     registry.include(commands.SHIPMENTS, services)
+    # Help lists these even for a registry built without services (the unit tests build it so).
+    posts = post_commands.PostServices(services.posts, services.storage) if services and services.posts else None
+    registry.include(post_commands.ACCOUNTS, cast(post_commands.PostServices, posts))
     return registry
 
 
@@ -38,17 +45,24 @@ class MerchantBot(MatrixBot):
         super().__init__(config.account, self.storage)
         self.config = config
         self.circle = CircleApi(config.account.homeserver_url)
+        self.posts = PostsApi(config.account.homeserver_url)
         parcels = ParcelsApi(config.account.homeserver_url, config.service_secret) if config.service_secret else None
         services = commands.MerchantServices(self.circle, self.storage, Publisher(self.client, self.circle),
-                                             parcels, config.time_zone)
+                                             parcels, config.time_zone, self.posts)
+        registry = merchant_commands(services)
+        # Official accounts' stats (数据统计), for their owners (stats_commands).
+        self.stats = StatsApi(config.account.homeserver_url)
+        registry.include(stats_commands.STATS, stats_commands.StatsServices(self.stats, self.posts))
         self.dispatcher = Dispatcher(
-            merchant_commands(services), self.answer, fallback=SOMETHING_WRONG,
+            registry, self.answer, fallback=SOMETHING_WRONG,
             errors={NotAMerchant: lambda e: commands.NOT_A_MERCHANT, CircleApiError: lambda e: SOMETHING_WRONG,
-                    ParcelsApiError: lambda e: SOMETHING_WRONG},
+                    ParcelsApiError: lambda e: SOMETHING_WRONG, PostsApiError: lambda e: SOMETHING_WRONG},
         )
 
     def on_login(self, access_token: str) -> None:
         self.circle.use_token(access_token)
+        self.posts.use_token(access_token)
+        self.stats.use_token(access_token)
 
     def add_callbacks(self) -> None:
         self.client.add_event_callback(self._on_image, RoomMessageImage)  # type: ignore[arg-type]

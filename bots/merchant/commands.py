@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from bots.merchant.circle_api import CircleApi, in_how_long, product_id_for
+from bots.merchant import post_commands
+from bots.merchant.circle_api import CircleApi, NotAMerchant, in_how_long, product_id_for
+from bots.merchant.posts_api import PostsApi
 from bots.merchant.publisher import Publisher
 from bots.merchant.storage import MerchantStorage
 from bots.parcels import text as parcel_text
@@ -37,6 +39,7 @@ class MerchantServices:
     publisher: Publisher
     parcels: ParcelsApi | None = None  # None: the bot has no service secret, `orders` cannot read
     time_zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
+    posts: PostsApi | None = None  # official accounts' posts: `post [#account] <text>` (post_commands)
 
 
 Context = CommandContext[MerchantServices]
@@ -89,8 +92,13 @@ def product_problem(title: str, price: str, url: str, currency: str) -> str | No
 
 @CIRCLE.command("post", args="<title> <price> <buy link> [currency]",
                 help="publish a product to your circle with a QR code for the buy link "
-                     "(and the last image you sent me, if any); quote titles with spaces")
+                     "(and the last image you sent me, if any); quote titles with spaces. "
+                     "Owners of an official account: “post [#account] <text>” posts as the account")
 async def _post(ctx: Context, args: list[str]) -> None:
+    if ctx.services.posts is not None and await _is_account_post(ctx):
+        await ctx.reply(await post_commands.post_text(ctx.services.posts, ctx.sender,
+                                                      post_commands.rest_of(ctx.body)))
+        return
     if len(args) not in (3, 4):
         await ctx.reply("Usage: post <title> <price> <buy link> [currency], e.g. "
                         "post \"Green tea\" 9.90 https://shop.example/tea CNY")
@@ -105,6 +113,18 @@ async def _post(ctx: Context, args: list[str]) -> None:
     product = {"id": product_id_for(url), "title": title, "price": price, "currency": currency, "url": url}
     photo_mxc = ctx.services.storage.last_image(ctx.sender)
     await ctx.reply(await ctx.services.publisher.publish(merchant, product, photo_mxc))
+
+
+async def _is_account_post(ctx: Context) -> bool:
+    """A text post as an official account rather than a merchant's product post (post_commands)."""
+    assert ctx.services.posts is not None
+    try:
+        await ctx.services.circle.merchant(ctx.sender)
+        is_merchant = True
+    except NotAMerchant:
+        is_merchant = False
+    return await post_commands.wants_text_post(ctx.services.posts, ctx.sender, post_commands.rest_of(ctx.body),
+                                               is_merchant)
 
 
 @CIRCLE.command("repost", args="<product id>", help="publish a product you posted before again (limits apply)")

@@ -16,3 +16,14 @@ class MerchantStorage(BotStorage):
         data = self._read("last_images.json") or {}
         data[user_id] = mxc
         self._write("last_images.json", data)
+
+    def drafts_shown(self, user_id: str) -> list[list[str]]:
+        """The scheduled posts ``drafts`` last listed for ``user_id``: ``[account_id, post_id]``, numbered from 1."""
+        data = self._read("drafts_shown.json") or {}
+        value = data.get(user_id)
+        return [list(map(str, v)) for v in value] if isinstance(value, list) else []
+
+    def save_drafts_shown(self, user_id: str, shown: list[list[str]]) -> None:
+        data = self._read("drafts_shown.json") or {}
+        data[user_id] = shown
+        self._write("drafts_shown.json", data)

@@ -10,7 +10,7 @@ database) fails, so an upgrade cannot silently change behaviour.
 
 One module per concern: ``version`` (the check), ``push_rules``, ``memberships`` (joins, leaves,
 the membership delta stream, posts), ``contacts`` (contact import), ``directory`` (room aliases of
-existing rooms), ``log_contexts``. Import the names from this package.
+existing rooms), ``profiles`` (an account user's avatar), ``log_contexts``. Import the names from this package.
 """
 
 from synapse_modules._internals.contacts import (
@@ -30,6 +30,7 @@ from synapse_modules._internals.memberships import (
     persisted_event_ids_txn,
     sending_device,
 )
+from synapse_modules._internals.profiles import ProfileInternals
 from synapse_modules._internals.push_rules import (
     PRIORITY_CLASS,
     NewPushRule,
@@ -40,6 +41,7 @@ from synapse_modules._internals.push_rules import (
     list_rules_txn,
     user_rule_ids_txn,
 )
+from synapse_modules._internals.receipts import event_positions_txn, read_positions_txn
 from synapse_modules._internals.version import (
     SUPPORTED_SYNAPSE_SERIES,
     UnsupportedSynapseVersion,
@@ -60,12 +62,14 @@ __all__ = [
     "DirectoryInternals",
     "MembershipInternals",
     "NewPushRule",
+    "ProfileInternals",
     "PushRuleLimitExceeded",
     "StoredPushRule",
     "SynapseInternals",
     "UnsupportedSynapseVersion",
     "changes_txn",
     "check_synapse_version",
+    "event_positions_txn",
     "events_position",
     "keyed_lock",
     "list_rules_txn",
@@ -73,6 +77,7 @@ __all__ = [
     "membership_deltas",
     "membership_deltas_txn",
     "persisted_event_ids_txn",
+    "read_positions_txn",
     "resolve_outside_log_context",
     "room_with_marker_txn",
     "sending_device",

@@ -12,6 +12,11 @@ filed in the 商家圈 space by the circle's follow queue). The parts, each in i
 - ``adoption``: merchants made without this module become accounts of kind ``merchant``;
 - ``storefront``: the shop page pinned as a widget beside the chat;
 - ``follow_page``: the follow link's HTML page and QR code;
+- ``autoreply``: keywords, the numbered menu and the welcome, and what a message gets (pure);
+- ``support``: one support room per (account, follower), answered by the server and by hand;
+- ``stats`` (pure) and ``audience``: followers per day, per post, reads; the CSV;
+- ``access``: who may do what to an account (for the parts below);
+- ``http_support``, ``http_stats``: their routes; ``followers_desk`` composes these parts;
 - ``http``: the HTTP API; ``store``: all SQL;
 - ``module``: :class:`Accounts`, which only composes the parts.
 """

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from synapse_modules._config import ModuleConfigError, get_int, get_str, reject_unknown, require_mapping
+from synapse_modules.accounts.posting_config import PostingConfig
 
 # The campaign's promise: no membership, verification or transfer fees for this long after an
 # account registers (recorded with the account when it registers; the product bills nothing).
@@ -25,9 +27,11 @@ MAX_SEARCH_LIMIT = 50
 # accounts as they are made, and by a sweep at start-up and this often after.
 DEFAULT_SWEEP_INTERVAL_MS = 600_000
 _PREFIX_RE = re.compile(r"^[a-z0-9._=/+-]{1,16}$")
+DEFAULT_STATS_TIME_ZONE = "Asia/Shanghai"
 
 KNOWN_OPTIONS = (
     "fee_waiver_months", "identity_prefix", "search_limit", "storefront_allow_http_loopback", "sweep_interval_ms",
+    "posting", "stats_time_zone",
 )
 
 
@@ -39,6 +43,9 @@ class AccountsConfig:
     # Development only: a storefront at http://127.0.0.1/… (or localhost, ::1). Production: https only.
     storefront_allow_http_loopback: bool = False
     sweep_interval_ms: int = DEFAULT_SWEEP_INTERVAL_MS
+    posting: PostingConfig = PostingConfig()  # limits per kind, scheduling, targeted posts (posting_config)
+    # The days of an account's stats (followers per day) are days of this zone.
+    stats_time_zone: str = DEFAULT_STATS_TIME_ZONE
 
     @staticmethod
     def from_dict(raw: Any) -> AccountsConfig:
@@ -61,4 +68,16 @@ class AccountsConfig:
             search_limit=search_limit,
             storefront_allow_http_loopback=allow_http,
             sweep_interval_ms=get_int(config, "sweep_interval_ms", DEFAULT_SWEEP_INTERVAL_MS, minimum=1000),
+            posting=PostingConfig.from_dict(config.get("posting")),
+            stats_time_zone=_time_zone(config),
         )
+
+
+def _time_zone(config: Any) -> str:
+    name = get_str(config, "stats_time_zone", DEFAULT_STATS_TIME_ZONE)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ModuleConfigError(f"expected an IANA time zone like Asia/Shanghai, found {name!r}",
+                                ("stats_time_zone",)) from None
+    return str(name)

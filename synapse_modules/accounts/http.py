@@ -75,7 +75,8 @@ class AccountsHttp:
         self._mutes_here = mutes_here  # this process writes push rules: a follow mutes before it joins
         self._qr_cache = BoundedCache(QR_CACHE_SIZE)
 
-    def register(self) -> None:
+    def register(self) -> RoutedJsonResource:
+        """Mount the API; returns its resource, to which the other parts add their routes."""
         accounts = RoutedJsonResource()
         accounts.route("GET", r"/", self._search)
         accounts.route("PUT", r"/(?P<account_id>[^/]+)", self._put_account)
@@ -87,6 +88,7 @@ class AccountsHttp:
         accounts.route("PUT", r"/(?P<account_id>[^/]+)/storefront", self._put_storefront)
         accounts.route("DELETE", r"/(?P<account_id>[^/]+)/storefront", self._delete_storefront)
         self._api.register_web_resource(f"{API_PREFIX}/accounts", accounts)
+        return accounts
 
     # -- who asks, and what about --------------------------------------------------------------
 
@@ -203,13 +205,14 @@ class AccountsHttp:
             # The account's own Matrix user in its channel: the merchant, or the account's user.
             "account_user_id": account.merchant_id,
             "bot_user_id": bot,
-            # Not yet the account's own name (docs/accounts.md, "Not done yet"): posts come from the
-            # merchant bot for every account, or from a merchant's own account.
-            "sender": bot,
-            "sender_is_shared": True,
-            "posting": ("the merchant posts in the channel, or through the merchant bot's `post`"
+            # Posts through POST /accounts/{id}/posts (and the bot's `post`) come from the account's
+            # own user (docs/accounts.md, "Posting"); a merchant's product posts from the bot still.
+            "sender": account.merchant_id,
+            "sender_is_shared": False,
+            "posting": ("as the merchant's own user: POST /accounts/{id}/posts, the merchant's client, or the "
+                        "bot's `post #<account> <text>`; the bot's product posts come from the bot"
                         if account.kind == "merchant" else
-                        "not yet: posting as an organisation or a platform comes in a later release"),
+                        "as the account's own user: POST /accounts/{id}/posts, or the bot's `post <text>`"),
             "registered_at": account.registered_ts,
             "fees_waived_until": account.fees_waived_until_ts,
             "fees_waived": list(FEE_WAIVERS),

@@ -14,8 +14,10 @@ from synapse_modules._internals import DirectoryInternals, SynapseInternals
 from synapse_modules.accounts.adoption import Adoption
 from synapse_modules.accounts.channels import Channels
 from synapse_modules.accounts.config import AccountsConfig
+from synapse_modules.accounts.followers_desk import add_followers_desk
 from synapse_modules.accounts.http import AccountsHttp
 from synapse_modules.accounts.identities import Identities
+from synapse_modules.accounts.posting_parts import start_posting
 from synapse_modules.accounts.store import AccountsStore
 from synapse_modules.accounts.storefront import Storefronts
 from synapse_modules.merchant_circle.parts import running
@@ -44,7 +46,11 @@ class Accounts:
         # A follow mutes the channel before the join where push rules can be written (the main
         # process by default); elsewhere the merchant circle's queue mutes it just after.
         mutes_here = SynapseInternals(api).is_push_rules_writer
-        AccountsHttp(api, config, store, parts, identities, channels, storefronts, mutes_here).register()
+        resource = AccountsHttp(api, config, store, parts, identities, channels, storefronts, mutes_here).register()
+        # Posting as the account, scheduled and targeted posts (docs/accounts.md, "Posting").
+        start_posting(api, config, store, parts, identities, resource)
+        # Auto-reply, support rooms and stats (docs/accounts.md, "Auto-reply and support rooms", "Stats").
+        add_followers_desk(api, config, store, parts, identities, resource)
         if api.should_run_background_tasks():
             api.looping_background_call(adoption.sweep, config.sweep_interval_ms, desc="wangxin_accounts_sweep")
             api.run_as_background_process("wangxin_accounts_sweep", adoption.sweep)

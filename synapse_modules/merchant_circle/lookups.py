@@ -4,11 +4,14 @@ type, who is a merchant or a service account. Facts that never change once known
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 from synapse.module_api import ModuleApi
 
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
+from synapse_modules.merchant_circle.quota import DAY_MS
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.merchants import (
     all_circles_txn,
@@ -39,6 +42,20 @@ class BoundedCache:
             self._data.popitem(last=False)
 
 
+@attrs.frozen
+class PostLimit:
+    """At most ``posts`` posts in any ``window_ms``; ``option`` names the setting that says so
+    (``org.wangxin.limit`` of a refusal)."""
+
+    posts: int
+    window_ms: int = DAY_MS
+    option: str = "posts_per_day"
+
+
+# Another module's limit for a circle's posts (an account's, by its kind), or None for the default.
+PostLimitProvider = Callable[[str], Awaitable[PostLimit | None]]
+
+
 class CircleLookups:
     def __init__(self, api: ModuleApi, config: MerchantCircleConfig, store: MerchantCircleStore):
         self._api = api
@@ -53,6 +70,7 @@ class CircleLookups:
         # (only positive answers are kept: a user may become a merchant on another process).
         self._circle_of_merchant = BoundedCache()
         self._room_type = BoundedCache()
+        self._post_limit_provider: PostLimitProvider | None = None
 
     # -- circles ------------------------------------------------------------------------------
 
@@ -101,6 +119,21 @@ class CircleLookups:
         value = create.content.get("type")
         self._room_type.put(room_id, value if isinstance(value, str) else None)
         return self._room_type.get(room_id)  # type: ignore[no-any-return]
+
+    # -- post limits --------------------------------------------------------------------------
+
+    def set_post_limit_provider(self, provider: PostLimitProvider) -> None:
+        """Let another module set the post limit of some circles (the accounts module: an
+        organisation's or a platform's, by its kind); the others keep ``posts_per_day``."""
+        self._post_limit_provider = provider
+
+    async def post_limit(self, merchant_id: str) -> PostLimit:
+        """How many posts the circle of ``merchant_id`` may make, in what window."""
+        if self._post_limit_provider is not None:
+            limit = await self._post_limit_provider(merchant_id)
+            if limit is not None:
+                return limit
+        return PostLimit(self._config.posts_per_day)
 
     # -- accounts -----------------------------------------------------------------------------
 

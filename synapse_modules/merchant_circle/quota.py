@@ -45,19 +45,21 @@ class PostRow:
     product_id: str | None
 
 
-def counted_posts(rows: list[PostRow], now: int, device_id: str | None) -> list[tuple[int, PostRow]]:
+def counted_posts(rows: list[PostRow], now: int, device_id: str | None,
+                  window_ms: int = DAY_MS) -> list[tuple[int, PostRow]]:
     """The posts that use up quota now, each with the time it stops counting.
 
-    A persisted post counts for a day. A post admitted but not persisted may still be on its way
-    (it counts for ``IN_FLIGHT_MS``, so two concurrent posts cannot both take the last slot),
-    unless it came from the device sending now: a client sends one event at a time, so that
-    earlier attempt is over, and it failed (refused after the quota check).
+    A persisted post counts for a day (``window_ms``: an account's limit may span more days). A
+    post admitted but not persisted may still be on its way (it counts for ``IN_FLIGHT_MS``, so
+    two concurrent posts cannot both take the last slot), unless it came from the device sending
+    now: a client sends one event at a time, so that earlier attempt is over, and it failed
+    (refused after the quota check).
     """
     counted = []
     for row in rows:
         if row.persisted:
-            if row.ts > now - DAY_MS:
-                counted.append((row.ts + DAY_MS, row))
+            if row.ts > now - window_ms:
+                counted.append((row.ts + window_ms, row))
         elif row.ts > now - IN_FLIGHT_MS and (device_id is None or row.device_id != device_id):
             counted.append((row.ts + IN_FLIGHT_MS, row))
     return sorted(counted, key=lambda c: c[0])
@@ -71,14 +73,16 @@ def post_decision(
     now: int,
     posts_per_day: int,
     cooldown_ms: int,
+    window_ms: int = DAY_MS,
 ) -> PostDecision:
-    """Whether a new post is allowed: ``rows`` are the merchant's admitted posts of the last day,
+    """Whether a new post is allowed: ``rows`` are the merchant's admitted posts of the last day
+    (of the last ``window_ms``: at most ``posts_per_day`` posts in any such window),
     ``last_product_ts`` the last persisted post of ``product_id``."""
-    counted = counted_posts(rows, now, device_id)
+    counted = counted_posts(rows, now, device_id, window_ms)
     waits: list[tuple[int, str, str]] = []
     if len(counted) >= posts_per_day:
         frees_at = counted[len(counted) - posts_per_day][0]
-        waits.append((frees_at - now, f"the daily limit of {posts_per_day} posts is reached", "posts_per_day"))
+        waits.append((frees_at - now, _limit_reached(posts_per_day, window_ms), "posts_per_day"))
     if product_id is not None and cooldown_ms > 0:
         if last_product_ts is not None and last_product_ts + cooldown_ms > now:
             waits.append((last_product_ts + cooldown_ms - now, f"product {product_id} was posted recently",
@@ -90,3 +94,11 @@ def post_decision(
         wait, reason, limit = max(waits)
         return PostDecision(max(1, wait), reason, limit)
     return PostDecision(None)
+
+
+def _limit_reached(posts: int, window_ms: int) -> str:
+    if window_ms == DAY_MS:
+        return f"the daily limit of {posts} posts is reached"
+    days = window_ms / DAY_MS
+    span = f"{days:g} days" if days >= 1 else f"{window_ms // 3_600_000} h"
+    return f"the limit of {posts} post{'s' if posts != 1 else ''} in {span} is reached"

@@ -34,6 +34,9 @@ MAX_PRICE_CHARS = 32
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 MAX_ITEMS = 100
 MAX_ITEM_BYTES = 1024  # one item, as compact JSON
+# An item's optional ``category`` (what platforms target posts by): compared trimmed, ASCII
+# letters in lower case.
+MAX_CATEGORY_CHARS = 64
 
 _MXC_RE = re.compile(r"^mxc://[A-Za-z0-9.:\[\]-]+/[A-Za-z0-9_-]+$")
 
@@ -92,7 +95,34 @@ def validate_items(items: Any) -> list[dict[str, Any]]:
         check_json_value(item, f"items[{n}]", 8)
         if len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()) > MAX_ITEM_BYTES:
             raise too_large(f"'items[{n}]' is larger than {MAX_ITEM_BYTES} bytes")
+        if item.get("category") is not None:
+            validate_category(item["category"], f"items[{n}].category")
     return items
+
+
+def validate_category(value: Any, path: str) -> str:
+    """A purchase item's (or a segment's) category: a non-empty string of at most
+    ``MAX_CATEGORY_CHARS`` characters; returned as it is compared (:func:`normal_category`)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_json(f"'{path}' must be a non-empty string")
+    if len(value) > MAX_CATEGORY_CHARS:
+        raise too_large(f"'{path}' is longer than {MAX_CATEGORY_CHARS} characters")
+    return normal_category(value)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def normal_category(value: str) -> str:
+    """``" Tea "`` and ``"tea"`` are one category; other scripts compare as written (茶)."""
+    return value.strip().translate(_ASCII_LOWER)
+
+
+def purchase_categories(items: list[Any]) -> list[str]:
+    """The distinct categories of a purchase's (checked) items, in order."""
+    found = [normal_category(i["category"]) for i in items
+             if isinstance(i, Mapping) and isinstance(i.get("category"), str) and i["category"].strip()]
+    return list(dict.fromkeys(found))
 
 
 # -- circle posts ---------------------------------------------------------------------------------

@@ -136,14 +136,16 @@ class SpamChecks:
                 return
             # Not an edit of one of the sender's posts: whatever it shows is a new post.
         product = circle_event.product
+        limit = await self._lookups.post_limit(merchant_id)
         decision = await self._store.run(
             record_post_txn, merchant_id, event.event_id, event.sender, sending_device(event),
-            product["id"] if product else None, product, now, self._config.posts_per_day, self._config.cooldown_ms,
+            product["id"] if product else None, product, now, limit.posts, self._config.cooldown_ms,
+            limit.window_ms,
         )
         if decision.retry_after_ms is not None:
             logger.info("Refused a post in %s's circle: %s", merchant_id, decision.reason)
-            raise limit_exceeded(decision.limit or "posts_per_day", decision.reason or "over the limit",
-                                 decision.retry_after_ms)
+            option = limit.option if decision.limit in (None, "posts_per_day") else decision.limit
+            raise limit_exceeded(option, decision.reason or "over the limit", decision.retry_after_ms)
 
     # -- rooms --------------------------------------------------------------------------------
 

@@ -90,10 +90,10 @@ def test_an_admin_creates_and_verifies_an_account_with_its_channel(stack: Runnin
     assert made["alias"] == alias and made["owner"] == owner["user_id"]
     assert made["fees_waived_until"] == add_months(made["registered_at"], 36)
     assert sorted(made["fees_waived"]) == ["membership", "transfer", "verification"]
-    # Posting under the account's own name is not built yet: the answer says whose posts these are.
-    assert made["bot_user_id"] == bot and made["sender"] == bot and made["sender_is_shared"] is True
     room_id = made["channel_room_id"]
     identity = made["account_user_id"]
+    # Posts come from the account's own user (tests/e2e/test_account_posts.py); the bot serves it.
+    assert made["bot_user_id"] == bot and made["sender"] == identity and made["sender_is_shared"] is False
     assert identity == f"@acct.{account_id}:{stack.server_name}"
 
     state = room_state(stack, room_id)

@@ -60,10 +60,11 @@ TABLE_COLUMNS = {
     "push_rules_stream": {"stream_id", "user_id", "rule_id"},
     "current_state_delta_stream": {"stream_id", "room_id", "type", "state_key", "event_id"},
     "room_memberships": {"event_id", "membership"},
-    "events": {"event_id"},
+    "events": {"event_id", "stream_ordering"},
     "user_threepids": {"user_id", "medium", "address"},
     "users": {"name", "deactivated"},
     "current_state_events": {"room_id", "type", "state_key"},
+    "receipts_linearized": {"room_id", "receipt_type", "user_id", "thread_id", "event_stream_ordering"},
 }
 
 # Every name the adapter reaches on a Synapse object beyond the public module API; each is
@@ -85,6 +86,8 @@ CHECKED_NAMES = {
     "device_id", "from_string",
     # room aliases of existing rooms
     "get_directory_handler", "create_association",
+    # an account user's avatar
+    "get_profile_handler", "set_avatar_url",
 }
 # Attributes of Python, the DB-API cursor, attrs and Twisted that the adapter uses.
 NOT_SYNAPSE = {
@@ -225,6 +228,13 @@ def test_the_indexes_the_marker_lookup_relies_on_exist(db: LoggingDatabaseConnec
     assert any(columns[:1] == ["state_key"] for _, columns in indexes), indexes
 
 
+def test_the_index_the_read_receipt_count_relies_on_exists(db: LoggingDatabaseConnection) -> None:
+    """``read_positions_txn`` reads one room's ``m.read`` receipts as a range of an index that
+    starts with ``(room_id, receipt_type)``; without one it reads every receipt of the server."""
+    indexes = _indexes(db, "receipts_linearized")
+    assert any(columns[:2] == ["room_id", "receipt_type"] for _, columns in indexes), indexes
+
+
 def test_every_statement_of_the_adapter_runs_on_a_fresh_database(db: LoggingDatabaseConnection) -> None:
     """Each of the adapter's own transaction functions, on Synapse's tables as they are now (an
     unknown table or column is an error here on both engines, even with no rows)."""
@@ -241,6 +251,8 @@ def test_every_statement_of_the_adapter_runs_on_a_fresh_database(db: LoggingData
         ),
         "room_with_marker_txn": _internals.room_with_marker_txn(cur, "@a:test", "org.wangxin.import.marker", "k"),
         "user_by_msisdn_txn": _internals.user_by_msisdn_txn(cur, "8613800138000"),
+        "event_positions_txn": _internals.event_positions_txn(cur, ["$a", "$b"]),
+        "read_positions_txn": _internals.read_positions_txn(cur, "!r", ["@a:test"]),
     }
     assert ran == {
         "user_rule_ids_txn": set(),
@@ -251,6 +263,8 @@ def test_every_statement_of_the_adapter_runs_on_a_fresh_database(db: LoggingData
         "users_by_msisdn_txn": {},
         "room_with_marker_txn": None,
         "user_by_msisdn_txn": None,
+        "event_positions_txn": {},
+        "read_positions_txn": [],
     }
     defined = {
         node.name
@@ -354,6 +368,14 @@ def test_the_private_directory_api_the_adapter_calls_exists(homeserver: HomeServ
     assert _params(handler.create_association) == ["requester", "room_alias", "room_id", "servers",
                                                    "check_membership"]
     assert RoomAlias.from_string("#a:test").to_string() == "#a:test"
+
+
+def test_the_private_profile_api_the_adapter_calls_exists(homeserver: HomeServer) -> None:
+    """``ProfileInternals.set_avatar_url``: the profile handler's keyword-only ``set_avatar_url``
+    with the target, a requester, the URL and ``by_admin``."""
+    params = _params(homeserver.get_profile_handler().set_avatar_url)
+    assert params[:4] == ["target_user", "requester", "new_avatar_url", "by_admin"], params
+    assert isinstance(_internals.ProfileInternals(homeserver.get_module_api()), _internals.ProfileInternals)
 
 
 def test_the_join_refund_takes_circle_joins_out_of_the_per_room_bucket(homeserver: HomeServer) -> None:

@@ -30,6 +30,41 @@ STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS wangxin_accounts_owner ON wangxin_accounts (owner)",
     # The sweep looks for accounts whose alias and state event are not in their channel yet.
     "CREATE INDEX IF NOT EXISTS wangxin_accounts_unpublished ON wangxin_accounts (published)",
+    # -- auto-reply and support rooms (store/support.py) --
+    # An account's auto-reply settings (autoreply.AutoReply as JSON); `updated_ts` tells a
+    # process that the copy it parsed is stale.
+    """CREATE TABLE IF NOT EXISTS wangxin_account_autoreplies (
+        account_id TEXT NOT NULL PRIMARY KEY,
+        config TEXT NOT NULL,
+        updated_ts BIGINT NOT NULL
+    )""",
+    # One support room per (account, follower). `menu_ts`: when the server last sent the menu (or
+    # a notice) there by itself; `person_ts`: when a person of the account last wrote there.
+    """CREATE TABLE IF NOT EXISTS wangxin_account_support_rooms (
+        room_id TEXT NOT NULL PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        menu_ts BIGINT NOT NULL DEFAULT 0,
+        person_ts BIGINT NOT NULL DEFAULT 0,
+        UNIQUE (account_id, user_id)
+    )""",
+    # -- stats (store/stats.py) --
+    # How many followed a channel when a post was sent into it (recorded as it is sent).
+    """CREATE TABLE IF NOT EXISTS wangxin_account_post_audiences (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        room_id TEXT NOT NULL,
+        followers INTEGER NOT NULL,
+        ts BIGINT NOT NULL
+    )""",
+    # Followers at the end of each day (in `stats_time_zone`): the last hourly count of the day.
+    """CREATE TABLE IF NOT EXISTS wangxin_account_follower_days (
+        account_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        followers INTEGER NOT NULL,
+        updated_ts BIGINT NOT NULL,
+        PRIMARY KEY (account_id, day)
+    )""",
 )
 
 SCHEMA = Schema(STATEMENTS)

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from synapse_modules.merchant_circle.rules import purchase_categories
 from synapse_modules.merchant_circle.store.merchants import Merchant
 from synapse_modules.merchant_circle.store.spaces import is_filed_txn
 
@@ -112,6 +113,13 @@ def record_purchase_txn(
         "INSERT INTO wangxin_purchases (order_id, buyer, merchant_id, items, received_ts) VALUES (?, ?, ?, ?, ?)",
         (order_id, buyer, merchant_id, json.dumps(items), now),
     )
+    # Its items' categories, for platforms' targeted posts (docs/accounts.md, "Targeted posts").
+    for category in purchase_categories(items):
+        txn.execute(
+            "INSERT INTO wangxin_purchase_categories (order_id, category, buyer, merchant_id, received_ts)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (order_id, category, buyer, merchant_id, now),
+        )
     return True, enqueue_follow_txn(txn, buyer, merchant_id, f"purchase:{order_id}", now)
 
 

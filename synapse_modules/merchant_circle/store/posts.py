@@ -44,9 +44,11 @@ def confirm_pending_posts_txn(txn: Any, merchant_id: str, now: int) -> list[Post
     return [PostRow(int(r[1]), False, r[2], r[3]) for r in rows if r[0] not in confirmed and r[0] not in lost]
 
 
-def recent_posts_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, list[PostRow]]:
+def recent_posts_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int,
+                     window_ms: int = DAY_MS) -> tuple[int, list[PostRow]]:
     """``(posts persisted in the last day, rows)``: ``rows`` are the pending posts, plus the
     newest ``posts_per_day`` persisted posts of the last day when the quota could bind at all.
+    (``window_ms`` instead of a day: an account's limit may span more days.)
 
     That is all :func:`post_decision` needs: the quota frees when the ``posts_per_day``-th latest
     counted post expires, and that one is among these rows. The cost is a count over an index
@@ -54,7 +56,7 @@ def recent_posts_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -
     pending = confirm_pending_posts_txn(txn, merchant_id, now)
     txn.execute(
         "SELECT COUNT(*) FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 1 AND ts > ?",
-        (merchant_id, now - DAY_MS),
+        (merchant_id, now - window_ms),
     )
     persisted = int(txn.fetchone()[0])
     if persisted + len(pending) < posts_per_day:
@@ -62,7 +64,7 @@ def recent_posts_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -
     txn.execute(
         "SELECT ts, device_id, product_id FROM wangxin_circle_posts WHERE merchant_id = ? AND persisted = 1"
         " AND ts > ? ORDER BY ts DESC LIMIT ?",
-        (merchant_id, now - DAY_MS, posts_per_day),
+        (merchant_id, now - window_ms, posts_per_day),
     )
     return persisted, pending + [PostRow(int(r[0]), True, r[1], r[2]) for r in txn.fetchall()]
 
@@ -84,15 +86,17 @@ def record_post_txn(
     now: int,
     posts_per_day: int,
     cooldown_ms: int,
+    window_ms: int = DAY_MS,
 ) -> PostDecision:
-    """Admit and record a post, or say when the next one is allowed.
+    """Admit and record a post, or say when the next one is allowed (at most ``posts_per_day``
+    in any ``window_ms``).
 
     The UPDATE first takes the merchant's row lock, so concurrent posts of one merchant run one
     after the other (on PostgreSQL the loser is retried by Synapse). Only persisted posts (and
     posts still in flight from another device) count; see :func:`counted_posts`.
     """
     txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
-    _, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day)
+    _, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day, window_ms)
     last_product_ts = None
     if product_id is not None:
         txn.execute(
@@ -101,12 +105,31 @@ def record_post_txn(
         )
         row = txn.fetchone()
         last_product_ts = int(row[0]) if row and row[0] is not None else None
-    decision = post_decision(rows, last_product_ts, product_id, device_id, now, posts_per_day, cooldown_ms)
+    decision = post_decision(rows, last_product_ts, product_id, device_id, now, posts_per_day, cooldown_ms,
+                             window_ms)
     if decision.retry_after_ms is None:
         txn.execute(
             "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, product_id, product, ts, device_id,"
             " persisted) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (event_id) DO NOTHING",
             (event_id, merchant_id, sender, product_id, json.dumps(product) if product else None, now, device_id),
+        )
+    return decision
+
+
+def record_server_post_txn(txn: Any, merchant_id: str, post_key: str, sender: str, now: int, posts: int,
+                           window_ms: int) -> PostDecision:
+    """Admit and record a post that is no event of the circle (an account's targeted post, sent
+    to each person it targets), or say when the next one is allowed: it takes a slot of the same
+    quota as the circle's posts, at once (there is no event whose persistence to wait for).
+    ``post_key`` names it (``segment:<post id>``); it never matches a real event id."""
+    txn.execute("UPDATE wangxin_merchants SET last_post_ts = last_post_ts WHERE user_id = ?", (merchant_id,))
+    _, rows = recent_posts_txn(txn, merchant_id, now, posts, window_ms)
+    decision = post_decision(rows, None, None, None, now, posts, 0, window_ms)
+    if decision.retry_after_ms is None:
+        txn.execute(
+            "INSERT INTO wangxin_circle_posts (event_id, merchant_id, sender, ts, persisted) VALUES (?, ?, ?, ?, 1)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (post_key, merchant_id, sender, now),
         )
     return decision
 
@@ -171,10 +194,12 @@ def is_circle_post_txn(txn: Any, merchant_id: str, event_id: str) -> bool:
     return txn.fetchone() is not None
 
 
-def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int) -> tuple[int, int]:
-    """``(posts_today, next_post_allowed_in_ms)`` as a post sent now from a new device would see."""
-    persisted, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day)
-    decision = post_decision(rows, None, None, None, now, posts_per_day, 0)
+def quota_view_txn(txn: Any, merchant_id: str, now: int, posts_per_day: int,
+                   window_ms: int = DAY_MS) -> tuple[int, int]:
+    """``(posts_today, next_post_allowed_in_ms)`` as a post sent now from a new device would see
+    (posts in the last ``window_ms``, for an account's limit of more days)."""
+    persisted, rows = recent_posts_txn(txn, merchant_id, now, posts_per_day, window_ms)
+    decision = post_decision(rows, None, None, None, now, posts_per_day, 0, window_ms)
     return persisted, decision.retry_after_ms or 0
 
 

@@ -104,6 +104,22 @@ STATEMENTS = (
         name TEXT NOT NULL PRIMARY KEY,
         position BIGINT NOT NULL
     )""",
+    # The categories of a purchase's items (optional, from the platform's webhook), one row each,
+    # with the buyer, merchant and time copied: a platform's targeted post finds the buyers of a
+    # category over an index range (docs/accounts.md, "Targeted posts").
+    """CREATE TABLE IF NOT EXISTS wangxin_purchase_categories (
+        order_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        buyer TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        received_ts BIGINT NOT NULL,
+        PRIMARY KEY (order_id, category)
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_purchase_categories_category ON wangxin_purchase_categories"
+    " (category, received_ts)",
+    # Targeted posts also find the buyers of a merchant, or of anything, since some day.
+    "CREATE INDEX IF NOT EXISTS wangxin_purchases_merchant ON wangxin_purchases (merchant_id, received_ts)",
+    "CREATE INDEX IF NOT EXISTS wangxin_purchases_received ON wangxin_purchases (received_ts)",
 )
 
 # Columns added after the first release of a table: (table, column, definition).

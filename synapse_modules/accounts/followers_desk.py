@@ -1,0 +1,34 @@
+"""The parts an account serves its followers with beyond the channel: auto-reply and support rooms
+(``support``, ``http_support``), and its stats (``audience``, ``http_stats``). Composed here so
+that ``module`` hooks them in with one call; what each part does is in its file."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from synapse.module_api import ModuleApi
+
+from synapse_modules._http import RoutedJsonResource
+from synapse_modules.accounts.audience import COUNT_INTERVAL_MS, Audience
+from synapse_modules.accounts.config import AccountsConfig
+from synapse_modules.accounts.http_stats import StatsHttp
+from synapse_modules.accounts.http_support import SupportHttp
+from synapse_modules.accounts.identities import Identities
+from synapse_modules.accounts.store import AccountsStore
+from synapse_modules.accounts.support import Support
+from synapse_modules.merchant_circle.parts import CircleParts
+
+
+def add_followers_desk(api: ModuleApi, config: AccountsConfig, store: AccountsStore, parts: CircleParts,
+                       identities: Identities, accounts: RoutedJsonResource) -> None:
+    """Register the callbacks, add the routes to the accounts API's resource, start the count."""
+    zone = ZoneInfo(config.stats_time_zone)
+    support = Support(api, store, parts)
+    audience = Audience(api, store, parts, zone)
+    support.register_callbacks()
+    audience.register_callbacks()
+    SupportHttp(api, store, parts.lookups, identities, support).add_routes(accounts)
+    StatsHttp(api, store, audience, zone, parts.config.merchant_bot).add_routes(accounts)
+    if api.should_run_background_tasks():
+        api.looping_background_call(audience.count_days, COUNT_INTERVAL_MS, desc="wangxin_accounts_follower_days")
+        api.run_as_background_process("wangxin_accounts_follower_days", audience.count_days)
