@@ -172,6 +172,18 @@ def text_field(body: Any, key: str, max_chars: int, *, path: str | None = None) 
     return value
 
 
+def query_arg(request: Any, name: str) -> str | None:
+    """The first ``?name=`` of the request, decoded; ``None`` when absent. Not UTF-8: 400
+    ``M_INVALID_PARAM`` naming it."""
+    values = request.args.get(name.encode("ascii"))
+    if not values:
+        return None
+    try:
+        return str(values[0].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise errors.SynapseError(400, f"'{name}' is not UTF-8", errors.Codes.INVALID_PARAM) from None
+
+
 def bearer_matches(request: Any, secret: str | None) -> bool:
     """Whether the request's bearer token is ``secret`` (compared in constant time)."""
     header = request.getHeader(b"authorization")

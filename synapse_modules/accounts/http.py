@@ -13,7 +13,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi, SynapseRequest, errors, respond_with_html
 
-from synapse_modules._http import RoutedJsonResource, parse_json_object
+from synapse_modules._http import RoutedJsonResource, parse_json_object, query_arg
 from synapse_modules.accounts.channels import AliasTaken, Channels
 from synapse_modules.accounts.config import MAX_SEARCH_LIMIT, AccountsConfig
 from synapse_modules.accounts.follow_page import follow_page, not_found_page, qr_png
@@ -232,8 +232,8 @@ class AccountsHttp:
 
     async def _search(self, request: SynapseRequest) -> Response:
         await self._requester(request)
-        text = validate_query(_arg(request, "q"))
-        limit = validate_limit(_arg(request, "limit"), self._config.search_limit, MAX_SEARCH_LIMIT)
+        text = validate_query(query_arg(request, "q"))
+        limit = validate_limit(query_arg(request, "limit"), self._config.search_limit, MAX_SEARCH_LIMIT)
         found = await self._store.run(search_txn, text, limit)
         return 200, {"results": [{
             "account_id": a.account_id, "kind": a.kind, "name": a.name, "avatar_url": a.avatar_url,
@@ -317,12 +317,3 @@ class AccountsHttp:
         await self._storefronts.unpin(account.account_id, self._channel_of(account))
         return 200, {"account_id": account.account_id, "storefront_url": None}
 
-
-def _arg(request: SynapseRequest, name: str) -> str | None:
-    values = request.args.get(name.encode("ascii"))
-    if not values:
-        return None
-    try:
-        return str(values[0].decode("utf-8"))
-    except UnicodeDecodeError:
-        raise invalid_param(f"'{name}' is not UTF-8") from None

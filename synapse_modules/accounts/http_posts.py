@@ -18,7 +18,7 @@ from typing import Any
 
 from synapse.module_api import ModuleApi, SynapseRequest, errors
 
-from synapse_modules._http import USER_ID_RE, RoutedJsonResource, parse_json_object
+from synapse_modules._http import USER_ID_RE, RoutedJsonResource, parse_json_object, query_arg
 from synapse_modules.accounts.config import AccountsConfig
 from synapse_modules.accounts.post_rules import (
     validate_post,
@@ -123,8 +123,8 @@ class PostsHttp:
 
     async def _list(self, request: SynapseRequest, account_id: str) -> Response:
         account, _ = await self._owned_account(request, account_id)
-        state = validate_state_filter(_arg(request, "state"))
-        limit = validate_limit(_arg(request, "limit"), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        state = validate_state_filter(query_arg(request, "state"))
+        limit = validate_limit(query_arg(request, "limit"), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
         posts = await self._posting.posts_of(account, state, limit)
         counts = await self._posts.run(recipient_counts_txn, [p.post_id for p in posts if p.segment is not None])
         quota = await self._posting.quota(account)
@@ -175,12 +175,3 @@ class PostsHttp:
             view["failed"] = counts.get("failed", 0)
         return view
 
-
-def _arg(request: SynapseRequest, name: str) -> str | None:
-    values = request.args.get(name.encode("ascii"))
-    if not values:
-        return None
-    try:
-        return str(values[0].decode("utf-8"))
-    except UnicodeDecodeError:
-        raise invalid_param(f"'{name}' is not UTF-8") from None

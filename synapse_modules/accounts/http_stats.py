@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import attrs
 from synapse.module_api import ModuleApi, SynapseRequest
 
-from synapse_modules._http import RoutedJsonResource
+from synapse_modules._http import RoutedJsonResource, query_arg
 from synapse_modules.accounts.access import account_or_404, acting_for, channel_of, require_owner_or_admin
 from synapse_modules.accounts.audience import Audience
 from synapse_modules.accounts.stats import (
@@ -40,10 +40,6 @@ from synapse_modules.accounts.store.support import support_room_count_txn
 Response = tuple[int, Any]
 
 
-def _arg(request: SynapseRequest, name: str) -> str | None:
-    values = request.args.get(name.encode("ascii"))
-    return values[0].decode("utf-8", "replace") if values else None
-
 
 class StatsHttp:
     def __init__(self, api: ModuleApi, store: AccountsStore, audience: Audience, zone: ZoneInfo, bot: str | None):
@@ -60,9 +56,9 @@ class StatsHttp:
         user_id = await acting_for(self._api, request, self._bot)
         account = await account_or_404(self._store, account_id)
         await require_owner_or_admin(self._api, user_id, account)
-        output = validate_format(_arg(request, "format"))
-        days = validate_days(_arg(request, "days"))
-        table = validate_table(_arg(request, "table"))
+        output = validate_format(query_arg(request, "format"))
+        days = validate_days(query_arg(request, "days"))
+        table = validate_table(query_arg(request, "table"))
         report = await self.report(account, days)
         if output == "json":
             return 200, report

@@ -23,6 +23,7 @@ from tests.e2e.test_accounts import ACCOUNTS, error_of, make_account, space_chil
 from tests.e2e.test_merchant_circle import API, make_merchant, purchase, wait_until
 from tests.harness.matrix import client_for, create_dm, is_reply_to, send_text, wait_for_event, wait_joined
 from tests.harness.stack import RunningStack
+from tests.harness.stack import own_stack as harness_own_stack
 
 CLIENT = "/_matrix/client/v3"
 
@@ -390,21 +391,8 @@ async def test_a_targeted_post_reaches_exactly_the_matching_buyers(stack: Runnin
 @pytest.fixture
 def own_stack(backend: str, tmp_path: Any) -> Iterator[RunningStack]:
     """A stack of its own: killing Synapse must not disturb the shared one."""
-    from tests.harness import services
-    from tests.harness.stack import stack_args_for
-
-    databases = []
-    if backend in ("postgres", "workers"):
-        databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
-    running = RunningStack(str(tmp_path / "stack"), stack_args_for(
-        backend, services.free_port_block(), f"wx{secrets.token_hex(3)}.test", databases) + ["--no-bot"])
-    running.start()
-    try:
+    with harness_own_stack(backend, str(tmp_path / "stack"), ["--no-bot"]) as running:
         yield running
-    finally:
-        running.stop()
-        for db in databases:
-            services.drop_database(db)
 
 
 def _healthy(stack: RunningStack) -> bool:

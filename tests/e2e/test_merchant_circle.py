@@ -6,6 +6,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from nio import RoomLeaveResponse
 
 from tests.harness.matrix import client_for, create_dm
 from tests.harness.stack import RunningStack
+from tests.harness.stack import own_stack as harness_own_stack
 
 API = "/_synapse/client/wangxin/v1"
 CIRCLE_TYPE = "org.wangxin.merchant_circle"
@@ -986,24 +988,11 @@ def test_follows_that_can_never_succeed_end_with_a_status(stack: RunningStack) -
 
 
 @pytest.fixture
-def own_stack(backend: str, tmp_path: Any) -> Any:
+def own_stack(backend: str, tmp_path: Any) -> Iterator[RunningStack]:
     """A stack of its own: killing Synapse must not disturb the shared one (on SQLite a restarted
     Synapse numbers appservice transactions from 1 again, which the bridge takes for replays)."""
-    from tests.harness import services
-    from tests.harness.stack import stack_args_for
-
-    databases = []
-    if backend in ("postgres", "workers"):
-        databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
-    running = RunningStack(str(tmp_path / "stack"), stack_args_for(
-        backend, services.free_port_block(), f"wx{secrets.token_hex(3)}.test", databases) + ["--no-bot"])
-    running.start()
-    try:
+    with harness_own_stack(backend, str(tmp_path / "stack"), ["--no-bot"]) as running:
         yield running
-    finally:
-        running.stop()
-        for db in databases:
-            services.drop_database(db)
 
 
 def test_a_failed_follow_is_retried_across_a_restart(own_stack: RunningStack) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tests.harness import services
@@ -11,7 +14,7 @@ if TYPE_CHECKING:
     from tests.harness.fake_coupons import FakeCouponPlatform
     from tests.harness.fake_twilio import FakeTwilio
 
-__all__ = ["RunningStack", "StackFailed", "stack_args_for", "twilio_args"]
+__all__ = ["RunningStack", "StackFailed", "own_stack", "stack_args_for", "twilio_args"]
 
 # Short gateway timeouts and back-off, so tests of retries take seconds.
 TEST_SMS_LIMITS = "request_timeout_s=3,retry_base_s=0.5,retry_max_s=4"
@@ -56,3 +59,22 @@ def stack_args_for(backend: str, base_port: int, server_name: str, databases: li
     if backend == "workers":
         args += ["--workers", "--redis", services.redis_address() or ""]
     return args
+
+
+@contextmanager
+def own_stack(backend: str, directory: str, extra: list[str] | None = None) -> Iterator[RunningStack]:
+    """A stack of the test's own on ``backend`` (fresh databases where it needs them), for a test
+    that kills or restarts processes and must not disturb the shared stack; stopped and its
+    databases dropped afterwards."""
+    databases = []
+    if backend in ("postgres", "workers"):
+        databases = [services.create_database("wx_synapse"), services.create_database("wx_bridge")]
+    running = RunningStack(directory, stack_args_for(
+        backend, services.free_port_block(), f"wx{secrets.token_hex(3)}.test", databases) + (extra or []))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        for db in databases:
+            services.drop_database(db)
