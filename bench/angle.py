@@ -10,7 +10,9 @@ taking ``USERS_PER_CLIENT`` opted-in users in turn, send ``POST /discovery/angle
 (inside the tolerance: every try enters its window and is paired or not when it closes) in
 phases alternating with ``GET /discovery/profile`` as the same users (plain, angle, angle, plain).
 The users are real accounts whose discovery rows are bulk-written (``discovery.bulk_opt_in``).
-The angle window is ``WINDOW_MS``, so a client's ceiling is one answer per window.
+The angle window is ``WINDOW_MS``, so a client's ceiling is one answer per window; each client
+waits a random part of the window before each angle (``discovery._phase``'s ``spread_s``), so
+that the clients do not all send at the instant a window's answers come.
 
 **Coupon delivery**, on a second stack with the discovery bot and the stack's local coupon issuer
 (``wangxin_stack/coupons.py``): ``PAIRS`` pairs of people who each chat with the bot; each pair

@@ -28,7 +28,11 @@ account: nothing in nearby joins Synapse's users.
   for the server, counts against shakes: at most a window and its settling time per phase). A
   shake is answered only when its window has closed, so a client's shakes cannot come faster
   than one per window: the clients are chosen so that this ceiling (``shake_ceiling_per_s``) is
-  above the plain rate, which makes the shake rate the server's, not the clients'. Each phase
+  above the plain rate, which makes the shake rate the server's, not the clients'. Before each
+  shake a client waits a random part of the window (``spread_s``): all of a window's answers come
+  at its close, and clients sending again in that same instant would, once the server needs longer
+  than the rest of the window to take them, all slip to every other window (the rate then
+  measures the window: about 300/s with 600 clients, as every run before 2026-12-07 04:00 did). Each phase
   also records Synapse's CPU time: CPU per answered request does not move with the load of
   other processes on this shared machine as a rate does (on SQLite it includes the database's
   work, which runs in Synapse's threads). Shakers' discovery rows are bulk-written like the
@@ -243,9 +247,16 @@ def engine(seed: int = 0) -> dict[str, Any]:
 
 
 async def _phase(session: aiohttp.ClientSession, url: str, what: str, tokens: list[list[str]],
-                 seconds: float, pids: list[int]) -> dict[str, Any]:
+                 seconds: float, pids: list[int], spread_s: float = 0.0) -> dict[str, Any]:
     """One closed-loop phase: each client sends ``what`` as its users in turn until ``seconds``
-    have passed, then waits for its last answer. Also Synapse's CPU time over the phase."""
+    have passed, then waits for its last answer. Also Synapse's CPU time over the phase.
+
+    ``spread_s`` (window arms): each client waits a random time up to it before each request.
+    Every answer of a window comes at its close; without the wait, all clients would send their
+    next request in the same instant, and a server that cannot take them all before the next
+    window closes pushes every client to every other window, so the arm would measure the
+    window (clients / 2 windows), not the server. Spread over the window's first part, each
+    request still enters the window it was sent in: the ceiling stays one per window per client."""
     codes: Counter[int] = Counter()
     paired = 0
     cpu_started = cpu_s(pids)
@@ -257,6 +268,8 @@ async def _phase(session: aiohttp.ClientSession, url: str, what: str, tokens: li
         nonlocal paired, last
         k = 0
         while time.monotonic() < deadline:
+            if spread_s:
+                await asyncio.sleep(random.uniform(0, spread_s))
             headers = {"Authorization": f"Bearer {mine[k % len(mine)]}"}
             k += 1
             if what == "shake":
@@ -280,19 +293,24 @@ async def _phase(session: aiohttp.ClientSession, url: str, what: str, tokens: li
             "responses": dict(sorted(codes.items())), **({"paired": paired} if what != "profile" else {})}
 
 
-async def _shakes_vs_plain(url: str, tokens: list[list[str]], pids: list[int], arm: str) -> list[dict[str, Any]]:
+async def _shakes_vs_plain(url: str, tokens: list[list[str]], pids: list[int], arm: str,
+                           spread_s: float) -> list[dict[str, Any]]:
     connector = aiohttp.TCPConnector(limit=len(tokens) + 10, limit_per_host=len(tokens) + 10)
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await _phase(session, url, "profile", tokens, 3.0, pids)  # warm-up: connections, caches
-        return [await _phase(session, url, arm if what == "shake" else what, tokens, PHASE_S, pids)
+        return [await _phase(session, url, arm if what == "shake" else what, tokens, PHASE_S, pids,
+                             spread_s if what == "shake" else 0.0)
                 for what in SHAKE_PHASES]
 
 
 def shakes_vs_plain(stack: Any, tokens: list[list[str]], arm: str = "shake",
                     window_ms: int = SHAKE_WINDOW_MS) -> dict[str, Any]:
     """Closed-loop phases of ``arm`` (shakes; ``angle`` for bench/angle.py) against the plain endpoint."""
-    phases = asyncio.run(_shakes_vs_plain(stack.url + D, tokens, synapse_pids(stack), arm))
+    # Requests spread over the window up to its settle time (the module's rule) and a margin.
+    settle_ms = min(500, max(100, window_ms // 5))
+    spread_s = max(0.0, (window_ms - settle_ms - 100) / 1000)
+    phases = asyncio.run(_shakes_vs_plain(stack.url + D, tokens, synapse_pids(stack), arm, spread_s))
     shake = [p for p in phases if p["arm"] == arm]
     plain = [p for p in phases if p["arm"] == "profile"]
     shake_n, plain_n = sum(p["answered_200"] for p in shake), sum(p["answered_200"] for p in plain)
@@ -301,7 +319,8 @@ def shakes_vs_plain(stack: Any, tokens: list[list[str]], arm: str = "shake",
     shake_cpu = sum(p["synapse_cpu_s"] for p in shake) * 1000 / max(1, shake_n)
     plain_cpu = sum(p["synapse_cpu_s"] for p in plain) * 1000 / max(1, plain_n)
     return {
-        "arm": arm, "clients": len(tokens), "users": sum(len(t) for t in tokens), "window_ms": window_ms,
+        "arm": arm, "spread_s": round(spread_s, 2), "clients": len(tokens), "users": sum(len(t) for t in tokens),
+        "window_ms": window_ms,
         # A client's next shake goes into the next window: at most one answer per window each.
         "shake_ceiling_per_s": round(len(tokens) / (window_ms / 1000), 1),
         "phases": phases, "shake_rate_per_s": shake_rate, "plain_rate_per_s": plain_rate,
