@@ -47,7 +47,7 @@ class MerchantBot(MatrixBot):
         self.circle = CircleApi(config.account.homeserver_url)
         self.posts = PostsApi(config.account.homeserver_url)
         parcels = ParcelsApi(config.account.homeserver_url, config.service_secret) if config.service_secret else None
-        services = commands.MerchantServices(self.circle, self.storage, Publisher(self.client, self.circle),
+        services = commands.MerchantServices(self.circle, self.storage, Publisher(self.client, self.circle, self.posts),
                                              parcels, config.time_zone, self.posts)
         registry = merchant_commands(services)
         # Official accounts' stats (数据统计), for their owners (stats_commands).

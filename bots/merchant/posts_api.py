@@ -25,6 +25,7 @@ class OwnedAccount:
     account_id: str
     kind: str
     name: str
+    sender: str = ""  # the account's user, whom its posts come from (a merchant's: the merchant)
 
 
 @attrs.frozen
@@ -61,13 +62,21 @@ class PostsApi:
         answer = await self._call("GET", f"/owners/{quote(user_id)}/accounts", user_id)
         if answer.status != 200:
             raise PostsApiError(f"owned accounts of {user_id}: {answer.status} {answer.body!r:.200}")
-        return [OwnedAccount(a["account_id"], a["kind"], a["name"]) for a in answer.body["accounts"]]
+        return [OwnedAccount(a["account_id"], a["kind"], a["name"], str(a.get("sender") or ""))
+                for a in answer.body["accounts"]]
 
     async def post(self, account_id: str, user_id: str, text: str, at: int | None = None) -> Answer:
         body: dict[str, Any] = {"body": text}
         if at is not None:
             body["at"] = at
         return await self._call("POST", f"/accounts/{quote(account_id)}/posts", user_id, body)
+
+    async def post_product(self, account_id: str, user_id: str, caption: str, product: dict[str, Any],
+                           image: dict[str, Any]) -> Answer:
+        """A product post, sent by the server from the account's user: ``product`` is
+        ``{id, title, price, currency, url}``, ``image`` ``{url, filename?, info?}``."""
+        return await self._call("POST", f"/accounts/{quote(account_id)}/posts", user_id,
+                                {"body": caption, "product": product, "image": image})
 
     async def scheduled(self, account_id: str, user_id: str) -> list[dict[str, Any]]:
         answer = await self._call("GET", f"/accounts/{quote(account_id)}/posts", user_id, state="scheduled")

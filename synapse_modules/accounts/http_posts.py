@@ -1,11 +1,13 @@
 """The accounts' posting API (docs/accounts.md, "Posting"):
 
-- ``POST /accounts/{id}/posts`` ``{"body", "at"?, "segment"?}``: post now as the account, or at
-  ``at``; a platform's ``segment`` makes it a targeted post;
+- ``POST /accounts/{id}/posts`` ``{"body", "at"?, "segment"?, "product"?, "image"?}``: post now as
+  the account, or at ``at``; a platform's ``segment`` makes it a targeted post; a ``product`` and
+  its ``image`` make it a product post (the merchant bot's ``post <title> <price> <link>``), sent now;
 - ``GET /accounts/{id}/posts[?state=&limit=]``: the account's posts (``state=scheduled``: what is
   waiting, soonest first), its limit and when the next post is allowed;
 - ``DELETE /accounts/{id}/posts/{post_id}``: cancel a scheduled post;
-- ``GET /owners/{userId}/accounts``: the accounts a user owns (for the bot).
+- ``GET /owners/{userId}/accounts``: the accounts a user owns (for the bot); a merchant that is no
+  account yet (the moment after ``PUT /merchants``) is made one first, as the sweep would.
 
 The owner or a server admin calls them with their own token; the merchant bot (the accounts'
 bot, ``merchant_bot`` of the merchant circle) with its token and ``?user_id=<the owner who wrote
@@ -14,6 +16,7 @@ to it>``, for that owner only. Every check runs before anything is written.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from synapse.module_api import ModuleApi, SynapseRequest, errors
@@ -49,8 +52,10 @@ Response = tuple[int, Any]
 
 class PostsHttp:
     def __init__(self, api: ModuleApi, config: AccountsConfig, store: AccountsStore, posts: PostsStore,
-                 parts: CircleParts, posting: Posting, targeted: TargetedPosts):
+                 parts: CircleParts, posting: Posting, targeted: TargetedPosts,
+                 adopt: Callable[[str], Awaitable[Account | None]] | None = None):
         self._api = api
+        self._adopt = adopt  # makes a merchant an account now (``Adoption.adopt``)
         self._config = config
         self._store = store
         self._posts = posts
@@ -104,8 +109,12 @@ class PostsHttp:
                                       "again", errors.Codes.INVALID_PARAM)
         base = {"account_id": account.account_id, "sender": account.merchant_id}
         if wanted.segment is None and wanted.at is None:
-            sent = await self._posting.post_now(account, account.channel_room_id, author, wanted.body)
-            return 200, {**base, **self._view(sent, {})}
+            sent = await self._posting.post_now(account, account.channel_room_id, author, wanted.body,
+                                                product=wanted.product, image=wanted.image)
+            if wanted.product is None:
+                return 200, {**base, **self._view(sent, {})}
+            product = {**wanted.product, **({"image": wanted.image.url} if wanted.image else {})}
+            return 200, {**base, **self._view(sent, {}), "product": product}
         post = Post(new_post_id(), account.account_id, author, wanted.body, wanted.segment, "scheduled",
                     wanted.at or now, now, None, None, None, None, 0, None)
         if wanted.segment is None:
@@ -149,6 +158,12 @@ class PostsHttp:
             raise errors.SynapseError(403, "Only the user, the accounts' bot or a server admin may list these",
                                       errors.Codes.FORBIDDEN)
         accounts = await self._store.run(owned_accounts_txn, user_id)
+        if (self._adopt is not None and not any(a.merchant_id == user_id for a in accounts)
+                and await self._parts.lookups.circle_room_of(user_id) is not None):
+            # A merchant whose account the background has not made yet: the bot posts its products
+            # through that account, so make it now (idempotent; what the sweep would do).
+            if await self._adopt(user_id) is not None:
+                accounts = await self._store.run(owned_accounts_txn, user_id)
         return 200, {"user_id": user_id, "accounts": [
             {"account_id": a.account_id, "kind": a.kind, "name": a.name, "channel_room_id": a.channel_room_id,
              "sender": a.merchant_id} for a in accounts]}

@@ -1,8 +1,15 @@
 """What ``POST /accounts/{id}/posts`` accepts, and what a post looks like in a room: pure, no I/O.
 
 Each check raises a Matrix error that names the field (``body``, ``at``, ``segment``,
-``segment.<criterion>``): 400 ``M_BAD_JSON`` / ``M_INVALID_PARAM``, or 413 ``M_TOO_LARGE`` for a
-body longer than a circle post may be. Callers check everything before they write anything.
+``segment.<criterion>``, ``product.<field>``, ``image.<field>``): 400 ``M_BAD_JSON`` /
+``M_INVALID_PARAM``, or 413 ``M_TOO_LARGE`` for a body longer than a circle post may be. Callers
+check everything before they write anything.
+
+A post may carry a **product** and an **image**: the merchant bot's product post (the photo above a
+QR code of the buy link, a caption, ``org.wangxin.product``), sent by the server from the
+account's own user. Its content is what the bot used to send itself, so the merchant circle
+(``classify_circle_event``) counts it as a product post: the daily quota and the product's
+cooldown apply.
 """
 
 from __future__ import annotations
@@ -15,7 +22,13 @@ from synapse.module_api import errors
 
 from synapse_modules._http import USER_ID_RE, text_field
 from synapse_modules.accounts.rules import ACCOUNT_ID_RE, bad_json, invalid_param
-from synapse_modules.merchant_circle.rules import MAX_BODY_CHARS, validate_category
+from synapse_modules.merchant_circle.rules import (
+    MAX_BODY_CHARS,
+    PRODUCT_KEY,
+    validate_category,
+    validate_mxc,
+    validate_product,
+)
 from wangxin_common.when import parse_instant
 
 POST_KEY = "org.wangxin.account_post"  # in each post's content: {"account_id", "post_id"}
@@ -28,6 +41,15 @@ STATES = ("scheduled", "sending", "delivering", "sent", "cancelled", "failed")
 SEGMENT_KEYS = ("category", "merchant", "purchased_within_days")
 MAX_SEGMENT_DAYS = 3650
 MAX_MERCHANT_CHARS = 255
+# A product post: the product as the merchant circle stores it (``image`` is added from the post's
+# image), and the image as an ``m.image`` event carries it.
+PRODUCT_FIELDS = ("id", "title", "price", "currency", "url")
+IMAGE_FIELDS = ("url", "filename", "info")
+IMAGE_INFO_FIELDS = ("mimetype", "size", "w", "h")
+MAX_FILENAME_CHARS = 255
+MAX_MIMETYPE_CHARS = 100
+MAX_IMAGE_BYTES = 2**53 - 1  # JSON's largest safe integer: any size a client may report
+MAX_IMAGE_SIDE = 100_000  # pixels
 
 
 @attrs.frozen
@@ -44,17 +66,87 @@ class Segment:
 
 
 @attrs.frozen
+class PostImage:
+    """A post's picture: ``url`` (mxc), and what ``m.image`` carries beside it."""
+
+    url: str
+    filename: str | None = None
+    info: dict[str, Any] = attrs.field(factory=dict)  # mimetype, size, w, h: as given
+
+
+@attrs.frozen
 class PostInput:
     body: str
     at: int | None  # when to deliver it (ms since the epoch); None: now
     segment: Segment | None
+    product: dict[str, Any] | None = None  # {id, title, price, currency, url}: a product post
+    image: PostImage | None = None
 
 
 def validate_post(body: dict[str, Any], kind: str, now: int, max_schedule_days: int) -> PostInput:
     text = text_field(body, "body", MAX_BODY_CHARS)
     at = validate_at(body.get("at"), now, max_schedule_days)
     segment = validate_segment(body.get("segment"), kind)
-    return PostInput(text, at, segment)
+    product = validate_post_product(body.get("product"))
+    image = validate_post_image(body.get("image"))
+    if product is not None or image is not None:
+        field = "product" if product is not None else "image"
+        if at is not None:
+            raise invalid_param(f"'{field}': a post with a product or an image is posted now; it cannot be "
+                                "scheduled (leave out 'at')")
+        if segment is not None:
+            raise invalid_param(f"'{field}': a targeted post carries text only (leave out 'segment')")
+    return PostInput(text, at, segment, product, image)
+
+
+def _known_fields(value: dict[str, Any], path: str, fields: tuple[str, ...]) -> None:
+    unknown = sorted(str(k) for k in set(value) - set(fields))
+    if unknown:
+        raise bad_json(f"'{path}.{unknown[0]}' is not a field of {path} ({', '.join(fields)})")
+
+
+def validate_post_product(value: Any) -> dict[str, Any] | None:
+    """``product``: ``{id, title, price, currency, url}``, checked as the merchant circle checks
+    a post's product (so a product the API accepts is one the circle accepts)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_json(f"'product' must be an object with {', '.join(PRODUCT_FIELDS)}")
+    _known_fields(value, "product", PRODUCT_FIELDS)
+    return {k: v for k, v in validate_product(value, "product").items() if k in PRODUCT_FIELDS}
+
+
+def validate_post_image(value: Any) -> PostImage | None:
+    """``image``: ``{url: mxc://…, filename?, info?: {mimetype?, size?, w?, h?}}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_json("'image' must be an object with url (mxc://…), and optionally filename and info")
+    _known_fields(value, "image", IMAGE_FIELDS)
+    url = validate_mxc(value.get("url"), "image.url")
+    filename = None
+    if value.get("filename") is not None:
+        filename = text_field(value, "filename", MAX_FILENAME_CHARS, path="image.filename")
+    info = value.get("info")
+    if info is None:
+        return PostImage(url, filename, {})
+    if not isinstance(info, dict):
+        raise bad_json("'image.info' must be an object with mimetype, size, w and/or h")
+    _known_fields(info, "image.info", IMAGE_INFO_FIELDS)
+    checked: dict[str, Any] = {}
+    if info.get("mimetype") is not None:
+        mimetype = text_field(info, "mimetype", MAX_MIMETYPE_CHARS, path="image.info.mimetype")
+        if not mimetype.startswith("image/"):
+            raise bad_json("'image.info.mimetype' must be an image type, like image/jpeg")
+        checked["mimetype"] = mimetype
+    for key, top in (("size", MAX_IMAGE_BYTES), ("w", MAX_IMAGE_SIDE), ("h", MAX_IMAGE_SIDE)):
+        number = info.get(key)
+        if number is None:
+            continue
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= top:
+            raise bad_json(f"'image.info.{key}' must be a whole number from 0 to {top}")
+        checked[key] = number
+    return PostImage(url, filename, checked)
 
 
 def validate_at(value: Any, now: int, max_days: int) -> int | None:
@@ -116,10 +208,23 @@ def validate_post_id(value: str) -> str:
     return value
 
 
-def post_content(text: str, account_id: str, post_id: str) -> dict[str, Any]:
+def post_content(text: str, account_id: str, post_id: str, product: dict[str, Any] | None = None,
+                 image: PostImage | None = None) -> dict[str, Any]:
     """The event a post is: plain text, tagged with the account and the post (for clients, and
-    for the account's statistics)."""
-    return {"msgtype": "m.text", "body": text, POST_KEY: {"account_id": account_id, "post_id": post_id}}
+    for the account's statistics); with an image an ``m.image`` whose caption is the text; with a
+    product its ``org.wangxin.product`` (carrying the image's mxc, as the bot's posts always did,
+    so ``repost`` can show it again)."""
+    content: dict[str, Any] = {"msgtype": "m.text", "body": text,
+                               POST_KEY: {"account_id": account_id, "post_id": post_id}}
+    if image is not None:
+        content["msgtype"] = "m.image"
+        content["url"] = image.url
+        if image.filename is not None:
+            content["filename"] = image.filename
+        content["info"] = dict(image.info)
+    if product is not None:
+        content[PRODUCT_KEY] = {**product, "image": image.url} if image is not None else dict(product)
+    return content
 
 
 def inbox_name(account_name: str) -> str:

@@ -1,4 +1,6 @@
-"""The merchant bot's core: it accepts a DM made the way Element makes one and answers help."""
+"""The merchant bot's core: it accepts a DM made the way Element makes one and answers help; a
+merchant's product posts through it come from the merchant's own user (docs/accounts.md, "Who a
+post comes from")."""
 
 from __future__ import annotations
 
@@ -98,9 +100,11 @@ async def test_a_merchant_posts_reposts_and_counts_followers_through_the_bot(sta
         answer = await _ask(client, room_id, bot, 'post "Green tea" 9.90 https://shop.example/tea')
         assert "Posted “Green tea”" in answer and "1 followers" in answer
 
-        post = await wait_for_event(buyer_client, circle, lambda e: e.get("sender") == bot
+        # The post comes from the merchant's own user (the server sends it for the bot), not the bot.
+        post = await wait_for_event(buyer_client, circle, lambda e: e.get("sender") == merchant["user_id"]
                                     and e.get("content", {}).get("msgtype") == "m.image")
         content = post["content"]
+        assert content["org.wangxin.account_post"]["account_id"]
         product = content["org.wangxin.product"]
         assert {k: product[k] for k in ("title", "price", "currency", "url")} == {
             "title": "Green tea", "price": "9.90", "currency": "CNY", "url": "https://shop.example/tea"}
@@ -114,6 +118,7 @@ async def test_a_merchant_posts_reposts_and_counts_followers_through_the_bot(sta
         assert picture.size == (width, height) and picture.height > picture.width
         assert list(picture.getdata()) == list(Image.open(io.BytesIO(expected)).convert("RGB").getdata())
 
+        assert product["image"] == content["url"]  # what `repost` shows again
         answer = await _ask(client, room_id, bot, f"repost {product['id']}")
         assert answer.startswith("Not posted") and "days" in answer
         answer = await _ask(client, room_id, bot, "products")
@@ -238,3 +243,91 @@ async def test_a_reply_the_bot_cannot_send_is_logged_with_its_room_and_error(sta
         eventually(logged, timeout=60, interval=0.5)
     finally:
         await client.close()
+
+
+# -- product posts under the merchant's own name ------------------------------------------------
+
+def _circle_events(stack: RunningStack, user: dict, room_id: str) -> list[dict]:
+    from urllib.parse import quote
+
+    import requests
+
+    r = requests.get(f"{stack.url}/_matrix/client/v3/rooms/{quote(room_id)}/messages",
+                     params={"dir": "b", "limit": "50"}, headers={"Authorization": f"Bearer {user['access_token']}"},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    return [e for e in r.json()["chunk"] if e["type"] == "m.room.message"]
+
+
+async def test_product_posts_come_from_the_merchant_and_over_the_quota_the_bot_answers_a_sentence(
+        stack: RunningStack) -> None:
+    import io
+    from urllib.parse import quote
+
+    import requests
+    from PIL import Image
+
+    from bots.merchant.circle_api import post_image
+
+    merchant = _make_merchant(stack, "Quota Tea")
+    circle = requests.get(f"{stack.url}/_synapse/client/wangxin/v1/merchants/{quote(merchant['user_id'])}",
+                          headers=stack.admin_headers(), timeout=30).json()["circle_room_id"]
+    bot = stack.info["merchant_bot"]["user_id"]
+    client = await client_for(stack.url, merchant)
+    try:
+        room_id = await create_dm(client, bot)
+        await wait_joined(client, room_id, bot)
+        links = [f"https://shop.example/quota-{n}" for n in range(3)]
+        for n, (title, link) in enumerate(zip(("Black tea", "Oolong", "Puer"), links, strict=True)):
+            answer = await _ask(client, room_id, bot, f'post "{title}" 1{n}.50 {link}')
+            assert answer.startswith(f"Posted “{title}”"), answer
+        # The fourth of the day (posts_per_day: 3): a sentence saying when, no error code or JSON.
+        over = await _ask(client, room_id, bot, 'post "Jasmine" 8 https://shop.example/quota-9')
+        assert over.startswith("Not posted: your circle's posts for today are used up"), over
+        assert "next post is allowed in " in over and "UTC" in over, over
+        assert "{" not in over and "M_LIMIT_EXCEEDED" not in over and "Something went wrong" not in over
+    finally:
+        await client.close()
+
+    # In the circle: the three posts, each from the merchant, each carrying its image (the QR
+    # code of its buy link, pixel for pixel what the bot draws) and its product; nothing from the bot.
+    events = _circle_events(stack, merchant, circle)
+    assert [e["sender"] for e in events] == [merchant["user_id"]] * 3
+    for event, link in zip(events, reversed(links), strict=True):
+        content = event["content"]
+        assert content["msgtype"] == "m.image" and content["org.wangxin.product"]["url"] == link
+        assert content["org.wangxin.product"]["image"] == content["url"]
+        assert content["info"]["mimetype"] == "image/png" and content["info"]["size"] > 0
+        picture = requests.get(f"{stack.url}/_matrix/client/v1/media/download/{content['url'][len('mxc://'):]}",
+                               headers={"Authorization": f"Bearer {merchant['access_token']}"}, timeout=30)
+        assert picture.status_code == 200
+        expected, width, height = post_image(link, None)
+        assert (content["info"]["w"], content["info"]["h"]) == (width, height)
+        assert list(Image.open(io.BytesIO(picture.content)).convert("RGB").getdata()) == \
+            list(Image.open(io.BytesIO(expected)).convert("RGB").getdata())
+    got = requests.get(f"{stack.url}/_synapse/client/wangxin/v1/merchants/{quote(merchant['user_id'])}",
+                       headers=stack.admin_headers(), timeout=30).json()
+    assert got["posts_today"] == 3
+
+
+def test_product_posts_the_bot_made_itself_can_still_be_edited_and_removed(stack: RunningStack) -> None:
+    """Posts from before the change came from the bot: the bot may still edit them, and they
+    (and their removal) still belong to the circle."""
+    from urllib.parse import quote
+
+    import requests
+
+    from tests.e2e.test_merchant_circle import _edit, _login_as, make_merchant, product_post, send
+
+    merchant, circle = make_merchant(stack, "Old Posts Tea")
+    bot = _login_as(stack, stack.info["merchant_bot"]["user_id"])
+    old = send(stack, bot, circle, product_post("old-1"))
+    assert old.status_code == 200, old.text
+    fixed = dict(product_post("old-1")["org.wangxin.product"], price="8.80")
+    edit = send(stack, bot, circle, _edit(old.json()["event_id"], "Green tea, now 8.80", fixed))
+    assert edit.status_code == 200, edit.text
+    for who, event_id in ((bot, edit.json()["event_id"]), (merchant, old.json()["event_id"])):
+        r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(circle)}/redact/{quote(event_id)}/"
+                         f"r{event_id[1:9]}", json={}, headers={"Authorization": f"Bearer {who['access_token']}"},
+                         timeout=30)
+        assert r.status_code == 200, r.text
