@@ -14,9 +14,12 @@ filed in the 商家圈 space by the circle's follow queue). The parts, each in i
 - ``follow_page``: the follow link's HTML page and QR code;
 - ``autoreply``: keywords, the numbered menu and the welcome, and what a message gets (pure);
 - ``support``: one support room per (account, follower), answered by the server and by hand;
+  ``support_seats``: who sits there besides the follower; ``dm_routing``: a direct chat with an
+  account's user goes to the person's support room;
+- ``staff_rules`` (pure) and ``staff``: an account's staff, seated in its support rooms;
 - ``stats`` (pure) and ``audience``: followers per day, per post, reads; the CSV;
 - ``access``: who may do what to an account (for the parts below);
-- ``http_support``, ``http_stats``: their routes; ``followers_desk`` composes these parts;
+- ``http_support``, ``http_staff``, ``http_stats``: their routes; ``followers_desk`` composes these parts;
 - ``http``: the HTTP API; ``store``: all SQL;
 - ``module``: :class:`Accounts`, which only composes the parts.
 """

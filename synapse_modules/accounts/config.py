@@ -28,10 +28,13 @@ MAX_SEARCH_LIMIT = 50
 DEFAULT_SWEEP_INTERVAL_MS = 600_000
 _PREFIX_RE = re.compile(r"^[a-z0-9._=/+-]{1,16}$")
 DEFAULT_STATS_TIME_ZONE = "Asia/Shanghai"
+# Staff (PUT /accounts/{id}/staff) are seated in every support room of the account.
+DEFAULT_MAX_STAFF = 20
+MAX_MAX_STAFF = 100
 
 KNOWN_OPTIONS = (
     "fee_waiver_months", "identity_prefix", "search_limit", "storefront_allow_http_loopback", "sweep_interval_ms",
-    "posting", "stats_time_zone",
+    "posting", "stats_time_zone", "max_staff",
 )
 
 
@@ -46,6 +49,7 @@ class AccountsConfig:
     posting: PostingConfig = PostingConfig()  # limits per kind, scheduling, targeted posts (posting_config)
     # The days of an account's stats (followers per day) are days of this zone.
     stats_time_zone: str = DEFAULT_STATS_TIME_ZONE
+    max_staff: int = DEFAULT_MAX_STAFF  # people of an account (besides its owner) in its support rooms
 
     @staticmethod
     def from_dict(raw: Any) -> AccountsConfig:
@@ -62,6 +66,9 @@ class AccountsConfig:
         if not isinstance(allow_http, bool):
             raise ModuleConfigError(f"expected true or false, found {allow_http!r}",
                                     ("storefront_allow_http_loopback",))
+        max_staff = get_int(config, "max_staff", DEFAULT_MAX_STAFF, minimum=0)
+        if max_staff > MAX_MAX_STAFF:
+            raise ModuleConfigError(f"expected at most {MAX_MAX_STAFF}, found {max_staff}", ("max_staff",))
         return AccountsConfig(
             fee_waiver_months=get_int(config, "fee_waiver_months", DEFAULT_FEE_WAIVER_MONTHS, minimum=0),
             identity_prefix=prefix,
@@ -70,6 +77,7 @@ class AccountsConfig:
             sweep_interval_ms=get_int(config, "sweep_interval_ms", DEFAULT_SWEEP_INTERVAL_MS, minimum=1000),
             posting=PostingConfig.from_dict(config.get("posting")),
             stats_time_zone=_time_zone(config),
+            max_staff=max_staff,
         )
 
 

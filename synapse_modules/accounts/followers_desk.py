@@ -1,5 +1,6 @@
 """The parts an account serves its followers with beyond the channel: auto-reply and support rooms
-(``support``, ``http_support``), and its stats (``audience``, ``http_stats``). Composed here so
+(``support``, ``http_support``), reached from a direct chat too (``dm_routing``), its staff
+(``staff``, ``http_staff``), and its stats (``audience``, ``http_stats``). Composed here so
 that ``module`` hooks them in with one call; what each part does is in its file."""
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from synapse.module_api import ModuleApi
 from synapse_modules._http import RoutedJsonResource
 from synapse_modules.accounts.audience import COUNT_INTERVAL_MS, Audience
 from synapse_modules.accounts.config import AccountsConfig
+from synapse_modules.accounts.dm_routing import DmRouting
+from synapse_modules.accounts.http_staff import StaffHttp
 from synapse_modules.accounts.http_stats import StatsHttp
 from synapse_modules.accounts.http_support import SupportHttp
 from synapse_modules.accounts.identities import Identities
+from synapse_modules.accounts.staff import StaffSync
 from synapse_modules.accounts.store import AccountsStore
 from synapse_modules.accounts.support import Support
 from synapse_modules.merchant_circle.parts import CircleParts
@@ -27,8 +31,11 @@ def add_followers_desk(api: ModuleApi, config: AccountsConfig, store: AccountsSt
     audience = Audience(api, store, parts, zone)
     support.register_callbacks()
     audience.register_callbacks()
+    DmRouting(api, store, parts, identities, support).register()
+    StaffSync(api, store, parts, support).register()
     SupportHttp(api, store, parts.lookups, identities, support).add_routes(accounts)
     StatsHttp(api, store, audience, zone, parts.config.merchant_bot).add_routes(accounts)
+    StaffHttp(api, config, store, parts, identities).add_routes(accounts)
     if api.should_run_background_tasks():
         api.looping_background_call(audience.count_days, COUNT_INTERVAL_MS, desc="wangxin_accounts_follower_days")
         api.run_as_background_process("wangxin_accounts_follower_days", audience.count_days)

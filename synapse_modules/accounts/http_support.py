@@ -23,6 +23,7 @@ from synapse_modules.accounts.autoreply import AutoReply, validate_autoreply
 from synapse_modules.accounts.identities import Identities
 from synapse_modules.accounts.rules import invalid_param
 from synapse_modules.accounts.store import AccountsStore
+from synapse_modules.accounts.store.staff import get_staff_txn
 from synapse_modules.accounts.store.support import get_autoreply_txn, set_autoreply_txn
 from synapse_modules.accounts.support import Support
 from synapse_modules.merchant_circle.lookups import CircleLookups
@@ -75,5 +76,7 @@ class SupportHttp:
             raise invalid_param(f"'user_id': {user_id} runs this account; support rooms are for its followers")
         if await self._lookups.is_service_account(user_id) or self._identities.is_identity_name(user_id):
             raise invalid_param(f"'user_id': {user_id} acts for the service and has no support room")
+        if user_id in await self._store.run(get_staff_txn, account.account_id):
+            raise invalid_param(f"'user_id': {user_id} is staff of this account; support rooms are for its followers")
         room_id, made = await self._support.open(account, user_id)
         return 200, {"account_id": account.account_id, "room_id": room_id, "created": made}

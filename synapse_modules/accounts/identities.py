@@ -39,6 +39,10 @@ class Identities:
         """Whether ``user_id`` is (or would be) an account's own user, not a person."""
         return user_id.startswith(f"@{self._prefix}") and self._api.is_mine(user_id)
 
+    def account_id_of(self, user_id: str) -> str:
+        """The account id an account's user (:meth:`is_identity_name`) stands for."""
+        return user_id[1 + len(self._prefix):].split(":", 1)[0]
+
     async def exists(self, account_id: str) -> bool:
         return await self._lookups.user_exists(self.user_id(account_id))
 

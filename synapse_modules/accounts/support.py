@@ -1,11 +1,12 @@
 """Support rooms (客服): one room per (account, follower), where the server answers by itself
 (``autoreply``) and the account's people answer by hand.
 
-A room is made by the server when the follower asks for it (``POST /accounts/{id}/support``),
-never by a client: its creator is the circles' service account (``wangxin-circles``, nobody can
-log in as it), which then invites and joins the account's user (``account_user_id``: the account's
-own ``@acct.<id>`` user, or for a merchant the merchant itself), the owner (the same user for a
-merchant) and the follower. The account's user and the owner have power 50 (they redact), the
+A room is made by the server when the follower asks for it (``POST /accounts/{id}/support``, or a
+direct chat with the account's user: ``dm_routing``), never by a client: its creator is the
+circles' service account (``wangxin-circles``, nobody can log in as it), which then invites and
+joins the account's user (``account_user_id``: the account's own ``@acct.<id>`` user, or for a
+merchant the merchant itself), the owner (the same user for a merchant), the staff
+(``support_seats``) and the follower. The account's user and the owner have power 50 (they redact), the
 follower writes messages; every state event needs 100, which only the creator has (room version
 12), so nobody can turn encryption on and the server can always read what the follower asks. The
 room is filed in the follower's 商家圈 space by the merchant circle's queue, as a chat with a
@@ -26,14 +27,16 @@ stays unanswered (the owner still sees it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from synapse.module_api import NOT_SPAM, EventBase, JsonDict, ModuleApi, errors
 
-from synapse_modules._internals import ContactImportInternals, persisted_event_ids_txn
-from synapse_modules.accounts.autoreply import QUIET_MS, AutoReply, decide, message_text
+from synapse_modules._internals import persisted_event_ids_txn
+from synapse_modules.accounts.autoreply import QUIET_MS, AutoReply, decide, menu_text, message_text
 from synapse_modules.accounts.store import AccountsStore
 from synapse_modules.accounts.store.accounts import Account, get_account_txn
+from synapse_modules.accounts.store.staff import get_staff_txn
 from synapse_modules.accounts.store.support import (
     SupportRoom,
     autoreply_if_changed_txn,
@@ -43,6 +46,7 @@ from synapse_modules.accounts.store.support import (
     set_person_wrote_txn,
     support_room_of_txn,
 )
+from synapse_modules.accounts.support_seats import SupportSeats
 from synapse_modules.merchant_circle.parts import CircleParts
 from synapse_modules.merchant_circle.store.follows import enqueue_job_txn
 
@@ -64,9 +68,11 @@ def room_name(account_name: str) -> str:
     return f"{account_name} · 客服"
 
 
-def support_room_config(account: Account, user_id: str) -> dict[str, Any]:
-    """What a support room is made of (the creator is the circles' service account)."""
+def support_room_config(account: Account, user_id: str, staff: Sequence[str] = ()) -> dict[str, Any]:
+    """What a support room is made of (the creator is the circles' service account); the staff
+    have the owner's power (``support_seats``), except in a staff member's own support room."""
     users = {account.merchant_id: PERSON_LEVEL, account.owner: PERSON_LEVEL}
+    users.update({member: PERSON_LEVEL for member in staff if member != user_id})
     initial_state: list[dict[str, Any]] = [
         {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
         {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
@@ -107,7 +113,7 @@ class Support:
         self._store = store
         self._parts = parts
         self._owner = parts.lookups.owner  # the circles' service account: creates every support room
-        self._invites = ContactImportInternals(api)
+        self.seats = SupportSeats(api, parts)  # who sits in a room besides the follower
         # account id -> (updated_ts, settings) as this process last parsed them
         self._settings: dict[str, tuple[int, AutoReply]] = {}
 
@@ -118,38 +124,51 @@ class Support:
 
     # -- the room ---------------------------------------------------------------------------
 
-    async def open(self, account: Account, user_id: str) -> tuple[str, bool]:
+    async def open(self, account: Account, user_id: str, *, from_dm: bool = False) -> tuple[str, bool]:
         """The follower's support room with the account, made (and the follower welcomed) if
         there is none: ``(room_id, made now)``. Whoever is missing from it (the follower left, a
-        failure half-way) is invited and joined again."""
+        failure half-way) is invited and joined again; a new room seats the staff too. ``from_dm``:
+        the follower wrote to the account's user in a direct chat (``dm_routing``), so the menu
+        follows (as an unmatched message would get it)."""
         room_id = await self._store.run(support_room_of_txn, account.account_id, user_id)
         made = False
+        staff: list[str] = []
         if room_id is None:
-            ours, _ = await self._api.create_room(self._owner, support_room_config(account, user_id), ratelimit=False)
+            staff = await self._store.run(get_staff_txn, account.account_id)
+            ours, _ = await self._api.create_room(self._owner, support_room_config(account, user_id, staff),
+                                                  ratelimit=False)
             room_id = await self._store.run(insert_support_room_txn, str(ours), account.account_id, user_id,
                                             self._api.get_current_time_msec())
             if room_id != ours:  # another process made one at the same time: ours is left empty
                 await self._parts.members.set_membership(self._owner, str(ours), "leave")
             made = room_id == ours
         for member in dict.fromkeys((account.merchant_id, account.owner, user_id)):
-            await self._seat(member, room_id)
+            await self.seats.seat(member, room_id)
         if made:
+            await self.seats.seat_staff([member for member in staff if member != user_id], room_id)
+            now_staff = await self._store.run(get_staff_txn, account.account_id)
+            if now_staff != staff:  # changed while the room was made: the staff's sync may have passed it
+                await self.seats.reconcile(room_id, account, user_id, now_staff)
             await self._welcome(account, room_id)
             now = self._api.get_current_time_msec()
             await self._parts.store.run(enqueue_job_txn, "file", user_id, account.merchant_id, room_id,
                                         SUPPORT_CHAT_REASON, now)
             self._parts.queue.kick()
+        if from_dm:
+            await self._offer_menu(account, room_id)
         return room_id, made
 
-    async def _seat(self, user_id: str, room_id: str) -> None:
-        """Invite (without ``rc_invites``: the service account invites into every support room)
-        and join ``user_id``, as far as it is not yet."""
-        membership = await self._parts.members.local_membership(user_id, room_id)
-        if membership == "join":
+    async def _offer_menu(self, account: Account, room_id: str) -> None:
+        """The numbered menu, unless the account has none, a person of the account answers in
+        the room, or the server sent it (or a notice) there within ``QUIET_MS``."""
+        settings = await self.settings(account.account_id)
+        room = await self._store.run(get_support_room_txn, room_id)
+        if settings is None or not settings.menu or room is None:
             return
-        if membership != "invite":
-            await self._invites.invite(self._owner, user_id, room_id, {})
-        await self._parts.members.set_membership(user_id, room_id, "join")
+        now = self._api.get_current_time_msec()
+        if now - room.person_ts < QUIET_MS or not await self._store.run(claim_menu_txn, room_id, now, QUIET_MS):
+            return
+        await self._send(account.merchant_id, room_id, menu_text(settings), "menu", None)
 
     async def _welcome(self, account: Account, room_id: str) -> None:
         settings = await self.settings(account.account_id)

@@ -2,7 +2,8 @@
 
 A job is written in the same transaction as its cause (a purchase, an invite, a join, a leave)
 and runs here: ``follow`` (mute and join), ``file`` / ``unfile`` (a room into or out of the
-follower's space), ``evict`` (a merchant out of a moments room). Different users' jobs run at
+follower's space), ``evict`` (a merchant out of a moments room), and the kinds that modules built on
+the circle register with :meth:`FollowQueue.handle` (the accounts module's). Different users' jobs run at
 once (``follow_concurrency``, the :class:`JobPool`), each user's in order. A job that fails is
 retried with back-off, across restarts; one that can never succeed ends in
 ``wangxin_circle_failed_jobs`` with its reason. The handlers of each kind are the parts that own
@@ -32,7 +33,8 @@ from synapse_modules.merchant_circle.store.follows import (
 logger = logging.getLogger(__name__)
 
 MAX_JOB_ATTEMPTS = 40  # with back-off capped at 5 minutes: about three hours of retries
-EVICT_BATCH = FILE_BATCH = 20
+EVICT_BATCH = FILE_BATCH = OTHER_BATCH = 20
+BUILTIN_KINDS = ("evict", "follow", "file", "unfile")
 
 # Runs one job; returns true when it finished the job itself (else the queue drops it).
 JobHandler = Callable[[Job], Awaitable[bool | None]]
@@ -114,8 +116,13 @@ class FollowQueue:
         the server with the first space creations)."""
         now = self._api.get_current_time_msec()
         exclude = exclude | self._recording
-        for kinds, limit in ((("evict",), EVICT_BATCH), (("follow",), self._config.follow_batch_size),
-                             (("file", "unfile"), FILE_BATCH)):
+        groups: list[tuple[tuple[str, ...], int]] = [
+            (("evict",), EVICT_BATCH), (("follow",), self._config.follow_batch_size), (("file", "unfile"), FILE_BATCH)]
+        # Kinds other modules handle (the accounts module's support chats and staff) come last.
+        others = tuple(kind for kind in self._handlers if kind not in BUILTIN_KINDS)
+        if others:
+            groups.append((others, OTHER_BATCH))
+        for kinds, limit in groups:
             due = await self._store.run(due_jobs_txn, kinds, now, limit + len(exclude))
             if due:
                 jobs = [j for j in due if j.job_id not in exclude][:limit]

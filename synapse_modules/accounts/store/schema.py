@@ -49,6 +49,17 @@ STATEMENTS = (
         person_ts BIGINT NOT NULL DEFAULT 0,
         UNIQUE (account_id, user_id)
     )""",
+    # The staff's sync walks an account's support rooms in the order they were made.
+    "CREATE INDEX IF NOT EXISTS wangxin_account_support_rooms_made ON wangxin_account_support_rooms"
+    " (account_id, created_ts, room_id)",
+    # -- staff (store/staff.py) --
+    # People of an account besides its owner, seated in its support rooms.
+    """CREATE TABLE IF NOT EXISTS wangxin_account_staff (
+        account_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        added_ts BIGINT NOT NULL,
+        PRIMARY KEY (account_id, user_id)
+    )""",
     # -- stats (store/stats.py) --
     # How many followed a channel when a post was sent into it (recorded as it is sent).
     """CREATE TABLE IF NOT EXISTS wangxin_account_post_audiences (

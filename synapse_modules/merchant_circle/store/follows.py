@@ -2,7 +2,7 @@
 ``wangxin_circle_jobs``, ``wangxin_circle_failed_jobs``).
 
 Jobs: ``follow`` (mute and join), ``file`` / ``unfile`` (a room into or out of the follower's
-space), ``evict`` (a merchant out of a moments room).
+space), ``evict`` (a merchant out of a moments room), and the kinds of modules built on the circle.
 """
 
 from __future__ import annotations
@@ -144,8 +144,20 @@ def due_jobs_txn(txn: Any, kinds: tuple[str, ...], now: int, limit: int) -> list
     return [Job(*r) for r in txn.fetchall()]
 
 
-def finish_job_txn(txn: Any, job_id: str) -> None:
+def finish_job_txn(txn: Any, job_id: str) -> bool:
+    """Drop the job; whether it was still queued (another transaction may have dropped it)."""
     txn.execute("DELETE FROM wangxin_circle_jobs WHERE job_id = ?", (job_id,))
+    return bool(txn.rowcount == 1)
+
+
+def drop_jobs_txn(txn: Any, kind: str, merchant_id: str) -> None:
+    """Drop the queued jobs of a kind for a merchant (a newer job replaces them)."""
+    txn.execute("DELETE FROM wangxin_circle_jobs WHERE kind = ? AND merchant_id = ?", (kind, merchant_id))
+
+
+def jobs_queued_txn(txn: Any, kind: str, merchant_id: str) -> bool:
+    txn.execute("SELECT 1 FROM wangxin_circle_jobs WHERE kind = ? AND merchant_id = ? LIMIT 1", (kind, merchant_id))
+    return txn.fetchone() is not None
 
 
 def finish_follow_txn(txn: Any, job_id: str, merchant_id: str, user_id: str, room_id: str, now: int) -> None:
