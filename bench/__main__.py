@@ -1,5 +1,5 @@
 """``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen|
-parcels|discovery|angle] [options]``: print benchmark figures as JSON.
+parcels|discovery|angle|audience] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -19,10 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
                         choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
-                                 "sms", "first_screen", "parcels", "discovery", "angle"])
+                                 "sms", "first_screen", "parcels", "discovery", "angle", "audience"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
-    parser.add_argument("--followers", type=int, default=10000, help="circle size (merchant_circle, follow_cost)")
+    parser.add_argument("--followers", type=int,
+                        help="circle size (merchant_circle, follow_cost: default 10000; audience: 20000)")
+    parser.add_argument("--shard-size", type=int, default=5000,
+                        help="audience: followers per room of the account's channel before the next room")
+    parser.add_argument("--targeted", type=int, default=2000,
+                        help="audience: people a platform's targeted post reaches (of --followers)")
     parser.add_argument("--concurrency", type=int, default=8, help="parallel webhooks / joins (merchant_circle)")
     parser.add_argument("--follows-only", action="store_true",
                         help="merchant_circle: measure the follow wave only (no filing wait, no sends)")
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-build", metavar="DIR",
                         help="first_screen: measure the account kept in DIR by --keep-build (on a copy of it; "
                              "same database kind, either topology) instead of building one; its sizes apply")
-    parser.add_argument("--samples", type=int, default=30,
+    parser.add_argument("--samples", type=int,
                         help="first_screen: measured requests per side for each sync and circle measurement")
     parser.add_argument("--people", type=int,
                         help="parcels: people with shipments (default 1000); discovery: synthetic opted-in people "
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.postgres:
         os.environ["WANGXIN_TEST_PG"] = args.postgres
+    samples = args.samples if args.samples is not None else 30  # first_screen's default
+    followers = args.followers if args.followers is not None else (20000 if args.which == "audience" else 10000)
     if args.which == "core":
         from bench import core
 
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.which == "merchant_circle":
         from bench import merchant_circle
 
-        result = merchant_circle.run(followers=args.followers, messages=args.messages,
+        result = merchant_circle.run(followers=followers, messages=args.messages,
                                      concurrency=args.concurrency, postgres=bool(args.postgres),
                                      follows_only=args.follows_only, control_room=args.control_room,
                                      same_data=args.same_data, follow_control=args.follow_control,
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.which == "follow_cost":
         from bench import follow_cost
 
-        result = follow_cost.run(followers=args.followers, concurrency=args.concurrency, postgres=bool(args.postgres))
+        result = follow_cost.run(followers=followers, concurrency=args.concurrency, postgres=bool(args.postgres))
     elif args.which == "contact_import":
         from bench import contact_import
 
@@ -118,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                       history=args.history, largest_group=largest, smallest_group=min(5, largest))
         redis = args.redis if args.workers else None
         try:
-            first_screen.check_options(sizes, args.samples, args.messages, bool(args.postgres), redis,
+            first_screen.check_options(sizes, samples, args.messages, bool(args.postgres), redis,
                                        args.keep_build, args.reuse_build)
         except ValueError as e:
             parser.error(str(e))
-        result = first_screen.run(sizes, samples=args.samples, messages=args.messages, postgres=bool(args.postgres),
+        result = first_screen.run(sizes, samples=samples, messages=args.messages, postgres=bool(args.postgres),
                                   redis=redis, concurrency=args.concurrency,
                                   command=command_line(sys.argv[1:] if argv is None else argv),
                                   keep_build=args.keep_build, reuse_build=args.reuse_build)
@@ -147,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench import angle
 
         result = angle.run(postgres=bool(args.postgres))
+    elif args.which == "audience":
+        from bench import audience
+
+        if not 0 < args.targeted <= followers:
+            parser.error(f"--targeted: between 1 and --followers ({followers}), found {args.targeted}")
+        if args.shard_size < 1:
+            parser.error(f"--shard-size: at least 1, found {args.shard_size}")
+        result = audience.run(followers=followers, shard_size=args.shard_size, targeted=args.targeted,
+                              samples=args.samples if args.samples is not None else 20,
+                              concurrency=args.concurrency, postgres=bool(args.postgres))
     elif args.which == "mute":
         from bench import mute
 

@@ -60,6 +60,13 @@ def get_user_id(config: Mapping[str, Any], key: str, default: Any = ...) -> Any:
     return value
 
 
+def get_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise ModuleConfigError(f"expected true or false, found {value!r}", (key,))
+    return value
+
+
 def get_int(config: Mapping[str, Any], key: str, default: Any = ..., *, minimum: int | None = None) -> Any:
     if key not in config or config[key] is None:
         if default is ...:

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="log the name of every database transaction Synapse runs (logger synapse.storage.txn)")
     up.add_argument("--circle-posts-per-day", type=int, metavar="N",
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
+    up.add_argument("--circle-shard-size", type=int, metavar="N",
+                    help="followers per merchant circle room before a further room is made (default: the "
+                    "module's, 5000; 0: one room)")
+    up.add_argument("--no-circle-space-filing", action="store_true",
+                    help="do not file circles in followers' 商家圈 spaces (benchmarks of post delivery)")
     up.add_argument("--circle-chat-wait-s", type=int, metavar="S",
                     help="how long a follow started by a chat waits for its invitation (default: the module's, 30)")
     up.add_argument("--module-poll-ms", type=int, metavar="MS",
@@ -111,6 +116,8 @@ def options_from_args(args: argparse.Namespace) -> StackOptions:
         log_transactions=args.log_transactions,
         appservice_registration=os.path.abspath(args.appservice_registration) if args.appservice_registration else None,
         circle_posts_per_day=args.circle_posts_per_day,
+        circle_shard_size=args.circle_shard_size,
+        circle_space_filing=not args.no_circle_space_filing,
         circle_chat_wait_s=args.circle_chat_wait_s,
         module_poll_ms=args.module_poll_ms,
         bcrypt_rounds=args.bcrypt_rounds,

@@ -133,6 +133,8 @@ class StackOptions:
     log_transactions: bool = False  # log every database transaction's name (benchmarks, debugging)
     appservice_registration: str | None = None  # with --stock: register this appservice file (benchmarks)
     circle_posts_per_day: int | None = None  # merchant circle quota override (benchmarks)
+    circle_shard_size: int | None = None  # followers per circle room before the next (tests, benchmarks)
+    circle_space_filing: bool = True  # off: circles are not filed in followers' spaces (benchmarks)
     circle_chat_wait_s: int | None = None  # how long a chat-started follow waits for its invite (tests)
     # Test knobs: production defaults stay in the modules and the bridge; tests render short polls
     # (a waiting test ends as soon as the feature can act) and small limits (a test of a limit

@@ -102,6 +102,8 @@ def module_configs(options: StackOptions, state: StackState) -> list[dict[str, A
                 "platform_secret": state.secrets["platform_secret"],
                 "merchant_bot": f"@{MERCHANT_BOT_LOCALPART}:{server}",
                 **({"posts_per_day": options.circle_posts_per_day} if options.circle_posts_per_day else {}),
+                **({"shard_size": options.circle_shard_size} if options.circle_shard_size is not None else {}),
+                **({} if options.circle_space_filing else {"space_filing": False}),
                 **({"chat_follow_wait_s": options.circle_chat_wait_s} if options.circle_chat_wait_s else {}),
                 **({"membership_poll_ms": poll} if poll else {}),
             },

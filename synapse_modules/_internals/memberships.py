@@ -67,11 +67,23 @@ class MembershipInternals:
         self._hs = hs
         self._store = hs.get_datastores().main
 
-    async def set_membership(self, user_id: str, room_id: str, membership: str) -> str:
-        """``user_id`` joins or leaves ``room_id`` itself, with no rate limit; returns the event id."""
+    async def set_membership(self, user_id: str, room_id: str, membership: str, reason: str | None = None) -> str:
+        """``user_id`` joins or leaves ``room_id`` itself (a leave of an invited user rejects the
+        invitation), with no rate limit; returns the event id. ``reason`` goes in the event's
+        content, as a client's ``{"reason"}`` does."""
         requester = create_requester(user_id)
         event_id, _ = await self._hs.get_room_member_handler().update_membership(
-            requester, UserID.from_string(user_id), room_id, membership, ratelimit=False
+            requester, UserID.from_string(user_id), room_id, membership, ratelimit=False,
+            content={"reason": reason} if reason is not None else None,
+        )
+        return event_id
+
+    async def kick(self, sender: str, user_id: str, room_id: str, reason: str) -> str:
+        """``sender`` removes ``user_id`` from ``room_id`` (what a client's ``/kick`` does, with no
+        rate limit); returns the event id."""
+        event_id, _ = await self._hs.get_room_member_handler().update_membership(
+            create_requester(sender), UserID.from_string(user_id), room_id, "kick", ratelimit=False,
+            content={"reason": reason},
         )
         return event_id
 
@@ -87,6 +99,10 @@ class MembershipInternals:
             return False
         event = await self._store.get_event(event_id, allow_none=True)
         return event is not None and event.sender == user_id
+
+    async def event(self, event_id: str) -> EventBase | None:
+        """A persisted event (Synapse's event cache), or ``None``; the module API has no such read."""
+        return await self._store.get_event(event_id, allow_none=True)
 
     async def joined_member_count(self, room_id: str) -> int:
         # A @cached method: typing its calls needs Synapse's own mypy plugin, which is not installed.

@@ -50,19 +50,16 @@ class Audience:
         return [self._parts.lookups.owner, account_user] + ([self._bot] if self._bot else [])
 
     async def followers(self, account_user: str, room_id: str) -> int:
-        members = self._parts.members
-        others = 0
-        for user_id in self.not_followers(account_user):
-            if await members.local_membership(user_id, room_id) == "join":
-                others += 1
-        return max(0, await members.joined_member_count(room_id) - others)
+        """Followers in every room of the channel (``room_id`` is its first)."""
+        return await self._parts.shards.followers(account_user, self.not_followers(account_user))
 
     async def check_event_for_spam(self, event: EventBase) -> str:
         """A post the merchant circle admitted into a channel: record how many follow now."""
         if event.is_state() or not self._api.is_mine(event.sender):
             return NOT_SPAM
         account_user = await self._parts.lookups.circle_merchant(event.room_id)  # in-process cache
-        if account_user is None or event.sender not in (account_user, self._bot):
+        if account_user is None or event.sender not in (account_user, self._bot) \
+                or self._parts.mirrors.is_mirror(event):  # a copy in a further room: counted once, in the first
             return NOT_SPAM
         try:
             kind = classify_circle_event(event.type, event.content, getattr(event, "redacts", None)).kind

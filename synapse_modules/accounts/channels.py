@@ -20,7 +20,12 @@ from synapse_modules._internals import DirectoryInternals
 from synapse_modules.accounts.identities import Identities
 from synapse_modules.accounts.rules import ACCOUNT_STATE_TYPE, account_state, alias_of
 from synapse_modules.accounts.store import AccountsStore
-from synapse_modules.accounts.store.accounts import Account, get_account_txn, set_published_txn
+from synapse_modules.accounts.store.accounts import (
+    Account,
+    get_account_by_merchant_txn,
+    get_account_txn,
+    set_published_txn,
+)
 from synapse_modules.merchant_circle.parts import CircleParts
 from synapse_modules.merchant_circle.store.merchants import Merchant
 
@@ -93,9 +98,26 @@ class Channels:
             current = state.get((event_type, ""))
             if current is None or dict(current.content) != content:
                 await self.owner_state(room_id, event_type, "", content)
+        # The channel's further rooms (docs/merchant-circle.md, "Circles past one room") carry the
+        # account's state too (clients show the verified badge there); the address names the first.
+        for further in (await self._parts.shards.rooms(account.merchant_id, fresh=True))[1:]:
+            await self.mark_room(further, account)
         if not account.published:
             await self._store.run(set_published_txn, account_id, True)
         return await self._store.run(get_account_txn, account_id)
+
+    async def mark_room(self, room_id: str, account: Account) -> None:
+        """The ``org.wangxin.account`` state in one room of the channel, if it differs."""
+        content = account_state(account.account_id, account.kind, account.verified)
+        current = (await self._api.get_room_state(room_id, [(ACCOUNT_STATE_TYPE, "")])).get((ACCOUNT_STATE_TYPE, ""))
+        if current is None or dict(current.content) != content:
+            await self.owner_state(room_id, ACCOUNT_STATE_TYPE, "", content)
+
+    async def on_new_shard(self, merchant_id: str, room_id: str) -> None:
+        """A further room of a channel was made: it gets the account's state."""
+        account = await self._store.run(get_account_by_merchant_txn, merchant_id)
+        if account is not None:
+            await self.mark_room(room_id, account)
 
     async def owner_state(self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]) -> None:
         """A state event from the circle's owner (the room's creator: only it has the power)."""

@@ -26,6 +26,7 @@ from synapse_modules.accounts.rules import (
     follow_link,
     invalid_param,
     matrix_to_link,
+    matrix_to_room_link,
     validate_account,
     validate_account_id,
     validate_limit,
@@ -178,19 +179,18 @@ class AccountsHttp:
         return 200, await self._view(account, requester, privileged)
 
     async def _view(self, account: Account, requester: str, privileged: bool) -> dict[str, Any]:
-        members = self._parts.members
         room_id = account.channel_room_id
         bot = self._parts.config.merchant_bot
         followers = 0
         you_follow = False
         if room_id is not None:
-            posters = 0  # the circle's owner, the account's user and the bot are not followers
-            for user_id in {self._parts.lookups.owner, account.merchant_id} | ({bot} if bot else set()):
-                if await members.local_membership(user_id, room_id) == "join":
-                    posters += 1
-            followers = max(0, await members.joined_member_count(room_id) - posters)
+            # The circle's owner, the account's user and the bot are not followers; followers in
+            # every room of the channel count (docs/merchant-circle.md, "Circles past one room").
+            shards = self._parts.shards
+            not_followers = {self._parts.lookups.owner, account.merchant_id} | ({bot} if bot else set())
+            followers = await shards.followers(account.merchant_id, not_followers)
             you_follow = requester != account.merchant_id and \
-                await members.local_membership(requester, room_id) == "join"
+                await shards.room_of(requester, account.merchant_id) is not None
         alias = self._channels.alias(account.account_id)
         link = follow_link(self._api.public_baseurl, API_PREFIX, account.account_id)
         view: dict[str, Any] = {
@@ -206,11 +206,11 @@ class AccountsHttp:
             "account_user_id": account.merchant_id,
             "bot_user_id": bot,
             # Posts through POST /accounts/{id}/posts (and the bot's `post`) come from the account's
-            # own user (docs/accounts.md, "Posting"); a merchant's product posts from the bot still.
+            # own user (docs/accounts.md, "Posting"), a merchant's product posts through the bot too.
             "sender": account.merchant_id,
             "sender_is_shared": False,
             "posting": ("as the merchant's own user: POST /accounts/{id}/posts, the merchant's client, or the "
-                        "bot's `post #<account> <text>`; the bot's product posts come from the bot"
+                        "bot's `post <title> <price> <buy link>` and `post #<account> <text>`"
                         if account.kind == "merchant" else
                         "as the account's own user: POST /accounts/{id}/posts, or the bot's `post <text>`"),
             "registered_at": account.registered_ts,
@@ -252,13 +252,20 @@ class AccountsHttp:
                 or self._identities.is_identity_name(user_id):
             raise invalid_param(f"{user_id} cannot follow: it is this account, or acts for the service")
         members = self._parts.members
-        if await members.local_membership(user_id, room_id) != "join":
-            if self._mutes_here:
-                await self._parts.mutes.mute(user_id, room_id)
-            await members.set_membership(user_id, room_id, "join")
-            await self._parts.store.run(record_own_follow_txn, account.merchant_id, user_id, room_id,
-                                        self._api.get_current_time_msec())
-            self._parts.queue.kick()
+        # The room of the channel the user was in, or the one new followers go into.
+        placed_in, placed = await self._parts.shards.room_for_follow(account.merchant_id, user_id)
+        room_id = placed_in or room_id
+        try:
+            if await members.local_membership(user_id, room_id) != "join":
+                if self._mutes_here:
+                    await self._parts.mutes.mute(user_id, room_id)
+                await members.set_membership(user_id, room_id, "join")
+                await self._parts.store.run(record_own_follow_txn, account.merchant_id, user_id, room_id,
+                                            self._api.get_current_time_msec())
+                self._parts.queue.kick()
+        finally:
+            if placed:
+                self._parts.shards.joined(room_id)
         return 200, {"account_id": account.account_id, "channel_room_id": room_id, "following": True}
 
     async def _unfollow(self, request: SynapseRequest, account_id: str) -> Response:
@@ -269,6 +276,7 @@ class AccountsHttp:
         if user_id == account.merchant_id:
             raise invalid_param(f"{user_id} is this account")
         await self._parts.store.run(unfollow_txn, account.merchant_id, user_id, self._api.get_current_time_msec())
+        room_id = await self._parts.shards.room_of(user_id, account.merchant_id) or room_id
         if await self._parts.members.local_membership(user_id, room_id) == "join":
             await self._parts.members.set_membership(user_id, room_id, "leave")
         await self._parts.spaces.unfile(user_id, room_id)
@@ -281,7 +289,17 @@ class AccountsHttp:
             return
         alias = self._channels.alias(account.account_id)
         respond_with_html(request, 200, follow_page(account.name, account.description, account.verified, alias,
-                                                    matrix_to_link(alias)))
+                                                    await self._join_link(account, alias)))
+
+    async def _join_link(self, account: Account, alias: str) -> str:
+        """The follow page's button: the channel's address while its first room takes new
+        followers, then the room they go into now (the address always names the first room:
+        docs/merchant-circle.md, "Circles past one room")."""
+        rooms = await self._parts.shards.rooms(account.merchant_id)
+        open_room = await self._parts.shards.open_room(account.merchant_id, make=False)  # a GET makes nothing
+        if not rooms or open_room is None or open_room == rooms[0]:
+            return matrix_to_link(alias)
+        return matrix_to_room_link(open_room, self._api.server_name)
 
     async def _qr(self, request: SynapseRequest, account_id: str) -> None:
         account = await self._account_or_404(account_id)
@@ -307,13 +325,18 @@ class AccountsHttp:
         await self._require_owner_or_admin(user_id, account)
         url = validate_storefront_url(parse_json_object(request), self._config.storefront_allow_http_loopback)
         room_id = self._channel_of(account)
-        await self._storefronts.pin(account.account_id, room_id, account.name, url)
+        for room in await self._parts.shards.rooms(account.merchant_id, fresh=True) or [room_id]:
+            await self._storefronts.pin_in(room, account.name, url)  # every room of the channel
+        await self._storefronts.pinned(account.account_id, url)
         return 200, {"account_id": account.account_id, "storefront_url": url}
 
     async def _delete_storefront(self, request: SynapseRequest, account_id: str) -> Response:
         user_id = await self._requester(request)
         account = await self._account_or_404(account_id)
         await self._require_owner_or_admin(user_id, account)
-        await self._storefronts.unpin(account.account_id, self._channel_of(account))
+        room_id = self._channel_of(account)
+        for room in await self._parts.shards.rooms(account.merchant_id, fresh=True) or [room_id]:
+            await self._storefronts.unpin_in(room)
+        await self._storefronts.pinned(account.account_id, None)
         return 200, {"account_id": account.account_id, "storefront_url": None}
 

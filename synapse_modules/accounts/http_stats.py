@@ -36,6 +36,7 @@ from synapse_modules.accounts.store import AccountsStore
 from synapse_modules.accounts.store.accounts import Account
 from synapse_modules.accounts.store.stats import channel_posts_txn, follower_days_txn, post_reads_txn, unfollows_txn
 from synapse_modules.accounts.store.support import support_room_count_txn
+from synapse_modules.merchant_circle.store.shards import copies_by_room_txn
 
 Response = tuple[int, Any]
 
@@ -73,6 +74,17 @@ class StatsHttp:
         request.finish()
         return None
 
+    async def _reads(self, account: Account, room_id: str, event_ids: list[str]) -> dict[str, int]:
+        """Readers of each post in the channel's first room, plus the readers of its copies in
+        the further rooms (docs/merchant-circle.md, "Circles past one room"): one pass over
+        each room's receipts."""
+        not_readers = self._audience.not_followers(account.merchant_id)
+        reads = await self._store.run(post_reads_txn, room_id, event_ids, not_readers)
+        for further, copies in (await self._store.run(copies_by_room_txn, event_ids)).items():
+            for copy, count in (await self._store.run(post_reads_txn, further, list(copies), not_readers)).items():
+                reads[copies[copy]] = reads.get(copies[copy], 0) + count
+        return reads
+
     async def report(self, account: Account, days: int) -> dict[str, Any]:
         room_id = channel_of(account)
         now = self._api.get_current_time_msec()
@@ -83,8 +95,7 @@ class StatsHttp:
         unfollowed = unfollows_by_day(await self._store.run(unfollows_txn, account.merchant_id, since, BUCKET_MS),
                                       self._zone)
         posts = await self._store.run(channel_posts_txn, account.merchant_id, since, MAX_POSTS, now)
-        reads = await self._store.run(post_reads_txn, room_id, [p.event_id for p in posts],
-                                      self._audience.not_followers(account.merchant_id)) if posts else {}
+        reads = await self._reads(account, room_id, [p.event_id for p in posts]) if posts else {}
         return {
             "account_id": account.account_id,
             "name": account.name,

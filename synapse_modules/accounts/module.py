@@ -39,6 +39,9 @@ class Accounts:
         channels = Channels(api, store, parts, identities, DirectoryInternals(api))
         adoption = Adoption(api, config, store, parts.lookups, channels)
         storefronts = Storefronts(store, channels, parts.lookups.owner)
+        # A channel's further rooms get the account's state and storefront (docs/accounts.md).
+        parts.shards.on_new_shard(channels.on_new_shard)
+        parts.shards.on_new_shard(storefronts.on_new_shard)
 
         identities.register_callbacks()
         # Merchants made by PUT /merchants become accounts as soon as their circle exists.
@@ -48,7 +51,7 @@ class Accounts:
         mutes_here = SynapseInternals(api).is_push_rules_writer
         resource = AccountsHttp(api, config, store, parts, identities, channels, storefronts, mutes_here).register()
         # Posting as the account, scheduled and targeted posts (docs/accounts.md, "Posting").
-        start_posting(api, config, store, parts, identities, resource)
+        start_posting(api, config, store, parts, identities, resource, adoption.adopt)
         # Auto-reply, support rooms and stats (docs/accounts.md, "Auto-reply and support rooms", "Stats").
         add_followers_desk(api, config, store, parts, identities, resource)
         if api.should_run_background_tasks():

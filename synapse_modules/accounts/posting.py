@@ -6,7 +6,10 @@ within the limit of its kind; the list of its posts; cancelling a scheduled one.
 channel; nobody can log in as it, so its posts are only ever the ones asked for here. A merchant
 account posts as the merchant's own user (the account's user: the shop's own Matrix account,
 with the profile the shop gave it), which the merchant circle already counts against the
-merchant's quota; the merchant bot's product posts keep coming from the bot (docs/accounts.md).
+merchant's quota. A post may carry a product and its image (the merchant bot's product post,
+``post_rules.post_content``): it comes from the account's user too, and counts as a product post
+(quota and cooldown) in the circle. Product posts made earlier by the bot itself stay what they
+were: the bot may still edit and remove them (docs/accounts.md).
 
 **Limits** are the merchant circle's quota (``check_event_for_spam``, exact under concurrent
 posts), told the account's limit by :meth:`Posting.circle_limit`: organisations and platforms
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 import attrs
 from synapse.module_api import ModuleApi, errors
@@ -25,7 +29,7 @@ from synapse.module_api import ModuleApi, errors
 from synapse_modules._internals import ProfileInternals
 from synapse_modules.accounts.config import AccountsConfig
 from synapse_modules.accounts.identities import Identities
-from synapse_modules.accounts.post_rules import post_content
+from synapse_modules.accounts.post_rules import PostImage, post_content
 from synapse_modules.accounts.store import AccountsStore
 from synapse_modules.accounts.store.accounts import Account, get_account_by_merchant_txn
 from synapse_modules.accounts.store.posts import (
@@ -106,19 +110,23 @@ class Posting:
         if profile.avatar_url != account.avatar_url:
             await self._profiles.set_avatar_url(account.merchant_id, account.avatar_url)
 
-    async def send(self, account: Account, room_id: str, text: str, post_id: str) -> str:
+    async def send(self, account: Account, room_id: str, text: str, post_id: str, *,
+                   product: dict[str, Any] | None = None, image: PostImage | None = None) -> str:
         """One post's event from the account's user; raises the circle's 429 over the limit."""
         event = await self._api.create_and_send_event_into_room({
             "type": "m.room.message", "room_id": room_id, "sender": account.merchant_id,
-            "content": post_content(text, account.account_id, post_id),
+            "content": post_content(text, account.account_id, post_id, product, image),
         })
+        # Into the channel's further rooms at once (docs/merchant-circle.md, "Circles past one room").
+        self._parts.mirrors.persisted(account.merchant_id, event)
         return str(event.event_id)
 
-    async def post_now(self, account: Account, room_id: str, author: str, text: str) -> Post:
+    async def post_now(self, account: Account, room_id: str, author: str, text: str, *,
+                       product: dict[str, Any] | None = None, image: PostImage | None = None) -> Post:
         """Posted in the channel now, then recorded (a refused post records nothing)."""
         await self.dress(account)
         post_id = new_post_id()
-        event_id = await self.send(account, room_id, text, post_id)
+        event_id = await self.send(account, room_id, text, post_id, product=product, image=image)
         now = self._api.get_current_time_msec()
         post = Post(post_id, account.account_id, author, text, None, "sent", now, now, now, event_id, room_id, None,
                     1, None)

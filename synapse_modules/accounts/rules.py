@@ -115,6 +115,11 @@ def matrix_to_link(alias: str) -> str:
     return "https://matrix.to/#/" + quote(alias, safe=":")
 
 
+def matrix_to_room_link(room_id: str, server_name: str) -> str:
+    """A link to a room by its id (``!`` escaped), with the server that can let the client in."""
+    return "https://matrix.to/#/" + quote(room_id, safe=":") + "?via=" + quote(server_name)
+
+
 def follow_link(public_baseurl: str, api_prefix: str, account_id: str) -> str:
     return f"{public_baseurl.rstrip('/')}{api_prefix}/accounts/{account_id}/follow"
 

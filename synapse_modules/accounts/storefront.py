@@ -19,7 +19,7 @@ from synapse_modules.accounts.rules import (
     storefront_widget,
 )
 from synapse_modules.accounts.store import AccountsStore
-from synapse_modules.accounts.store.accounts import set_storefront_txn
+from synapse_modules.accounts.store.accounts import get_account_by_merchant_txn, set_storefront_txn
 
 
 class Storefronts:
@@ -28,13 +28,22 @@ class Storefronts:
         self._channels = channels
         self._owner = owner
 
-    async def pin(self, account_id: str, room_id: str, name: str, url: str) -> None:
+    async def pin_in(self, room_id: str, name: str, url: str) -> None:
+        """The widget and Element's layout in one room of the channel (each room has them)."""
         await self._channels.owner_state(room_id, WIDGET_TYPE, STOREFRONT_WIDGET_ID,
                                          storefront_widget(url, name, self._owner))
         await self._channels.owner_state(room_id, LAYOUT_TYPE, "", storefront_layout(True))
-        await self._store.run(set_storefront_txn, account_id, url)
 
-    async def unpin(self, account_id: str, room_id: str) -> None:
+    async def unpin_in(self, room_id: str) -> None:
         await self._channels.owner_state(room_id, WIDGET_TYPE, STOREFRONT_WIDGET_ID, {})
         await self._channels.owner_state(room_id, LAYOUT_TYPE, "", storefront_layout(False))
-        await self._store.run(set_storefront_txn, account_id, None)
+
+    async def on_new_shard(self, merchant_id: str, room_id: str) -> None:
+        """A further room of a channel was made: it shows the storefront too."""
+        account = await self._store.run(get_account_by_merchant_txn, merchant_id)
+        if account is not None and account.storefront_url:
+            await self.pin_in(room_id, account.name, account.storefront_url)
+
+    async def pinned(self, account_id: str, url: str | None) -> None:
+        """Recorded once every room shows it (or none does)."""
+        await self._store.run(set_storefront_txn, account_id, url)

@@ -18,7 +18,7 @@ from synapse.module_api import ModuleApi
 from synapse_modules._internals import MembershipInternals
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.lookups import CircleLookups
-from synapse_modules.merchant_circle.rules import CIRCLE_ROOM_TYPE
+from synapse_modules.merchant_circle.rules import CIRCLE_ROOM_TYPE, SHARD_KEY
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.merchants import (
     Merchant,
@@ -28,6 +28,7 @@ from synapse_modules.merchant_circle.store.merchants import (
     start_circle_creation_txn,
     update_merchant_profile_txn,
 )
+from synapse_modules.merchant_circle.store.shards import shards_of_txn
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +77,7 @@ class Circles:
     async def seat_posters(self, merchant: Merchant) -> None:
         """(Re-)ensure the merchant and its bot are in the circle: a crash between the steps of a
         PUT is repaired by a retried PUT."""
-        user_id = merchant.user_id
-        for poster in [user_id] + ([self._config.merchant_bot] if self._config.merchant_bot else []):
-            if poster != user_id and not await self._lookups.user_exists(poster):
-                continue
-            if await self._members.local_membership(poster, merchant.circle_room_id) != "join":
-                await self._members.set_membership(poster, merchant.circle_room_id, "join")
+        await self.seat_posters_in(merchant.user_id, merchant.circle_room_id)
 
     async def _make_circle(self, user_id: str, name: str, avatar_url: str | None) -> Merchant:
         """Make the circle room, complete it, then record the merchant. A failure before the
@@ -113,6 +109,9 @@ class Circles:
     async def _update_profile(self, merchant: Merchant, name: str, avatar_url: str | None) -> Merchant:
         """The room first: if that fails, the old name stays in the room and in the record."""
         await self._apply_profile(merchant.circle_room_id, name, avatar_url)
+        for _, shard_room, _ in await self._store.run(shards_of_txn, merchant.user_id):
+            if shard_room is not None:
+                await self._apply_profile(shard_room, name, avatar_url)
         if (merchant.name, merchant.avatar_url) != (name, avatar_url):
             await self._store.run(update_merchant_profile_txn, merchant.user_id, name, avatar_url)
         return attrs.evolve(merchant, name=name, avatar_url=avatar_url)
@@ -128,7 +127,8 @@ class Circles:
                 continue
             create = (await self._api.get_room_state(room_id, [("m.room.create", "")])).get(("m.room.create", ""))
             if create is None or create.content.get("type") != CIRCLE_ROOM_TYPE \
-                    or create.content.get("org.wangxin.merchant") != user_id:
+                    or create.content.get("org.wangxin.merchant") != user_id \
+                    or SHARD_KEY in create.content:  # a further room of the circle, not its first
                 continue
             if found is None:
                 found = room_id
@@ -149,6 +149,24 @@ class Circles:
                 if current is None or any(current.content.get(k) != v for k, v in content.items()):
                     await self._owner_state(found, event_type, content)
         return found
+
+    async def make_shard_room(self, merchant: Merchant, shard_no: int) -> str:
+        """A further room of the circle (docs/merchant-circle.md, "Circles past one room"): made
+        like the first, marked with its number, with the merchant's profile. Its posters are
+        seated by :meth:`seat_posters_in` once the room is recorded (a join before that would find
+        a room not known as a circle)."""
+        config = self._circle_config(merchant.user_id)
+        config["creation_content"][SHARD_KEY] = shard_no
+        room_id, _ = await self._api.create_room(self._owner, config, ratelimit=False)
+        await self._apply_profile(str(room_id), merchant.name, merchant.avatar_url)
+        return str(room_id)
+
+    async def seat_posters_in(self, merchant_id: str, room_id: str) -> None:
+        for poster in [merchant_id] + ([self._config.merchant_bot] if self._config.merchant_bot else []):
+            if poster != merchant_id and not await self._lookups.user_exists(poster):
+                continue
+            if await self._members.local_membership(poster, room_id) != "join":
+                await self._members.set_membership(poster, room_id, "join")
 
     def _circle_config(self, user_id: str) -> dict[str, Any]:
         """What a circle is made of, apart from its name, topic and avatar (the merchant's

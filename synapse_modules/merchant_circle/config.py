@@ -13,6 +13,7 @@ import attrs
 
 from synapse_modules._config import (
     ModuleConfigError,
+    get_bool,
     get_int,
     get_secret,
     get_str,
@@ -34,8 +35,12 @@ _LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]+$")
 KNOWN_OPTIONS = (
     "platform_secret", "merchant_bot", "owner_localpart", "posts_per_day", "repost_cooldown_hours",
     "space_name", "follow_batch_size", "chat_follow_wait_s", "follow_concurrency",
-    "edits_per_post_per_day", "membership_poll_ms",
+    "edits_per_post_per_day", "membership_poll_ms", "shard_size", "fanout_concurrency",
+    "space_filing",
 )
+# Followers per room of a circle before the next follower goes into a further room (a shard):
+# docs/merchant-circle.md, "Circles past one room".
+DEFAULT_SHARD_SIZE = 5000
 
 
 @attrs.frozen
@@ -51,6 +56,9 @@ class MerchantCircleConfig:
     follow_concurrency: int = 16
     edits_per_post_per_day: int = 5
     membership_poll_ms: int = DEFAULT_MEMBERSHIP_POLL_MS
+    shard_size: int = DEFAULT_SHARD_SIZE  # 0: one room, however many follow
+    fanout_concurrency: int = 4  # rooms a post is mirrored into at once
+    space_filing: bool = True  # circles and merchant chats are filed in each follower's 商家圈 space
 
     @staticmethod
     def from_dict(raw: Any) -> MerchantCircleConfig:
@@ -72,6 +80,9 @@ class MerchantCircleConfig:
             follow_concurrency=get_int(config, "follow_concurrency", 16, minimum=1),
             edits_per_post_per_day=get_int(config, "edits_per_post_per_day", 5, minimum=0),
             membership_poll_ms=get_int(config, "membership_poll_ms", DEFAULT_MEMBERSHIP_POLL_MS, minimum=50),
+            shard_size=get_int(config, "shard_size", DEFAULT_SHARD_SIZE, minimum=0),
+            fanout_concurrency=get_int(config, "fanout_concurrency", 4, minimum=1),
+            space_filing=get_bool(config, "space_filing", True),
         )
 
     @property

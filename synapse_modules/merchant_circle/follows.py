@@ -18,6 +18,7 @@ from synapse_modules._internals import MembershipInternals
 from synapse_modules.merchant_circle.lookups import CircleLookups
 from synapse_modules.merchant_circle.mutes import Mutes
 from synapse_modules.merchant_circle.queue import FollowQueue, NotYet, Permanent
+from synapse_modules.merchant_circle.shards import Shards
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.follows import (
     Job,
@@ -55,8 +56,9 @@ async def check_chat(members: MembershipInternals, user_id: str, merchant_id: st
 
 class Follows:
     def __init__(self, api: ModuleApi, store: MerchantCircleStore, lookups: CircleLookups,
-                 members: MembershipInternals, mutes: Mutes, queue: FollowQueue):
+                 members: MembershipInternals, mutes: Mutes, queue: FollowQueue, shards: Shards):
         self._api = api
+        self._shards = shards
         self._store = store
         self._lookups = lookups
         self._members = members
@@ -95,13 +97,16 @@ class Follows:
     async def run(self, job: Job) -> bool:
         """The ``follow`` job: true when it finishes the job itself (recorded in the background)."""
         merchant_id = job.merchant_id
-        room_id = await self._lookups.circle_room_of(merchant_id) if merchant_id else None
+        # The room of the circle the user is (or was) in, else the one new followers go into.
+        room_id, placed = await self._shards.room_for_follow(merchant_id, job.user_id) if merchant_id else (None, False)
         if merchant_id is None or room_id is None:
             raise Permanent(f"{merchant_id} is not a merchant")
         try:
             return await self._follow(job, merchant_id, room_id)
         finally:
             self._mutes.forget_ahead(job.user_id, room_id)
+            if placed:
+                self._shards.joined(room_id)
 
     async def _follow(self, job: Job, merchant_id: str, room_id: str) -> bool:
         await check_user_active(self._api, job.user_id)

@@ -21,6 +21,7 @@ from synapse_modules.merchant_circle.follows import Follows
 from synapse_modules.merchant_circle.lookups import CircleLookups
 from synapse_modules.merchant_circle.moments import Moments
 from synapse_modules.merchant_circle.rules import bad_json, validate_items, validate_order_id, validate_profile
+from synapse_modules.merchant_circle.shards import Shards
 from synapse_modules.merchant_circle.spaces import Spaces
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 from synapse_modules.merchant_circle.store.follows import (
@@ -47,8 +48,9 @@ def _validate_user_id(body: dict[str, Any], key: str) -> str:
 class CircleHttp:
     def __init__(self, api: ModuleApi, config: MerchantCircleConfig, store: MerchantCircleStore,
                  lookups: CircleLookups, members: MembershipInternals, circles: Circles, moments: Moments,
-                 follows: Follows, spaces: Spaces):
+                 follows: Follows, spaces: Spaces, shards: Shards):
         self._api = api
+        self._shards = shards
         self._config = config
         self._store = store
         self._lookups = lookups
@@ -125,11 +127,9 @@ class CircleHttp:
     async def _get_merchant(self, request: SynapseRequest, user_id: str) -> Response:
         await self._require_reader(request, user_id)
         merchant = await self._merchant_or_404(user_id)
-        joined = await self._members.joined_member_count(merchant.circle_room_id)
-        posters = 0  # the owner, the merchant and the bot are not followers
-        for account in {self._lookups.owner, user_id} | self._lookups.service_users():
-            if await self._members.local_membership(account, merchant.circle_room_id) == "join":
-                posters += 1
+        # The owner, the merchant and the bot are not followers; every room of the circle counts.
+        posters = {self._lookups.owner, user_id} | self._lookups.service_users()
+        followers = await self._shards.followers(user_id, posters)
         now = self._api.get_current_time_msec()
         posts_today, next_post_ms = await self._store.run(quota_view_txn, user_id, now, self._config.posts_per_day)
         queued, failed, filing = await self._store.run(follow_counts_txn, user_id)
@@ -138,7 +138,8 @@ class CircleHttp:
             "name": merchant.name,
             "avatar_url": merchant.avatar_url,
             "circle_room_id": merchant.circle_room_id,
-            "followers": max(0, joined - posters),
+            "followers": followers,
+            "circle_rooms": len(await self._shards.rooms(user_id)),
             "posts_today": posts_today,
             "posts_per_day": self._config.posts_per_day,
             "next_post_allowed_in_ms": next_post_ms,
@@ -201,7 +202,7 @@ class CircleHttp:
             body.update(follow="failed", error=status.failed_error)
         else:
             merchant = await self._merchant_or_404(status.merchant_id)
-            joined = await self._members.local_membership(status.buyer, merchant.circle_room_id) == "join"
+            joined = await self._shards.room_of(status.buyer, merchant.user_id) is not None
             body["follow"] = "following" if joined else "not_following"
         return 200, body
 
@@ -211,17 +212,18 @@ class CircleHttp:
         user_id = await self._requester(request)
         followed = []
         for merchant, state in await self._store.run(follows_of_user_txn, user_id):
-            membership = await self._members.local_membership(user_id, merchant.circle_room_id)
-            if state == "following" and membership == "join":
+            room_id = await self._shards.room_of(user_id, merchant.user_id) if state == "following" else None
+            if room_id is not None:  # the room of the circle they are in (its first, or a further one)
                 followed.append({"merchant": merchant.user_id, "name": merchant.name,
-                                 "avatar_url": merchant.avatar_url, "circle_room_id": merchant.circle_room_id})
+                                 "avatar_url": merchant.avatar_url, "circle_room_id": room_id})
         return 200, {"merchants": followed, "space_room_id": await self._spaces.space_of(user_id)}
 
     async def _delete_follow(self, request: SynapseRequest, merchant_id: str) -> Response:
         user_id = await self._requester(request)
         merchant = await self._merchant_or_404(merchant_id)
         await self._store.run(unfollow_txn, merchant_id, user_id, self._api.get_current_time_msec())
-        if await self._members.local_membership(user_id, merchant.circle_room_id) == "join":
-            await self._members.set_membership(user_id, merchant.circle_room_id, "leave")
-        await self._spaces.unfile(user_id, merchant.circle_room_id)
+        room_id = await self._shards.room_of(user_id, merchant.user_id) or merchant.circle_room_id
+        if await self._members.local_membership(user_id, room_id) == "join":
+            await self._members.set_membership(user_id, room_id, "leave")
+        await self._spaces.unfile(user_id, room_id)
         return 200, {"merchant": merchant_id, "following": False}

@@ -19,6 +19,7 @@ from synapse_modules.merchant_circle.store.merchants import (
     get_merchant_txn,
     merchant_ids_among_txn,
 )
+from synapse_modules.merchant_circle.store.shards import all_shard_rooms_txn, merchant_of_shard_txn
 
 
 class BoundedCache:
@@ -71,12 +72,15 @@ class CircleLookups:
         self._circle_of_merchant = BoundedCache()
         self._room_type = BoundedCache()
         self._post_limit_provider: PostLimitProvider | None = None
+        self._chat_router: Callable[[str], bool] | None = None
 
     # -- circles ------------------------------------------------------------------------------
 
     async def refresh_circles(self) -> None:
         """Every process keeps the set of circle rooms warm (see :meth:`is_known_circle`)."""
         for merchant_id, room_id in await self._store.run(all_circles_txn):
+            self._circle_of_room.put(room_id, merchant_id)
+        for merchant_id, room_id in await self._store.run(all_shard_rooms_txn):
             self._circle_of_room.put(room_id, merchant_id)
 
     def is_known_circle(self, room_id: str) -> bool:
@@ -88,12 +92,13 @@ class CircleLookups:
         self._circle_of_room.put(room_id, merchant_id)
 
     async def circle_merchant(self, room_id: str) -> str | None:
-        """The merchant whose circle ``room_id`` is, or ``None`` for any other room."""
+        """The merchant whose circle ``room_id`` is (its first room or a further one), or
+        ``None`` for any other room."""
         cached = self._circle_of_room.get(room_id)
         if cached is not ...:
             return cached  # type: ignore[no-any-return]
         merchant = await self._store.run(get_merchant_by_room_txn, room_id)
-        value = merchant.user_id if merchant else None
+        value = merchant.user_id if merchant else await self._store.run(merchant_of_shard_txn, room_id)
         self._circle_of_room.put(room_id, value)
         return value
 
@@ -134,6 +139,18 @@ class CircleLookups:
             if limit is not None:
                 return limit
         return PostLimit(self._config.posts_per_day)
+
+    # -- chats answered elsewhere -------------------------------------------------------------
+
+    def set_chat_router(self, routes_chats: Callable[[str], bool]) -> None:
+        """Let another module answer chats with some users itself (the accounts module: a chat
+        started with an organisation's or a platform's own user goes to a support room, and the
+        invitation is declined): inviting them starts no follow and files no chat."""
+        self._chat_router = routes_chats
+
+    def routes_chats(self, user_id: str) -> bool:
+        """Whether chats with ``user_id`` are another module's (in memory, no read)."""
+        return self._chat_router is not None and self._chat_router(user_id)
 
     # -- accounts -----------------------------------------------------------------------------
 

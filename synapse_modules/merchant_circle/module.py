@@ -15,10 +15,12 @@ from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.follows import Follows
 from synapse_modules.merchant_circle.http import CircleHttp
 from synapse_modules.merchant_circle.lookups import CircleLookups
+from synapse_modules.merchant_circle.mirrors import SWEEP_INTERVAL_MS, Mirrors
 from synapse_modules.merchant_circle.moments import Moments
 from synapse_modules.merchant_circle.mutes import Mutes
 from synapse_modules.merchant_circle.parts import CircleParts, publish
 from synapse_modules.merchant_circle.queue import FollowQueue
+from synapse_modules.merchant_circle.shards import Shards
 from synapse_modules.merchant_circle.spaces import Spaces
 from synapse_modules.merchant_circle.spam_checks import SpamChecks
 from synapse_modules.merchant_circle.store import MerchantCircleStore
@@ -45,9 +47,13 @@ class MerchantCircle:
                 "synapse_modules.merchant_circle: the instance that runs background tasks "
                 "(run_background_tasks_on) must also be the push-rules writer (stream_writers.push_rules)"
             )
-        mutes = Mutes(store, lookups, push)
+        circles = Circles(api, config, store, lookups, members)
+        # A circle past ``shard_size`` followers gets further rooms; posts are mirrored into them.
+        shards = Shards(api, config, store, lookups, members, circles)
+        mirrors = Mirrors(api, config, store, members, shards)
+        mutes = Mutes(store, lookups, push, shards.open_room)
         queue = FollowQueue(api, config, store, mutes, runs_here=runs_queue)
-        follows = Follows(api, store, lookups, members, mutes, queue)
+        follows = Follows(api, store, lookups, members, mutes, queue, shards)
         spaces = Spaces(api, config, store, lookups, members, mutes)
         moments = Moments(api, config, store, lookups, members, queue)
         queue.handle("follow", follows.run)
@@ -55,15 +61,15 @@ class MerchantCircle:
         queue.handle("unfile", spaces.unfile_job)
         queue.handle("evict", moments.evict_job)
         watcher = MembershipWatcher(api, config, store, lookups, members, queue)
-        circles = Circles(api, config, store, lookups, members)
 
-        SpamChecks(api, config, store, lookups, follows, queue).register()
+        SpamChecks(api, config, store, lookups, follows, queue, mirrors).register()
         # Circle rooms are exempt from ``rc_joins_per_room``: bulk follows never make a real
         # user's join fail with 429.
         members.refund_per_room_joins(lookups.is_known_circle)
-        CircleHttp(api, config, store, lookups, members, circles, moments, follows, spaces).register()
+        CircleHttp(api, config, store, lookups, members, circles, moments, follows, spaces, shards).register()
         # For the modules built on the circle (accounts: an account's channel is a circle).
-        publish(CircleParts(api, config, store, lookups, members, mutes, queue, circles, moments, spaces))
+        publish(CircleParts(api, config, store, lookups, members, mutes, queue, circles, moments, spaces, shards,
+                            mirrors))
 
         # Every process keeps the set of circle rooms warm: the join-limit refund runs inside
         # Synapse's (synchronous) join notification and can only consult memory.
@@ -76,6 +82,8 @@ class MerchantCircle:
             # room by a path no spam check sees (server admins, knocks, upgrades).
             api.looping_background_call(watcher.watch, config.membership_poll_ms, desc="wangxin_circle_memberships")
             api.run_as_background_process("wangxin_circle_bot_moments", moments.evict_bot_once)
+            # Fan-outs of posts into a circle's further rooms that a stopped process left.
+            api.looping_background_call(mirrors.sweep, SWEEP_INTERVAL_MS, desc="wangxin_circle_fanout_sweep")
 
     @staticmethod
     def parse_config(config: Any) -> MerchantCircleConfig:

@@ -9,6 +9,7 @@ mutes that arrive together otherwise share one (group commit).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from synapse_modules._group_commit import GroupCommit
 from synapse_modules._internals import NewPushRule, SynapseInternals
@@ -20,9 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 class Mutes:
-    def __init__(self, store: MerchantCircleStore, lookups: CircleLookups, push: SynapseInternals):
+    def __init__(self, store: MerchantCircleStore, lookups: CircleLookups, push: SynapseInternals,
+                 open_room: Callable[[str], Awaitable[str | None]]):
         self._store = store
         self._lookups = lookups
+        self._open_room = open_room  # the room of a circle a new follower goes into (``shards``)
         self._push = push
         self._commit: GroupCommit[tuple[str, str], None] = GroupCommit(self._write)
         # (user, circle) pairs whose mute rule was written ahead, with the rest of their claim
@@ -52,7 +55,7 @@ class Mutes:
         todo: list[tuple[str, str]] = []
         try:
             for merchant_id, merchant_jobs in by_merchant.items():
-                room_id = await self._lookups.circle_room_of(merchant_id)
+                room_id = await self._open_room(merchant_id)
                 if room_id is None:
                     continue
                 users = [j.user_id for j in merchant_jobs if (j.user_id, room_id) not in self._ahead]

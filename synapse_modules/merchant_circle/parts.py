@@ -15,9 +15,11 @@ from synapse_modules._internals import MembershipInternals
 from synapse_modules.merchant_circle.circles import Circles
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.lookups import CircleLookups
+from synapse_modules.merchant_circle.mirrors import Mirrors
 from synapse_modules.merchant_circle.moments import Moments
 from synapse_modules.merchant_circle.mutes import Mutes
 from synapse_modules.merchant_circle.queue import FollowQueue
+from synapse_modules.merchant_circle.shards import Shards
 from synapse_modules.merchant_circle.spaces import Spaces
 from synapse_modules.merchant_circle.store import MerchantCircleStore
 
@@ -34,6 +36,8 @@ class CircleParts:
     circles: Circles
     moments: Moments
     spaces: Spaces
+    shards: Shards
+    mirrors: Mirrors
 
 
 _running: dict[str, CircleParts] = {}  # server name -> the parts this process built

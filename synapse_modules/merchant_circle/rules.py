@@ -20,6 +20,10 @@ from synapse.module_api import errors
 from synapse_modules._http import check_json_value, text_field
 
 CIRCLE_ROOM_TYPE = "org.wangxin.merchant_circle"
+# In the create event of a circle's further room (a shard): its number (the first room has none).
+SHARD_KEY = "org.wangxin.shard"
+# In a mirror of a post (or of its edit) in a circle's further room: the first room's event.
+MIRROR_KEY = "org.wangxin.mirror_of"
 MOMENTS_ROOM_TYPE = "org.wangxin.moments"
 PRODUCT_KEY = "org.wangxin.product"
 
@@ -74,6 +78,17 @@ def validate_profile(body: dict[str, Any]) -> tuple[str, str | None]:
         if not _MXC_RE.match(avatar_url):
             raise bad_json("'avatar_url' must be an mxc:// URI")
     return name, avatar_url
+
+
+def validate_mxc(value: Any, path: str, max_chars: int = MAX_AVATAR_URL_CHARS) -> str:
+    """An ``mxc://<server>/<media id>`` URI of at most ``max_chars`` characters (400 / 413 naming ``path``)."""
+    if not isinstance(value, str):
+        raise bad_json(f"'{path}' must be an mxc:// URI")
+    if len(value) > max_chars:
+        raise too_large(f"'{path}' is longer than {max_chars} characters")
+    if not _MXC_RE.match(value):
+        raise bad_json(f"'{path}' must be an mxc:// URI")
+    return value
 
 
 def validate_order_id(value: Any) -> str:

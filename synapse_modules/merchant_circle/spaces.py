@@ -37,8 +37,8 @@ class Spaces:
             return
         await check_user_active(self._api, job.user_id)
         merchant_id = job.merchant_id
-        circle_room = await self._lookups.circle_room_of(merchant_id) if merchant_id else None
-        is_circle = circle_room == job.room_id
+        # One of the merchant's circle rooms (its first, or a further one: ``shards``)?
+        is_circle = merchant_id is not None and await self._lookups.circle_merchant(job.room_id) == merchant_id
         if merchant_id and is_circle:
             if await self._store.run(follow_state_txn, merchant_id, job.user_id) == "unfollowed":
                 return
@@ -53,6 +53,8 @@ class Spaces:
                 await self._mutes.mute(job.user_id, job.room_id)
         elif merchant_id:
             await check_chat(self._members, job.user_id, merchant_id, job.room_id)
+        if not self._config.space_filing:
+            return  # the operator keeps circles out of spaces (docs/merchant-circle.md, "Configuration")
         child = {"via": [self._api.server_name], "order": "1" if is_circle else "0"}
         space_id = await self.space_of(job.user_id)
         if space_id is None:

@@ -14,7 +14,8 @@ every event on the server (docs/synapse.md, "Module callbacks and their cost"):
 - **Moments are friends-only**: ``user_may_invite`` / ``user_may_join_room`` refuse merchants
   (and the merchant bot) in moments rooms; ``user_may_create_room`` / ``user_may_send_state_event``
   keep them from becoming world-readable or public, and ``user_may_publish_room`` from being listed.
-- **Auto-follow from a chat**: an invite between a user and a merchant queues a follow.
+- **Auto-follow from a chat**: an invite between a user and a merchant queues a follow (not for
+  users whose chats another module answers: ``CircleLookups.set_chat_router``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from synapse_modules._internals import sending_device
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.follows import Follows
 from synapse_modules.merchant_circle.lookups import CircleLookups
+from synapse_modules.merchant_circle.mirrors import Mirrors
 from synapse_modules.merchant_circle.queue import FollowQueue
 from synapse_modules.merchant_circle.rules import (
     CIRCLE_ROOM_TYPE,
@@ -74,8 +76,9 @@ def _forbidden(message: str) -> Decision:
 
 class SpamChecks:
     def __init__(self, api: ModuleApi, config: MerchantCircleConfig, store: MerchantCircleStore,
-                 lookups: CircleLookups, follows: Follows, queue: FollowQueue):
+                 lookups: CircleLookups, follows: Follows, queue: FollowQueue, mirrors: Mirrors):
         self._api = api
+        self._mirrors = mirrors
         self._config = config
         self._store = store
         self._lookups = lookups
@@ -102,8 +105,15 @@ class SpamChecks:
             return NOT_SPAM
         if event.sender not in (merchant_id, self._config.merchant_bot):
             return NOT_SPAM  # the power levels refuse it; it must not use up the merchant's quota
+        if self._mirrors.is_mirror(event):
+            return NOT_SPAM  # a copy of a post of the circle's first room, counted there
+        if await self._mirrors.is_further_room(merchant_id, event.room_id):
+            raise errors.SynapseError(
+                403, "This room is one of the circle's rooms for its followers, where posts are copied: "
+                "post in the circle's first room (or through the merchant bot)", errors.Codes.FORBIDDEN)
         circle_event = classify_circle_event(event.type, event.content, getattr(event, "redacts", None))
         await self._admit_circle_event(merchant_id, event, circle_event)
+        await self._mirrors.admitted(merchant_id, event)
         return NOT_SPAM
 
     async def _admit_circle_event(self, merchant_id: str, event: EventBase, circle_event: CircleEvent) -> None:
@@ -216,6 +226,8 @@ class SpamChecks:
         service = self._lookups.service_users()
         if inviter in service or invitee in service or inviter == invitee:
             return
+        if self._lookups.routes_chats(invitee) or self._lookups.routes_chats(inviter):
+            return  # another module answers chats with them (an account's support room)
         local = [u for u in (inviter, invitee) if self._api.is_mine(u)]
         merchants = await self._lookups.merchants_among(local)
         if not merchants:

@@ -198,6 +198,59 @@ def test_a_merchant_account_posts_as_the_merchant_within_the_circles_quota(stack
     assert listed["limit"]["posts"] == merchant.json()["posts_per_day"]
 
 
+PRODUCT = {"id": "tea-stall-1", "title": "Green tea", "price": "9.90", "currency": "CNY",
+           "url": "https://shop.example/green"}
+
+
+def test_a_product_post_comes_from_the_merchant_with_its_image_and_counts_as_a_product_post(
+        stack: RunningStack) -> None:
+    account_id, owner, made = make_account(stack, kind="merchant", name="Tea Stall")
+    follower = stack.register_user()
+    follow(stack, account_id, follower)
+    room_id = made["channel_room_id"]
+    image = {"url": f"mxc://{stack.server_name}/greenTea1", "filename": "green.jpg",
+             "info": {"mimetype": "image/jpeg", "size": 20_000, "w": 480, "h": 800}}
+    good = {"body": "Green tea — 9.90 CNY\nBuy: https://shop.example/green", "product": PRODUCT, "image": image}
+    # Every new field is checked, naming it, before anything is written.
+    for bad, status, field in [
+        ({**good, "product": {**PRODUCT, "price": "nan"}}, 400, "product.price"),
+        ({**good, "product": {**PRODUCT, "url": "javascript:alert(1)"}}, 400, "product.url"),
+        ({**good, "product": {**PRODUCT, "colour": "green"}}, 400, "product.colour"),
+        ({**good, "product": {**PRODUCT, "title": "t" * 201}}, 413, "product.title"),
+        ({**good, "image": {**image, "url": "https://shop.example/green.jpg"}}, 400, "image.url"),
+        ({**good, "image": {**image, "info": {"mimetype": "text/html"}}}, 400, "image.info.mimetype"),
+        ({**good, "image": {**image, "info": {"size": -1}}}, 400, "image.info.size"),
+        ({**good, "at": int(time.time() * 1000) + 3_600_000}, 400, "product"),
+    ]:
+        error_of(post(stack, account_id, owner, bad), status, field)
+    assert posts_of(stack, account_id, owner)["posts"] == []
+    merchant_url = f"{stack.url}{API}/merchants/{quote(owner['user_id'])}"
+    assert requests.get(merchant_url, headers=_h(owner), timeout=30).json()["posts_today"] == 0
+
+    r = post(stack, account_id, owner, good)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["sender"] == owner["user_id"] and answer["state"] == "sent"
+    assert answer["product"] == {**PRODUCT, "image": image["url"]}
+    seen = wait_until("the product post", lambda: [e for e in posts_in(stack, follower, room_id)
+                                                   if e["event_id"] == answer["event_id"]])
+    event = seen[0]
+    assert event["sender"] == owner["user_id"]
+    content = event["content"]
+    assert content["msgtype"] == "m.image" and content["url"] == image["url"] and content["info"] == image["info"]
+    assert content["filename"] == "green.jpg" and content["body"] == good["body"]
+    assert content["org.wangxin.product"] == {**PRODUCT, "image": image["url"]}
+    assert content["org.wangxin.account_post"] == {"account_id": account_id, "post_id": answer["post_id"]}
+    # The merchant circle counted it as a product post: a slot of the day, and the product's cooldown.
+    assert requests.get(merchant_url, headers=_h(owner), timeout=30).json()["posts_today"] == 1
+    products = requests.get(f"{merchant_url}/products", headers=_h(owner), timeout=30).json()["products"]
+    assert [p["product"] for p in products] == [{**PRODUCT, "image": image["url"]}]
+    again = post(stack, account_id, owner, good)
+    assert again.status_code == 429 and again.json()["org.wangxin.limit"] == "repost_cooldown_hours", again.text
+    assert again.json()["retry_after_ms"] > 6 * 24 * 3600 * 1000
+    assert [p["post_id"] for p in posts_of(stack, account_id, owner)["posts"]] == [answer["post_id"]]
+
+
 # -- scheduling -----------------------------------------------------------------------------------
 
 def test_a_scheduled_post_is_sent_at_its_time_and_a_cancelled_one_never(stack: RunningStack) -> None:

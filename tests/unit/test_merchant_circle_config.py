@@ -41,6 +41,8 @@ def test_a_chat_follow_waits_in_growing_steps_adding_up_to_the_setting() -> None
         ({"platform_secret": SECRET, "post_per_day": 3}, ("post_per_day",)),
         ({"platform_secret": SECRET, "chat_follow_wait_s": 0}, ("chat_follow_wait_s",)),
         ({"platform_secret": SECRET, "edits_per_post_per_day": -1}, ("edits_per_post_per_day",)),
+        ({"platform_secret": SECRET, "shard_size": -1}, ("shard_size",)),
+        ({"platform_secret": SECRET, "fanout_concurrency": 0}, ("fanout_concurrency",)),
     ],
 )
 def test_config_errors_name_the_key(config, path) -> None:
@@ -65,3 +67,9 @@ def test_the_membership_poll_interval_defaults_to_a_second_and_names_its_key() -
         with pytest.raises(ConfigError) as e:
             MerchantCircle.parse_config({"platform_secret": SECRET, "membership_poll_ms": bad})
         assert e.value.path == ("membership_poll_ms",)
+
+
+def test_circles_take_5000_followers_per_room_unless_told_otherwise() -> None:
+    assert MerchantCircle.parse_config({"platform_secret": SECRET}).shard_size == 5000
+    one_room = MerchantCircle.parse_config({"platform_secret": SECRET, "shard_size": 0, "fanout_concurrency": 8})
+    assert (one_room.shard_size, one_room.fanout_concurrency) == (0, 8)

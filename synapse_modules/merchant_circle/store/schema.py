@@ -120,6 +120,32 @@ STATEMENTS = (
     # Targeted posts also find the buyers of a merchant, or of anything, since some day.
     "CREATE INDEX IF NOT EXISTS wangxin_purchases_merchant ON wangxin_purchases (merchant_id, received_ts)",
     "CREATE INDEX IF NOT EXISTS wangxin_purchases_received ON wangxin_purchases (received_ts)",
+    # A circle's further rooms (shards) past its first, the merchant's circle_room_id (shard 0):
+    # docs/merchant-circle.md, "Circles past one room". ``room_id`` is NULL while a process makes
+    # the room (``started_ts`` says since when: a claim left by a stopped process is taken over).
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_shards (
+        merchant_id TEXT NOT NULL,
+        shard_no INTEGER NOT NULL,
+        room_id TEXT UNIQUE,
+        started_ts BIGINT NOT NULL,
+        PRIMARY KEY (merchant_id, shard_no)
+    )""",
+    # A post (or an edit or removal of one) in a sharded circle's first room, to be mirrored into
+    # the other rooms; ``done_ts`` once every room has its mirror.
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_fanouts (
+        event_id TEXT NOT NULL PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        created_ts BIGINT NOT NULL,
+        done_ts BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS wangxin_circle_fanouts_open ON wangxin_circle_fanouts (done_ts, created_ts)",
+    # Each mirror: the first room's event and its copy in another room of the circle.
+    """CREATE TABLE IF NOT EXISTS wangxin_circle_mirrors (
+        event_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        mirror_event_id TEXT NOT NULL,
+        PRIMARY KEY (event_id, room_id)
+    )""",
 )
 
 # Columns added after the first release of a table: (table, column, definition).

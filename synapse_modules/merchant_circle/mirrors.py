@@ -1,0 +1,193 @@
+"""Posts of a circle past one room: made in its first room, mirrored into the others.
+
+Whoever posts (the merchant's client, the merchant bot, the accounts module's posting API or a
+scheduled post), the post is an event in the circle's first room. For a circle with further
+rooms (``shards``), ``check_event_for_spam`` of that event, once the quota has admitted it,
+records a fan-out (one row, only for such circles) and starts a background task in the same
+process: it waits until the event is persisted (a later check may still refuse it), then sends a
+copy from the same sender into every further room, ``fanout_concurrency`` rooms at a time, and
+records each copy. An edit is mirrored as an edit of each room's copy, a removal as a removal of
+it. A copy carries ``org.wangxin.mirror_of`` (the first room's event id); the quota does not count
+it: a copy is recognised only if this process is sending it at that moment (a client that writes
+the key itself gets no exemption).
+
+A fan-out cut short (Synapse stopped) is finished by the background-tasks process, which looks
+every ``SWEEP_INTERVAL_MS`` for fan-outs older than ``SWEEP_AFTER_MS``: a room whose copy was
+sent but not recorded gets a second copy (at least once, like scheduled posts). An event that was
+never persisted within ``GIVE_UP_MS`` is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from synapse.module_api import EventBase, ModuleApi, make_deferred_yieldable, run_in_background
+from twisted.internet import defer
+
+from synapse_modules._internals import MembershipInternals, persisted_event_ids_txn
+from synapse_modules.merchant_circle.config import MerchantCircleConfig
+from synapse_modules.merchant_circle.lookups import BoundedCache
+from synapse_modules.merchant_circle.rules import MIRROR_KEY
+from synapse_modules.merchant_circle.shards import Shards
+from synapse_modules.merchant_circle.store import MerchantCircleStore
+from synapse_modules.merchant_circle.store.shards import (
+    add_fanout_txn,
+    add_mirror_txn,
+    drop_fanout_txn,
+    finish_fanout_txn,
+    mirrors_of_txn,
+    open_fanouts_txn,
+)
+
+logger = logging.getLogger(__name__)
+
+# After the spam check the event is persisted: checked after each of these waits (seconds). A
+# post into a room of thousands spends a few hundred milliseconds on push rules before that.
+PERSIST_WAITS_S = (0.01, 0.02, 0.05, 0.05, 0.1, 0.1, 0.2, 0.2, 0.5, 0.5, 1, 2, 4, 8)
+SWEEP_INTERVAL_MS = 30_000
+SWEEP_AFTER_MS = 60_000
+GIVE_UP_MS = 10 * 60_000
+SWEEP_BATCH = 100
+
+
+class Mirrors:
+    def __init__(self, api: ModuleApi, config: MerchantCircleConfig, store: MerchantCircleStore,
+                 members: MembershipInternals, shards: Shards):
+        self._api = api
+        self._config = config
+        self._store = store
+        self._members = members
+        self._shards = shards
+        self._sending: set[tuple[str, str]] = set()  # (room, first room's event) copies being sent here
+        self._running: set[str] = set()  # first room's events being mirrored by this process
+        self._done = BoundedCache(1000)  # ... and the last ones it mirrored
+        self._sweeping = False
+
+    def is_mirror(self, event: EventBase) -> bool:
+        """A copy this process is sending now (only those: the key alone proves nothing)."""
+        of = event.content.get(MIRROR_KEY)
+        return isinstance(of, str) and (event.room_id, of) in self._sending
+
+    async def is_further_room(self, merchant_id: str, room_id: str) -> bool:
+        rooms = await self._shards.rooms(merchant_id)
+        return bool(rooms) and room_id != rooms[0]
+
+    async def admitted(self, merchant_id: str, event: EventBase) -> None:
+        """A post, edit or removal the quota admitted in one of the merchant's circle rooms."""
+        rooms = await self._shards.rooms(merchant_id)
+        if len(rooms) < 2 or event.room_id != rooms[0]:
+            return
+        await self._store.run(add_fanout_txn, event.event_id, merchant_id, self._api.get_current_time_msec())
+        self._api.run_as_background_process("wangxin_circle_fanout", self._when_persisted, merchant_id, event)
+
+    async def _when_persisted(self, merchant_id: str, event: EventBase) -> None:
+        for wait in PERSIST_WAITS_S:
+            await self._api.sleep(wait)
+            if event.event_id in self._running or self._done.get(event.event_id) is not ...:
+                return
+            if await self._store.run_named("wangxin_circle_fanout_persisted", persisted_event_ids_txn,
+                                           [event.event_id]):
+                await self.fan_out(merchant_id, event)
+                return
+        # Not persisted after half a minute: the sweep decides (it may still come, or never).
+
+    def persisted(self, merchant_id: str, event: EventBase) -> None:
+        """The poster knows ``event`` is persisted (the module's own posts): mirror it now, without
+        waiting for the check above to notice."""
+        if self._done.get(event.event_id) is ... and event.event_id not in self._running:
+            self._api.run_as_background_process("wangxin_circle_fanout", self.fan_out, merchant_id, event)
+
+    async def fan_out(self, merchant_id: str, event: EventBase) -> None:
+        """Copy ``event`` into every further room that has no copy yet; recorded as done when all have."""
+        if event.event_id in self._running:
+            return
+        self._running.add(event.event_id)
+        try:
+            known = await self._shards.rooms(merchant_id)  # cached: most posts are in circles of one room
+            if len(known) < 2 or event.room_id != known[0]:
+                return
+            rooms = (await self._shards.rooms(merchant_id, fresh=True))[1:]
+            done = await self._store.run(mirrors_of_txn, event.event_id)
+            todo = [room for room in rooms if room not in done]
+            failed = 0
+            for start in range(0, len(todo), self._config.fanout_concurrency):
+                batch = todo[start : start + self._config.fanout_concurrency]
+                results = await _gather([self._mirror_into(event, room) for room in batch])
+                for room, error in zip(batch, results, strict=True):
+                    if error is not None:
+                        failed += 1
+                        logger.warning("Mirroring %s into %s failed (%s); the sweep tries again", event.event_id,
+                                       room, error)
+            if not failed:
+                await self._store.run(finish_fanout_txn, event.event_id, self._api.get_current_time_msec())
+                self._done.put(event.event_id, True)
+        except Exception:
+            logger.exception("Mirroring %s of %s's circle failed; the sweep tries again", event.event_id, merchant_id)
+        finally:
+            self._running.discard(event.event_id)
+
+    async def _mirror_into(self, event: EventBase, room_id: str) -> None:
+        content: dict[str, Any] = dict(event.content)
+        content[MIRROR_KEY] = event.event_id
+        event_dict: dict[str, Any] = {"type": event.type, "room_id": room_id, "sender": event.sender}
+        if event.type == "m.room.redaction":
+            target = await self._copy_in(getattr(event, "redacts", None) or content.get("redacts"), room_id)
+            if target is None:
+                return  # removes a post that has no copy there: nothing to remove
+            content["redacts"] = target
+            event_dict["redacts"] = target
+        else:
+            relates = content.get("m.relates_to")
+            if isinstance(relates, dict) and isinstance(relates.get("event_id"), str):
+                target = await self._copy_in(relates["event_id"], room_id)
+                if target is None:
+                    return  # an edit of a post from before this room existed
+                content["m.relates_to"] = {**relates, "event_id": target}
+        event_dict["content"] = content
+        self._sending.add((room_id, event.event_id))
+        try:
+            sent = await self._api.create_and_send_event_into_room(event_dict)
+        finally:
+            self._sending.discard((room_id, event.event_id))
+        await self._store.run(add_mirror_txn, event.event_id, room_id, str(sent.event_id))
+
+    async def _copy_in(self, event_id: Any, room_id: str) -> str | None:
+        if not isinstance(event_id, str):
+            return None
+        return (await self._store.run(mirrors_of_txn, event_id)).get(room_id)
+
+    async def sweep(self) -> None:
+        """Finish fan-outs a stopped process left (the background-tasks process)."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        try:
+            now = self._api.get_current_time_msec()
+            for event_id, merchant_id, created in await self._store.run(open_fanouts_txn, now - SWEEP_AFTER_MS,
+                                                                        SWEEP_BATCH):
+                event = await self._members.event(event_id)
+                if event is None:
+                    if now - created > GIVE_UP_MS:
+                        await self._store.run(drop_fanout_txn, event_id)
+                    continue
+                await self.fan_out(merchant_id, event)
+        except Exception:
+            logger.exception("Finishing the circles' fan-outs failed; trying again in %d s", SWEEP_INTERVAL_MS // 1000)
+        finally:
+            self._sweeping = False
+
+
+async def _gather(calls: list[Any]) -> list[Exception | None]:
+    """Run the coroutines side by side (in Synapse's log contexts); each one's exception, or ``None``."""
+
+    async def wrap(call: Any) -> Exception | None:
+        try:
+            await call
+        except Exception as e:
+            return e
+        return None
+
+    gathered: defer.Deferred[list[Exception | None]] = defer.gatherResults(
+        [run_in_background(wrap, c) for c in calls], consumeErrors=True)
+    return await make_deferred_yieldable(gathered)
