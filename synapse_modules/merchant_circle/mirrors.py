@@ -1,20 +1,22 @@
 """Posts of a circle past one room: made in its first room, mirrored into the others.
 
 Whoever posts (the merchant's client, the merchant bot, the accounts module's posting API or a
-scheduled post), the post is an event in the circle's first room. For a circle with further
-rooms (``shards``), ``check_event_for_spam`` of that event, once the quota has admitted it,
-records a fan-out (one row, only for such circles) and starts a background task in the same
-process: it waits until the event is persisted (a later check may still refuse it), then sends a
-copy from the same sender into every further room, ``fanout_concurrency`` rooms at a time, and
-records each copy. An edit is mirrored as an edit of each room's copy, a removal as a removal of
-it. A copy carries ``org.wangxin.mirror_of`` (the first room's event id); the quota does not count
-it: a copy is recognised only if this process is sending it at that moment (a client that writes
-the key itself gets no exemption).
+scheduled post), the post is an event in the circle's first room. For a circle with further rooms
+(``shards``), ``check_event_for_spam`` of that event, once the quota has admitted it, records a
+fan-out (one row, only for such circles) and starts a background task in the same process that
+sends a copy from the same sender into every further room, ``fanout_concurrency`` rooms at a time,
+beside the first room's event (so the last room does not wait for the first), and records each
+copy. An edit or a removal is copied once its event is persisted (it needs the copies of its post
+recorded). A post refused after the quota (nothing in Synapse does that to a circle's poster
+today) would leave copies: the sweep removes them. An edit is mirrored as an edit of each room's
+copy, a removal as a removal of it. A copy carries ``org.wangxin.mirror_of`` (the first room's
+event id); the quota does not count it: a copy is recognised only if this process is sending it at
+that moment (a client that writes the key itself gets no exemption).
 
 A fan-out cut short (Synapse stopped) is finished by the background-tasks process, which looks
-every ``SWEEP_INTERVAL_MS`` for fan-outs older than ``SWEEP_AFTER_MS``: a room whose copy was
-sent but not recorded gets a second copy (at least once, like scheduled posts). An event that was
-never persisted within ``GIVE_UP_MS`` is dropped.
+every ``SWEEP_INTERVAL_MS`` for fan-outs older than ``SWEEP_AFTER_MS``: a room whose copy was sent
+but not recorded gets a second copy (at least once, like scheduled posts). A post that was never
+persisted within ``GIVE_UP_MS`` has its copies removed by the rooms' creator.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ SWEEP_BATCH = 100
 
 class Mirrors:
     def __init__(self, api: ModuleApi, config: MerchantCircleConfig, store: MerchantCircleStore,
-                 members: MembershipInternals, shards: Shards):
+                 members: MembershipInternals, shards: Shards, owner: str):
         self._api = api
+        self._owner = owner  # the circles' service account, creator of every room of a circle
         self._config = config
         self._store = store
         self._members = members
@@ -79,18 +82,26 @@ class Mirrors:
         if len(rooms) < 2 or event.room_id != rooms[0]:
             return
         await self._store.run(add_fanout_txn, event.event_id, merchant_id, self._api.get_current_time_msec())
-        self._api.run_as_background_process("wangxin_circle_fanout", self._when_persisted, merchant_id, event)
+        if event.type == "m.room.redaction" or isinstance(event.content.get("m.relates_to"), dict):
+            # An edit or removal names a post whose copies must be recorded first: after persistence.
+            self._api.run_as_background_process("wangxin_circle_fanout", self._when_persisted, merchant_id, event)
+        else:
+            # A post: its copies go out beside it, so the last room does not wait for the first.
+            # Nothing after this check refuses a post the quota admitted from a poster of the
+            # circle; if it were refused anyway, the sweep removes the copies.
+            self._api.run_as_background_process("wangxin_circle_fanout", self.fan_out, merchant_id, event)
 
     async def _when_persisted(self, merchant_id: str, event: EventBase) -> None:
-        for wait in PERSIST_WAITS_S:
-            await self._api.sleep(wait)
-            if event.event_id in self._running or self._done.get(event.event_id) is not ...:
-                return
-            if await self._store.run_named("wangxin_circle_fanout_persisted", persisted_event_ids_txn,
-                                           [event.event_id]):
-                await self.fan_out(merchant_id, event)
-                return
+        if await self._persisted(event.event_id):
+            await self.fan_out(merchant_id, event)
         # Not persisted after half a minute: the sweep decides (it may still come, or never).
+
+    async def _persisted(self, event_id: str) -> bool:
+        for wait in PERSIST_WAITS_S:
+            if await self._store.run_named("wangxin_circle_fanout_persisted", persisted_event_ids_txn, [event_id]):
+                return True
+            await self._api.sleep(wait)
+        return False
 
     def persisted(self, merchant_id: str, event: EventBase) -> None:
         """The poster knows ``event`` is persisted (the module's own posts): mirror it now, without
@@ -119,7 +130,9 @@ class Mirrors:
                         failed += 1
                         logger.warning("Mirroring %s into %s failed (%s); the sweep tries again", event.event_id,
                                        room, error)
-            if not failed:
+            # Done once every room has its copy and the first room has the post (copies may be
+            # sent before it is stored: a post never stored stays open, and the sweep removes them).
+            if not failed and await self._persisted(event.event_id):
                 await self._store.run(finish_fanout_txn, event.event_id, self._api.get_current_time_msec())
                 self._done.put(event.event_id, True)
         except Exception:
@@ -157,6 +170,15 @@ class Mirrors:
             return None
         return (await self._store.run(mirrors_of_txn, event_id)).get(room_id)
 
+    async def _withdraw(self, event_id: str) -> None:
+        """A post never stored in the first room: its copies are removed (by the rooms' creator)."""
+        for room_id, copy in (await self._store.run(mirrors_of_txn, event_id)).items():
+            await self._api.create_and_send_event_into_room({
+                "type": "m.room.redaction", "room_id": room_id, "sender": self._owner, "redacts": copy,
+                "content": {"redacts": copy, "reason": "the post was not stored"}})
+        await self._store.run(drop_fanout_txn, event_id)
+        logger.warning("Post %s was never stored in its circle's first room: its copies were removed", event_id)
+
     async def sweep(self) -> None:
         """Finish fan-outs a stopped process left (the background-tasks process)."""
         if self._sweeping:
@@ -169,7 +191,7 @@ class Mirrors:
                 event = await self._members.event(event_id)
                 if event is None:
                     if now - created > GIVE_UP_MS:
-                        await self._store.run(drop_fanout_txn, event_id)
+                        await self._withdraw(event_id)
                     continue
                 await self.fan_out(merchant_id, event)
         except Exception:
