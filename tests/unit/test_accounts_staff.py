@@ -6,7 +6,6 @@ after its own. (The e2e tests run the same on real Synapse.)"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +39,7 @@ from synapse_modules.accounts.store.support import insert_support_room_txn
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
 from synapse_modules.merchant_circle.queue import FollowQueue
 from synapse_modules.merchant_circle.store.follows import due_jobs_txn, enqueue_job_txn, finish_job_txn
-from synapse_modules.merchant_circle.store.schema import create_schema_txn
+from tests.unit.sqlite_tables import tables
 
 NOW = 1_700_000_000_000
 ACCT = "@acct.library:hs"
@@ -48,12 +47,8 @@ ACCT = "@acct.library:hs"
 
 @pytest.fixture
 def txn() -> Iterator[Any]:
-    conn = sqlite3.connect(":memory:")
-    cur: Any = conn.cursor()
-    create_schema_txn(cur)
-    SCHEMA.create_txn(cur)
-    yield cur
-    conn.close()
+    with tables(SCHEMA) as cur:
+        yield cur
 
 
 def _error(call: Any) -> errors.SynapseError:

@@ -5,7 +5,6 @@ sweep's questions. (The e2e tests run the same SQL on PostgreSQL.)"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,20 +28,15 @@ from synapse_modules.accounts.store.follows import record_own_follow_txn
 from synapse_modules.accounts.store.schema import SCHEMA
 from synapse_modules.merchant_circle.store.follows import follow_state_txn, unfollow_txn
 from synapse_modules.merchant_circle.store.merchants import Merchant, insert_merchant_txn, update_merchant_profile_txn
-from synapse_modules.merchant_circle.store.schema import create_schema_txn
+from tests.unit.sqlite_tables import tables
 
 NOW = 1_700_000_000_000
 
 
 @pytest.fixture
 def txn() -> Iterator[Any]:
-    conn = sqlite3.connect(":memory:")
-    cur: Any = conn.cursor()
-    create_schema_txn(cur)
-    SCHEMA.create_txn(cur)
-    SCHEMA.create_txn(cur)  # idempotent: every process runs it
-    yield cur
-    conn.close()
+    with tables(SCHEMA) as cur:
+        yield cur
 
 
 def new(account_id: str, merchant_id: str, name: str = "Tea House", kind: str = "merchant", verified: bool = False,

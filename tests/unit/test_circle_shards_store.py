@@ -4,13 +4,11 @@ rooms are found by merchant and by room, and a fan-out is open until finished.""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from synapse_modules.merchant_circle.store.schema import create_schema_txn
 from synapse_modules.merchant_circle.store.shards import (
     add_fanout_txn,
     add_mirror_txn,
@@ -25,18 +23,15 @@ from synapse_modules.merchant_circle.store.shards import (
     set_shard_room_txn,
     shards_of_txn,
 )
+from tests.unit.sqlite_tables import tables
 
 NOW = 1_700_000_000_000
 
 
 @pytest.fixture
 def txn() -> Iterator[Any]:
-    conn = sqlite3.connect(":memory:")
-    cur: Any = conn.cursor()
-    create_schema_txn(cur)
-    create_schema_txn(cur)  # idempotent: every process runs it
-    yield cur
-    conn.close()
+    with tables() as cur:
+        yield cur
 
 
 def test_one_claim_makes_a_room_and_a_stale_claim_is_taken_over(txn: Any) -> None:
