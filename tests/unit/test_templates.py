@@ -63,7 +63,10 @@ def test_dev_stack_configures_every_module_the_example_does(tmp_path) -> None:
     assert {m["module"] for m in module_configs(options, state)} == example
 
 
-def test_the_worker_topology_notifies_application_services_from_the_generic_worker(tmp_path) -> None:
+def test_the_worker_topology_notifies_application_services_from_the_media_worker(tmp_path) -> None:
+    """Off the main process and off the generic worker that serves sends: the bridge's interest
+    check and stream position shared that worker's reactor with every send (docs/operating.md,
+    "Deploying for speed")."""
     from wangxin_stack.options import PostgresDsn, RedisAddress, StackOptions
     from wangxin_stack.render import render_stack
     from wangxin_stack.state import StackState
@@ -76,6 +79,14 @@ def test_the_worker_topology_notifies_application_services_from_the_generic_work
     rendered = render_stack(options, StackState.load_or_create(options.dir))
     with open(rendered.homeserver_config, encoding="utf-8") as f:
         homeserver = yaml.safe_load(f)
-    generic = [w.name for w in rendered.workers if w.role == "generic"]
-    assert homeserver["notify_appservices_from_worker"] == generic[0]
+    media = [w.name for w in rendered.workers if w.role == "media"]
+    assert homeserver["notify_appservices_from_worker"] == media[0]
+    from wangxin_stack.router import WorkerRouter
+
+    by_role = {w.role: w for w in rendered.workers}
+    router = WorkerRouter(options.ports.main_client, by_role["generic"].client_port, by_role["sync"].client_port,
+                          by_role["media"].client_port)
+    serving = {w.client_port: w.name for w in rendered.workers} | {options.ports.main_client: "main"}
+    sends = serving[router.backend_for("/_matrix/client/v3/rooms/!r:dev.test/send/m.room.message/t1")]
+    assert homeserver["notify_appservices_from_worker"] not in (sends, "main")
     assert homeserver["stream_writers"]["events"] == [w.name for w in rendered.workers if w.role == "event_persister"]
