@@ -38,6 +38,7 @@ from synapse_modules.merchant_circle.store.shards import (
     add_mirror_txn,
     drop_fanout_txn,
     finish_fanout_txn,
+    latest_posts_txn,
     mirrors_of_txn,
     open_fanouts_txn,
 )
@@ -51,6 +52,7 @@ SWEEP_INTERVAL_MS = 30_000
 SWEEP_AFTER_MS = 60_000
 GIVE_UP_MS = 10 * 60_000
 SWEEP_BATCH = 100
+BACKFILL_POSTS = 20  # a new further room starts with this many of the circle's latest posts
 
 
 class Mirrors:
@@ -164,6 +166,22 @@ class Mirrors:
         finally:
             self._sending.discard((room_id, event.event_id))
         await self._store.run(add_mirror_txn, event.event_id, room_id, str(sent.event_id))
+
+    async def backfill(self, merchant_id: str, room_id: str) -> None:
+        """A new further room starts with copies of the circle's latest ``BACKFILL_POSTS`` posts
+        (as posted; removed ones are left out), so its followers have something to scroll back
+        to as the first room's have."""
+        copied = 0
+        for event_id in await self._store.run(latest_posts_txn, merchant_id, BACKFILL_POSTS):
+            event = await self._members.event(event_id)
+            if event is None or event.room_id == room_id or not event.content.get("body"):
+                continue  # never stored, or removed since (a redacted event has no body)
+            try:
+                await self._mirror_into(event, room_id)
+                copied += 1
+            except Exception as e:
+                logger.warning("Copying %s into the new room %s failed (%s)", event_id, room_id, e)
+        logger.info("New room %s of %s's circle starts with its %d latest posts", room_id, merchant_id, copied)
 
     async def _copy_in(self, event_id: Any, room_id: str) -> str | None:
         if not isinstance(event_id, str):

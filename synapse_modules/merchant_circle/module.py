@@ -51,6 +51,7 @@ class MerchantCircle:
         # A circle past ``shard_size`` followers gets further rooms; posts are mirrored into them.
         shards = Shards(api, config, store, lookups, members, circles)
         mirrors = Mirrors(api, config, store, members, shards, lookups.owner)
+        shards.on_new_shard(mirrors.backfill)
         mutes = Mutes(store, lookups, push, shards.open_room)
         queue = FollowQueue(api, config, store, mutes, runs_here=runs_queue)
         follows = Follows(api, store, lookups, members, mutes, queue, shards)

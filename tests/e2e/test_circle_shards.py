@@ -198,3 +198,13 @@ def test_a_merchants_own_posts_edits_and_removals_are_mirrored(shards_stack: Run
     after = requests.get(f"{stack.url}{API}/merchants/{quote(merchant['user_id'])}", headers=_h(merchant),
                          timeout=30).json()["posts_today"]
     assert after == before + 1
+
+    # A room made later starts with the circle's latest posts (the removed one left out).
+    late = [stack.register_user() for _ in range(2)]
+    for buyer in late:
+        assert purchase(stack, buyer["user_id"], merchant["user_id"]).status_code == 200
+    newest = circle_room_of(stack, late[-1], merchant["user_id"])
+    assert newest not in (first, further)
+    backfilled = wait_until("the latest posts in the new room", lambda: [
+        e["content"]["body"] for e in messages_of(stack, late[-1], newest, merchant["user_id"])])
+    assert backfilled == ["free post?"]

@@ -113,3 +113,12 @@ def copies_by_room_txn(txn: Any, event_ids: Sequence[str]) -> dict[str, dict[str
     for room_id, copy, original in txn.fetchall():
         rooms.setdefault(room_id, {})[copy] = original
     return rooms
+
+
+def latest_posts_txn(txn: Any, merchant_id: str, limit: int) -> list[str]:
+    """The event ids of the circle's latest posts (first-room events), oldest first."""
+    txn.execute(
+        "SELECT event_id FROM wangxin_circle_posts WHERE merchant_id = ? ORDER BY ts DESC LIMIT ?",
+        (merchant_id, limit),
+    )
+    return [r[0] for r in txn.fetchall()][::-1]
