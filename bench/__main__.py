@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int,
                         help="circle size (merchant_circle, follow_cost: default 10000; audience: 20000)")
-    parser.add_argument("--shard-size", type=int, default=5000,
+    parser.add_argument("--shard-size", type=int, default=10000,
                         help="audience: followers per room of the account's channel before the next room")
     parser.add_argument("--targeted", type=int, default=2000,
                         help="audience: people a platform's targeted post reaches (of --followers)")

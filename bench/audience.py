@@ -274,7 +274,7 @@ def _targeted(stack: Any, targeted: int) -> dict[str, Any]:
     return {"account_id": account_id, "posts": runs}
 
 
-def run(followers: int = 20000, shard_size: int = 5000, targeted: int = 2000, samples: int = 20,
+def run(followers: int = 20000, shard_size: int = 10000, targeted: int = 2000, samples: int = 20,
         concurrency: int = 8, postgres: bool = False) -> dict[str, Any]:
     if not 0 < targeted <= followers:
         raise ValueError(f"--targeted: between 1 and --followers ({followers}), found {targeted}")

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="merchant circle post quota per merchant and day (default: the module's, 3)")
     up.add_argument("--circle-shard-size", type=int, metavar="N",
                     help="followers per merchant circle room before a further room is made (default: the "
-                    "module's, 5000; 0: one room)")
+                    "module's, 10000; 0: one room)")
     up.add_argument("--no-circle-space-filing", action="store_true",
                     help="do not file circles in followers' 商家圈 spaces (benchmarks of post delivery)")
     up.add_argument("--circle-chat-wait-s", type=int, metavar="S",

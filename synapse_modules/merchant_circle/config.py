@@ -40,7 +40,7 @@ KNOWN_OPTIONS = (
 )
 # Followers per room of a circle before the next follower goes into a further room (a shard):
 # docs/merchant-circle.md, "Circles past one room".
-DEFAULT_SHARD_SIZE = 5000
+DEFAULT_SHARD_SIZE = 10000
 
 
 @attrs.frozen

@@ -69,7 +69,7 @@ def test_the_membership_poll_interval_defaults_to_a_second_and_names_its_key() -
         assert e.value.path == ("membership_poll_ms",)
 
 
-def test_circles_take_5000_followers_per_room_unless_told_otherwise() -> None:
-    assert MerchantCircle.parse_config({"platform_secret": SECRET}).shard_size == 5000
+def test_circles_take_10000_followers_per_room_unless_told_otherwise() -> None:
+    assert MerchantCircle.parse_config({"platform_secret": SECRET}).shard_size == 10000
     one_room = MerchantCircle.parse_config({"platform_secret": SECRET, "shard_size": 0, "fanout_concurrency": 8})
     assert (one_room.shard_size, one_room.fanout_concurrency) == (0, 8)
