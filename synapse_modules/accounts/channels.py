@@ -38,12 +38,13 @@ class AliasTaken(Exception):
 
 class Channels:
     def __init__(self, api: ModuleApi, store: AccountsStore, parts: CircleParts, identities: Identities,
-                 directory: DirectoryInternals):
+                 directory: DirectoryInternals, list_verified: bool = True):
         self._api = api
         self._store = store
         self._parts = parts
         self._identities = identities
         self._directory = directory
+        self._list_verified = list_verified
 
     def alias(self, account_id: str) -> str:
         return alias_of(account_id, self._api.server_name)
@@ -102,9 +103,23 @@ class Channels:
         # account's state too (clients show the verified badge there); the address names the first.
         for further in (await self._parts.shards.rooms(account.merchant_id, fresh=True))[1:]:
             await self.mark_room(further, account)
+        await self._list_in_directory(room_id, account.verified)
         if not account.published:
             await self._store.run(set_published_txn, account_id, True)
         return await self._store.run(get_account_txn, account_id)
+
+    async def _list_in_directory(self, room_id: str, verified: bool) -> None:
+        """The public room directory lists the channel's first room while the account is verified
+        (so a listing there is the verified mark: nobody gets an unverified channel listed through
+        the module); an account no longer verified leaves it. Further rooms are never listed."""
+        if not self._list_verified:
+            return
+        directory = self._api.public_room_list_manager
+        listed = await directory.room_is_in_public_room_list(room_id)
+        if verified and not listed:
+            await directory.add_room_to_public_room_list(room_id)
+        elif listed and not verified:
+            await directory.remove_room_from_public_room_list(room_id)
 
     async def mark_room(self, room_id: str, account: Account) -> None:
         """The ``org.wangxin.account`` state in one room of the channel, if it differs."""

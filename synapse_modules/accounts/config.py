@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from synapse_modules._config import ModuleConfigError, get_int, get_str, reject_unknown, require_mapping
+from synapse_modules._config import ModuleConfigError, get_bool, get_int, get_str, reject_unknown, require_mapping
 from synapse_modules.accounts.posting_config import PostingConfig
 
 # The campaign's promise: no membership, verification or transfer fees for this long after an
@@ -34,7 +34,7 @@ MAX_MAX_STAFF = 100
 
 KNOWN_OPTIONS = (
     "fee_waiver_months", "identity_prefix", "search_limit", "storefront_allow_http_loopback", "sweep_interval_ms",
-    "posting", "stats_time_zone", "max_staff",
+    "posting", "stats_time_zone", "max_staff", "list_verified_in_directory",
 )
 
 
@@ -50,6 +50,9 @@ class AccountsConfig:
     # The days of an account's stats (followers per day) are days of this zone.
     stats_time_zone: str = DEFAULT_STATS_TIME_ZONE
     max_staff: int = DEFAULT_MAX_STAFF  # people of an account (besides its owner) in its support rooms
+    # The first room of a verified account's channel is in the public room directory, and only
+    # while the account is verified; false: the module never touches the directory.
+    list_verified_in_directory: bool = True
 
     @staticmethod
     def from_dict(raw: Any) -> AccountsConfig:
@@ -78,6 +81,7 @@ class AccountsConfig:
             posting=PostingConfig.from_dict(config.get("posting")),
             stats_time_zone=_time_zone(config),
             max_staff=max_staff,
+            list_verified_in_directory=get_bool(config, "list_verified_in_directory", True),
         )
 
 

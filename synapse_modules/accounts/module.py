@@ -36,7 +36,7 @@ class Accounts:
         _features.loaded("accounts")
         store = AccountsStore(api, parts.store)
         identities = Identities(api, config, parts.lookups)
-        channels = Channels(api, store, parts, identities, DirectoryInternals(api))
+        channels = Channels(api, store, parts, identities, DirectoryInternals(api), config.list_verified_in_directory)
         adoption = Adoption(api, config, store, parts.lookups, channels)
         storefronts = Storefronts(store, channels, parts.lookups.owner)
         # A channel's further rooms get the account's state and storefront (docs/accounts.md).

@@ -74,6 +74,20 @@ def space_of(stack: RunningStack, user: dict[str, Any]) -> str:
         f"{stack.url}{API}/circle", headers=_h(user), timeout=30).json()["space_room_id"]))
 
 
+def directory_visibility(stack: RunningStack, room_id: str) -> str:
+    r = requests.get(f"{stack.url}/_matrix/client/v3/directory/list/room/{quote(room_id)}", timeout=30)
+    assert r.status_code == 200, r.text
+    return str(r.json()["visibility"])
+
+
+def in_public_rooms(stack: RunningStack, user: dict[str, Any], name: str) -> list[str]:
+    """The rooms Element's "Explore rooms" finds by ``name``."""
+    r = requests.post(f"{stack.url}/_matrix/client/v3/publicRooms", headers=_h(user),
+                      json={"filter": {"generic_search_term": name}, "limit": 50}, timeout=30)
+    assert r.status_code == 200, r.text
+    return [chunk["room_id"] for chunk in r.json()["chunk"]]
+
+
 def mute_rule(stack: RunningStack, user: dict[str, Any], room_id: str) -> dict[str, Any] | None:
     r = requests.get(f"{stack.url}/_matrix/client/v3/pushrules/global/override/{quote(room_id)}", headers=_h(user),
                      timeout=30)
@@ -109,6 +123,7 @@ def test_an_admin_creates_and_verifies_an_account_with_its_channel(stack: Runnin
     assert resolved.status_code == 200 and resolved.json()["room_id"] == room_id
     profile = requests.get(f"{stack.url}/_matrix/client/v3/profile/{quote(identity)}", timeout=30).json()
     assert profile["displayname"] == "City Library"
+    assert directory_visibility(stack, room_id) == "private"  # unverified: not in the room directory
 
     # Verified, renamed: the same channel, the state says so.
     r = put_account(stack, account_id, {"kind": "organisation", "owner": owner["user_id"], "name": "City Library 2",
@@ -117,6 +132,10 @@ def test_an_admin_creates_and_verifies_an_account_with_its_channel(stack: Runnin
     state = room_state(stack, room_id)
     assert state[("org.wangxin.account", "")]["verified"] is True
     assert state[("m.room.name", "")]["name"] == "City Library 2 · 商家圈"
+    # Verified: the channel is in the public room directory, where Element's "Explore rooms" finds it.
+    assert directory_visibility(stack, room_id) == "public"
+    wait_until("the channel in the room directory's search", lambda: room_id in in_public_rooms(
+        stack, owner, "City Library 2"))
 
     reader = stack.register_user()
     got = get_account(stack, account_id, reader)
@@ -127,6 +146,14 @@ def test_an_admin_creates_and_verifies_an_account_with_its_channel(stack: Runnin
     assert view["registered_at"] == made["registered_at"] and view["fees_waived_until"] == made["fees_waived_until"]
     assert "owner" not in view  # for the owner and admins only
     assert get_account(stack, account_id, owner).json()["owner"] == owner["user_id"]
+
+    # No longer verified: out of the directory, the state says so.
+    r = put_account(stack, account_id, {"kind": "organisation", "owner": owner["user_id"], "name": "City Library 2",
+                                        "verified": False})
+    assert r.status_code == 200 and r.json()["verified"] is False
+    assert directory_visibility(stack, room_id) == "private"
+    assert room_id not in in_public_rooms(stack, owner, "City Library 2")
+    assert room_state(stack, room_id)[("org.wangxin.account", "")]["verified"] is False
 
 
 def test_refused_accounts_name_the_field_and_change_nothing(stack: RunningStack) -> None:

@@ -202,11 +202,13 @@ def test_the_qr_code_is_a_png_of_the_link() -> None:
 def test_defaults_and_options() -> None:
     default = AccountsConfig.from_dict(None)
     assert (default.fee_waiver_months, default.identity_prefix, default.search_limit) == (36, "acct.", 20)
-    assert default.storefront_allow_http_loopback is False
+    assert default.storefront_allow_http_loopback is False and default.list_verified_in_directory is True
     config = AccountsConfig.from_dict({"fee_waiver_months": 12, "identity_prefix": "oa-", "search_limit": 50,
-                                       "storefront_allow_http_loopback": True, "sweep_interval_ms": 5000})
+                                       "storefront_allow_http_loopback": True, "sweep_interval_ms": 5000,
+                                       "list_verified_in_directory": False})
     assert (config.fee_waiver_months, config.identity_prefix, config.search_limit) == (12, "oa-", 50)
     assert config.storefront_allow_http_loopback and config.sweep_interval_ms == 5000
+    assert config.list_verified_in_directory is False
 
 
 @pytest.mark.parametrize(("raw", "key"), [
@@ -218,6 +220,7 @@ def test_defaults_and_options() -> None:
     ({"search_limit": 51}, "search_limit"),
     ({"storefront_allow_http_loopback": "yes"}, "storefront_allow_http_loopback"),
     ({"sweep_interval_ms": 10}, "sweep_interval_ms"),
+    ({"list_verified_in_directory": "yes"}, "list_verified_in_directory"),
     ({"colour": "red"}, "colour"),
 ])
 def test_a_wrong_option_names_its_key(raw: dict[str, Any], key: str) -> None:
