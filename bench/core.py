@@ -79,16 +79,16 @@ class BenchStack:
             time.sleep(1.0)
         raise RuntimeError(f"Synapse's background updates did not finish in {timeout:.0f} s (see {log})")
 
-    def stock_copies(self, specs: list[tuple[str, bool]], redis: str | None = None) -> list[BenchStack]:
+    def stock_copies(self, specs: list[tuple[str, bool, str | None]]) -> list[BenchStack]:
         """Stock Synapse (no modules, no bridge) serving copies of this stack's homeserver
-        database, under the same server name, one per ``(directory, with_registration)``; this
+        database, under the same server name, one per ``(directory, with_registration, redis)``; this
         stack is stopped while they are copied and started again after. ``with_registration``:
         the copy also registers this stack's application service (the bridge), with no URL (so
         Synapse sends it nothing, but does all its per-event bookkeeping for it), to tell what
-        the modules cost from what a registered bridge costs. ``redis`` (``HOST:PORT``): the
-        copies run on the worker topology and replicate through it; it must not be this stack's
-        Redis (nor another copy's, running at the same time): Synapse names its Redis channels
-        after the server name, which the copies share."""
+        the modules cost from what a registered bridge costs. ``redis`` (``HOST:PORT``, or
+        ``None`` for one process): the copy runs on the worker topology and replicates through
+        it; it must not be this stack's Redis (nor another copy's, running at the same time):
+        Synapse names its Redis channels after the server name, which the copies share."""
         import shutil
 
         from tests.harness import services
@@ -96,7 +96,7 @@ class BenchStack:
         self.stack.stop()
         plans = []
         try:
-            for directory, with_registration in specs:
+            for directory, with_registration, redis in specs:
                 args = ["--port", str(free_base_port()), "--server-name", self.stack.server_name,
                         "--relaxed-rate-limits", "--stock"]
                 databases = []

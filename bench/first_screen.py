@@ -20,7 +20,10 @@ with the other side), so drift in the machine's load hits both alike:
   800x600 thumbnails of their images over six connections as a browser would; the circles
   take turns;
 - **message send** by the viewer in the 10-member room and in the big group, ten at a time
-  per side.
+  per side, on three sides: Wangxin, stock, and a third copy, stock carrying the bridge's
+  application-service registration with no URL (``stock_with_registration``: Synapse sends it
+  nothing but does its per-event bookkeeping for it), which tells what the modules cost from
+  what any registered application service costs.
 
 Bytes are the JSON's (``bytes_p50``), what it would weigh gzipped (``gzip_bytes_last``, computed
 here) and what came over the connection (``wire_bytes_p50``: the same as the JSON's unless
@@ -295,7 +298,12 @@ def _gzip_size(body: dict[str, Any]) -> int:
     return len(gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 6))
 
 
+REGISTERED = "stock_with_registration"
+
+
 def _sends(sides: list[Side], room_key: str, messages: int, progress: Progress, label: str) -> dict[str, Any]:
+    """Ten sends per side in turn. With a third side (stock carrying the bridge's registration),
+    also its figures and the ratios Wangxin / it and it / stock."""
     senders = [s.send(room_key) for s in sides]
     for _ in range(10):
         for send in senders:
@@ -305,7 +313,19 @@ def _sends(sides: list[Side], room_key: str, messages: int, progress: Progress, 
         for send, got in zip(senders, samples, strict=True):
             got += [send() for _ in range(10)]
         progress.tick(label, 10)
-    return _compare({s.name: {"s": got, "bytes": [0]} for s, got in zip(sides, samples, strict=True)})
+    by_name = {s.name: got for s, got in zip(sides, samples, strict=True)}
+    out = _compare({name: {"s": got, "bytes": [0]} for name, got in by_name.items()})
+    for name in ("wangxin", "stock"):
+        out[name].pop("bytes_p50", None)
+    out.pop("bytes_ratio", None)
+    if REGISTERED in by_name:
+        reg = by_name[REGISTERED]
+        out[REGISTERED] = summary_ms(reg)
+        out["wangxin_vs_registered_p50_ratio"] = ratio(out["wangxin"]["p50_ms"], out[REGISTERED]["p50_ms"])
+        out["wangxin_vs_registered_95pct_interval"] = p50_ratio_interval(by_name["wangxin"], reg)
+        out["registered_vs_stock_p50_ratio"] = ratio(out[REGISTERED]["p50_ms"], out["stock"]["p50_ms"])
+        out["registered_vs_stock_95pct_interval"] = p50_ratio_interval(reg, by_name["stock"])
+    return out
 
 
 def _encoded_size(value: Any) -> int:
@@ -336,8 +356,12 @@ def _first_screen_facts(body: dict[str, Any]) -> dict[str, Any]:
             "extensions_bytes": _encoded_size(body.get("extensions", {}))}
 
 
-def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int) -> dict[str, Any]:
+def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int,
+            registered: Any | None = None) -> dict[str, Any]:
+    """``registered``: stock Synapse carrying the bridge's registration, a third side for the sends."""
     sides = [Side("wangxin", wx, account), Side("stock", stock, account)]
+    if registered is not None:
+        sides.append(Side(REGISTERED, registered, account))
     result: dict[str, Any] = {}
     try:
         plan = [("first_screen_sliding_sync", Side.first_screen),
@@ -370,9 +394,6 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int) 
             for label, key in (("send_small_room", "small"), ("send_big_group", "big")):
                 print(f"[first_screen] measuring {label}", file=sys.stderr, flush=True)
                 result[label] = _sends(sides, key, messages, progress, label)
-                for name in ("wangxin", "stock"):
-                    result[label][name].pop("bytes_p50", None)
-                result[label].pop("bytes_ratio", None)
     finally:
         for side in sides:
             side.close()
@@ -464,16 +485,19 @@ def run(sizes: Sizes, samples: int = 30, messages: int = 300, postgres: bool = F
                 info["build"]["kept_in"] = keep_build
         print("[first_screen] copying the Wangxin database for stock Synapse; restarting both", file=sys.stderr,
               flush=True)
-        copy_redis = stopping.enter_context(private_redis()) if redis else None
-        (stock,) = wangxin.stock_copies([(os.path.join(tmp, "stock"), False)], redis=copy_redis)
+        copy_redis = [stopping.enter_context(private_redis()) if redis else None for _ in range(2)]
+        stock, registered = wangxin.stock_copies([(os.path.join(tmp, "stock"), False, copy_redis[0]),
+                                                  (os.path.join(tmp, "stock_registered"), True, copy_redis[1])])
         stopping.callback(stock.stop)
+        stopping.callback(registered.stop)
         # Media files are not in the database: the copy serves the same thumbnails from its own store.
         shutil.copytree(os.path.join(wangxin.stack.dir, "media_store"), os.path.join(stock.stack.dir, "media_store"),
                         dirs_exist_ok=True)
         wait_for_bridge(wangxin.stack)
         if postgres:
-            info["build"]["vacuum_analyze_s"] = round(_vacuum_analyze(wangxin.databases[0], stock.databases[0]), 1)
-        result = measure(wangxin.stack, stock.stack, account, samples, messages)
+            info["build"]["vacuum_analyze_s"] = round(_vacuum_analyze(
+                wangxin.databases[0], stock.databases[0], registered.databases[0]), 1)
+        result = measure(wangxin.stack, stock.stack, account, samples, messages, registered.stack)
     info["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     info["requests"] = REQUESTS
     info["seconds"] = round(time.monotonic() - started, 1)

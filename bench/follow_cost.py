@@ -133,7 +133,7 @@ def _follow_wave(stack: Any, followers: int, concurrency: int) -> dict[str, Any]
 def _by_name(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]], joins: int,
              n: int = 15) -> list[dict[str, Any]]:
     """Transaction names whose database time per join differs most between ``a`` and ``b``."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in set(a) | set(b):
         ca, sa = a.get(name, (0, 0.0))
         cb, sb = b.get(name, (0, 0.0))

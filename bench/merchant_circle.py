@@ -207,7 +207,7 @@ def _same_data(wangxin: BenchStack, directory: str, merchant_token: str, circle:
     costs every message on the server."""
     print("[circle] copying the Wangxin database for two stock Synapses; restarting all", file=sys.stderr,
           flush=True)
-    copy, copy_as = wangxin.stock_copies([(directory, False), (directory + "-appservice", True)])
+    copy, copy_as = wangxin.stock_copies([(directory, False, None), (directory + "-appservice", True, None)])
     try:
         wx_send = _sender(_session(merchant_token), wangxin.stack.url, circle, True)
         copy_send = _sender(_session(merchant_token), copy.stack.url, circle, True)

@@ -107,10 +107,11 @@ class SyncWatcher(threading.Thread):
         self.error: BaseException | None = None
 
     def _filter_id(self) -> str:
-        body = {"room": {"rooms": [self.room_id], "timeline": {"limit": 100, "types": ["m.room.message"]},
-                         "state": {"lazy_load_members": True, "types": []}, "ephemeral": {"types": []},
-                         "account_data": {"types": []}},
-                "presence": {"types": []}, "account_data": {"types": []}}
+        body: dict[str, Any] = {
+            "room": {"rooms": [self.room_id], "timeline": {"limit": 100, "types": ["m.room.message"]},
+                     "state": {"lazy_load_members": True, "types": []}, "ephemeral": {"types": []},
+                     "account_data": {"types": []}},
+            "presence": {"types": []}, "account_data": {"types": []}}
         r = self.http.post(f"{self.url}{CLIENT}/user/{quote(self.user_id)}/filter", json=body, timeout=60)
         r.raise_for_status()
         return str(r.json()["filter_id"])
@@ -188,10 +189,11 @@ class Arms:
 
     def webhook(self, send: Send) -> tuple[float, int]:
         update = update_of(send, "W", self.base_ms)
-        body = {"shipment_id": self.shipment_id(send, "W"), "order_id": f"O{self.tag}-{send.person}-{send.parcel}",
-                "buyer": self.people[send.person], "carrier": self.carrier(send),
-                "tracking_number": self.tracking_number(send, "W"), "status": update.status, "at": update.at,
-                "location": update.location, "eta": update.eta, "detail": update.detail}
+        body: dict[str, Any] = {
+            "shipment_id": self.shipment_id(send, "W"), "order_id": f"O{self.tag}-{send.person}-{send.parcel}",
+            "buyer": self.people[send.person], "carrier": self.carrier(send),
+            "tracking_number": self.tracking_number(send, "W"), "status": update.status, "at": update.at,
+            "location": update.location, "eta": update.eta, "detail": update.detail}
         started = time.monotonic()
         r = self.hook.post(f"{self.stack.url}{API}/shipments", json=body, timeout=120)
         elapsed = time.monotonic() - started

@@ -209,3 +209,29 @@ def test_a_kept_account_is_measured_again_only_on_its_kind_of_database(tmp_path:
     assert (got_sizes, got_account) == (sizes, account)
     with pytest.raises(ValueError, match="holds a sqlite account; this run is on postgres"):
         load(str(tmp_path), postgres=True)
+
+
+class _FakeSide:
+    """A side whose sends take a fixed time (``_sends`` only calls ``send(room)`` and reads ``name``)."""
+
+    def __init__(self, name: str, seconds: float):
+        self.name, self.seconds = name, seconds
+
+    def send(self, room_key: str) -> Any:
+        return lambda: self.seconds
+
+
+def test_sends_compare_wangxin_with_stock_and_with_stock_carrying_the_registration() -> None:
+    from bench.first_screen import REGISTERED, _sends
+    from bench.progress import Progress
+
+    sides: Any = [_FakeSide("wangxin", 0.012), _FakeSide("stock", 0.010), _FakeSide(REGISTERED, 0.011)]
+    with Progress("test", {"sends": 20}, every_s=3600) as progress:
+        out = _sends(sides, "small", 20, progress, "sends")
+    assert out["wangxin"]["p50_ms"] == 12.0 and out["stock"]["p50_ms"] == 10.0 and out[REGISTERED]["p50_ms"] == 11.0
+    assert out["p50_ratio"] == 1.2
+    assert out["wangxin_vs_registered_p50_ratio"] == pytest.approx(12 / 11, abs=0.001)
+    assert out["registered_vs_stock_p50_ratio"] == pytest.approx(1.1, abs=0.001)
+    assert "bytes_p50" not in out["wangxin"] and "bytes_ratio" not in out
+    two = _sends(sides[:2], "small", 20, progress, "sends")
+    assert two["p50_ratio"] == 1.2 and REGISTERED not in two and "registered_vs_stock_p50_ratio" not in two
