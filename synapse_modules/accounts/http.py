@@ -44,6 +44,7 @@ from synapse_modules.accounts.store.accounts import (
     update_account_txn,
 )
 from synapse_modules.accounts.store.follows import record_own_follow_txn
+from synapse_modules.accounts.store.staff import transfer_account_txn
 from synapse_modules.accounts.storefront import Storefronts
 from synapse_modules.merchant_circle.lookups import BoundedCache
 from synapse_modules.merchant_circle.parts import CircleParts
@@ -127,8 +128,16 @@ class AccountsHttp:
         if account is None:
             account = await self._create(account_id, wanted)
         self._check_unchanged(account, wanted)
-        await self._store.run(update_account_txn, account_id, wanted.name, wanted.avatar_url, wanted.description,
-                              wanted.verified)
+        if wanted.owner != account.owner:
+            # A transfer (docs/accounts.md, "Transferring an account"): the new owner takes the old
+            # one's place in every support room, by the staff sync the same transaction queues.
+            await self._store.run(transfer_account_txn, account_id, account.merchant_id, wanted.owner, wanted.name,
+                                  wanted.avatar_url, wanted.description, wanted.verified,
+                                  self._api.get_current_time_msec())
+            self._parts.queue.kick()
+        else:
+            await self._store.run(update_account_txn, account_id, wanted.name, wanted.avatar_url,
+                                  wanted.description, wanted.verified)
         try:
             await self._channels.make(account, wanted.name, wanted.avatar_url)
             published = await self._channels.publish(account_id)
@@ -149,8 +158,9 @@ class AccountsHttp:
     def _check_unchanged(account: Account, wanted: AccountInput) -> None:
         if account.kind != wanted.kind:
             raise conflict(f"'kind': {account.account_id} is an account of kind {account.kind}; a kind cannot change")
-        if account.owner != wanted.owner:
-            raise conflict(f"'owner': {account.account_id} is owned by another user; transfers are not supported yet")
+        if account.owner != wanted.owner and account.kind == "merchant":
+            raise conflict(f"'owner': {account.account_id} is a merchant's own account (its posts come from "
+                           f"{account.owner}); only organisation and platform accounts change owners")
 
     async def _create(self, account_id: str, wanted: AccountInput) -> Account:
         """Checks that a new account can have its channel and alias, then its record."""

@@ -3,10 +3,11 @@ seated by the room's creator (the circles' service account), and staff removed a
 
 A support room's power levels record who sits there for the account: the account's user, the
 owner and each staff member at power 50 (``staff_rules.PERSON_LEVEL``). :meth:`SupportSeats.reconcile`
-compares them with the staff of now: staff not at 50 yet are invited and joined, then given 50;
-anyone at 50 who is no longer staff is removed (kicked by the creator, the only one who may) and
-loses the 50. It can be run again at any point (a restart half-way): what is done is seen as done.
-A staff member who leaves a room themselves keeps their 50 there and is not brought back.
+compares them with the owner and staff of now: those not at 50 yet are invited and joined, then
+given 50; anyone at 50 who is no longer staff or owner (a former owner, after a transfer) is removed
+(kicked by the creator, the only one who may) and loses the 50. It can be run again at any point
+(a restart half-way): what is done is seen as done. A staff member (or owner) who leaves a room
+themselves keeps their 50 there and is not brought back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from synapse_modules.merchant_circle.parts import CircleParts
 
 logger = logging.getLogger(__name__)
 
-REMOVED_REASON = "No longer staff of {name} · 已不再是{name}的客服"
+REMOVED_REASON = "No longer answering for {name} · 已不再为{name}接待客户"
 
 
 class SupportSeats:
@@ -69,7 +70,9 @@ class SupportSeats:
             raise RuntimeError(f"the support room {room_id} has no power levels here")
         content = plain(levels.content)
         users = content.get("users") if isinstance(content.get("users"), dict) else {}
-        seat, remove = staff_changes(users, staff, (account.merchant_id, account.owner), follower)
+        # The owner is seated like staff: after a transfer the new owner comes in and the old one,
+        # no longer owner nor staff, leaves. A merchant's owner is its own user (``keep``).
+        seat, remove = staff_changes(users, [*staff, account.owner], (account.merchant_id,), follower)
         if not seat and not remove:
             return False
         seat = await self.seat_staff(seat, room_id)

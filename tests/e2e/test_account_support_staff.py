@@ -15,7 +15,7 @@ import requests
 from nio import AsyncClient
 
 from tests.e2e.test_account_support import SETTINGS, WELCOME, autoreply, by_sender_and_body, open_support
-from tests.e2e.test_accounts import ACCOUNTS, _h, error_of, make_account, new_id
+from tests.e2e.test_accounts import ACCOUNTS, _h, error_of, get_account, make_account, new_id, put_account
 from tests.e2e.test_merchant_circle import room_state, wait_until
 from tests.harness.matrix import client_for, create_dm, is_reply_to, room_events, send_text, wait_for_event
 from tests.harness.stack import RunningStack
@@ -165,6 +165,47 @@ async def test_staff_are_seated_in_old_and_new_support_rooms_answer_there_and_le
     r = requests.put(f"{stack.url}/_matrix/client/v3/rooms/{quote(old_room)}/send/m.room.message/x1",
                       json={"msgtype": "m.text", "body": "still here?"}, headers=_h(clerk), timeout=30)
     assert r.status_code == 403, r.text
+
+
+def test_a_transfer_seats_the_new_owner_in_every_support_room_and_removes_the_old(stack: RunningStack) -> None:
+    account_id, owner, _ = make_account(stack, name="Harbour Museum")
+    assert autoreply(stack, account_id, owner, SETTINGS).status_code == 200
+    heir, clerk, visitor = stack.register_user(), stack.register_user(), stack.register_user()
+    room_id = open_support(stack, account_id, visitor).json()["room_id"]
+    assert put_staff(stack, account_id, owner, {"user_ids": [heir["user_id"], clerk["user_id"]]}).status_code == 200
+    synced(stack, account_id, owner)
+    body = {"kind": "organisation", "owner": heir["user_id"], "name": "Harbour Museum", "verified": True}
+
+    # Only a server admin transfers; a transfer to nobody, or of a merchant's own account, changes nothing.
+    error_of(put_account(stack, account_id, body, headers=_h(owner)), 403)
+    error_of(put_account(stack, account_id, {**body, "owner": f"@nobody-{new_id()}:{stack.server_name}"}), 400,
+             "owner")
+    shop_id, shop_owner, _ = make_account(stack, kind="merchant", name="Tea Shop")
+    error_of(put_account(stack, shop_id, {"kind": "merchant", "owner": heir["user_id"], "name": "Tea Shop"}), 409,
+             "owner")
+    assert get_account(stack, shop_id, shop_owner).json()["owner"] == shop_owner["user_id"]
+    assert get_account(stack, account_id, owner).json()["owner"] == owner["user_id"]
+
+    r = put_account(stack, account_id, body)
+    assert r.status_code == 200 and r.json()["owner"] == heir["user_id"] and r.json()["verified"] is True, r.text
+    # The heir owns it now and is no longer staff; the sync seats them and removes the old owner.
+    assert synced(stack, account_id, heir)["user_ids"] == [clerk["user_id"]]
+    state = room_state(stack, room_id)
+    levels = state[("m.room.power_levels", "")]["users"]
+    assert state[("m.room.member", heir["user_id"])]["membership"] == "join" and levels[heir["user_id"]] == 50
+    assert state[("m.room.member", clerk["user_id"])]["membership"] == "join" and levels[clerk["user_id"]] == 50
+    gone = state[("m.room.member", owner["user_id"])]
+    assert gone["membership"] == "leave" and "Harbour Museum" in gone["reason"]
+    assert owner["user_id"] not in levels
+    # The old owner lost the account's rights, the new one has them.
+    error_of(get_staff(stack, account_id, owner), 403)
+    assert "owner" not in get_account(stack, account_id, owner).json()
+    assert put_staff(stack, account_id, heir, {"user_ids": []}).status_code == 200
+    # A support room opened now seats the new owner from the start.
+    newcomer = stack.register_user()
+    fresh = room_state(stack, open_support(stack, account_id, newcomer).json()["room_id"])
+    assert fresh[("m.room.member", heir["user_id"])]["membership"] == "join"
+    assert ("m.room.member", owner["user_id"]) not in fresh
 
 
 def test_bad_staff_requests_are_refused_naming_the_field(stack: RunningStack) -> None:

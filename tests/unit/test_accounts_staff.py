@@ -23,7 +23,7 @@ from synapse_modules.accounts.staff_rules import (
     staff_levels,
     validate_staff,
 )
-from synapse_modules.accounts.store.accounts import NewAccount, insert_account_txn
+from synapse_modules.accounts.store.accounts import NewAccount, get_account_txn, insert_account_txn
 from synapse_modules.accounts.store.schema import SCHEMA
 from synapse_modules.accounts.store.staff import (
     DM_JOB,
@@ -34,6 +34,7 @@ from synapse_modules.accounts.store.staff import (
     set_staff_txn,
     staff_sync_queued_txn,
     support_rooms_after_txn,
+    transfer_account_txn,
 )
 from synapse_modules.accounts.store.support import insert_support_room_txn
 from synapse_modules.merchant_circle.config import MerchantCircleConfig
@@ -120,6 +121,29 @@ def test_the_decline_names_the_account_and_its_support_room_only() -> None:
 def _account(txn: Any, account_id: str = "library", kind: str = "organisation") -> None:
     insert_account_txn(txn, NewAccount(account_id, kind, "@owner:hs", f"@acct.{account_id}:hs", "City Library",
                                        None, None, False, NOW, add_months(NOW, 36)))
+
+
+def test_after_a_transfer_a_room_seats_the_new_owner_and_removes_the_old() -> None:
+    """What ``SupportSeats.reconcile`` asks: the owner is seated like staff, only the account's
+    user is kept whatever the lists say."""
+    users = {ACCT: 50, "@old-owner:hs": 50, "@staff:hs": 50}
+    seat, remove = staff_changes(users, ["@staff:hs", "@new-owner:hs"], (ACCT,), "@follower:hs")
+    assert seat == ["@new-owner:hs"] and remove == ["@old-owner:hs"]
+    # A merchant's owner is its own user: kept, never seated twice.
+    assert staff_changes({ACCT: 50}, [ACCT], (ACCT,), "@f:hs") == ([], [])
+
+
+def test_a_transfer_changes_the_owner_drops_them_from_staff_and_queues_a_sync_from_the_start(txn: Any) -> None:
+    _account(txn)
+    set_staff_txn(txn, "library", ACCT, ["@heir:hs", "@clerk:hs"], NOW)
+    (running,) = due_jobs_txn(txn, (STAFF_JOB,), NOW, 10)
+    assert next_staff_step_txn(txn, running.job_id, ACCT, staff_cursor(NOW, "!r:hs"), NOW + 1)  # half-way
+    transfer_account_txn(txn, "library", ACCT, "@heir:hs", "Library", None, "Books", True, NOW + 2)
+    account = get_account_txn(txn, "library")
+    assert account is not None and (account.owner, account.name, account.verified) == ("@heir:hs", "Library", True)
+    assert get_staff_txn(txn, "library") == ["@clerk:hs"]
+    (sync,) = due_jobs_txn(txn, (STAFF_JOB,), NOW + 2, 10)
+    assert sync.reason == "from:"  # every room again, whatever the running sync had done
 
 
 def test_a_put_replaces_the_staff_and_the_queued_sync(txn: Any) -> None:

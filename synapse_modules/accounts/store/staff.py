@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from synapse_modules.accounts.staff_rules import CURSOR_PREFIX
-from synapse_modules.accounts.store.accounts import get_account_txn
+from synapse_modules.accounts.store.accounts import get_account_txn, update_account_txn
 from synapse_modules.merchant_circle.store.follows import (
     drop_jobs_txn,
     enqueue_job_txn,
@@ -50,6 +50,18 @@ def set_staff_txn(txn: Any, account_id: str, merchant_id: str, user_ids: Sequenc
     drop_jobs_txn(txn, STAFF_JOB, merchant_id)
     enqueue_job_txn(txn, STAFF_JOB, merchant_id, merchant_id, None, CURSOR_PREFIX, now)
     return added, removed
+
+
+def transfer_account_txn(txn: Any, account_id: str, merchant_id: str, owner: str, name: str,
+                         avatar_url: str | None, description: str | None, verified: bool, now: int) -> None:
+    """An account's profile with a new owner, in one transaction: the new owner is no longer
+    staff (the owner answers anyway), and a staff sync over the support rooms from the first
+    seats the new owner and removes the old (``SupportSeats.reconcile``)."""
+    update_account_txn(txn, account_id, name, avatar_url, description, verified)
+    txn.execute("UPDATE wangxin_accounts SET owner = ? WHERE account_id = ?", (owner, account_id))
+    txn.execute("DELETE FROM wangxin_account_staff WHERE account_id = ? AND user_id = ?", (account_id, owner))
+    drop_jobs_txn(txn, STAFF_JOB, merchant_id)
+    enqueue_job_txn(txn, STAFF_JOB, merchant_id, merchant_id, None, CURSOR_PREFIX, now)
 
 
 def staff_sync_queued_txn(txn: Any, merchant_id: str) -> bool:
