@@ -302,16 +302,21 @@ REGISTERED = "stock_with_registration"
 
 
 def _sends(sides: list[Side], room_key: str, messages: int, progress: Progress, label: str) -> dict[str, Any]:
-    """Ten sends per side in turn. With a third side (stock carrying the bridge's registration),
-    also its figures and the ratios Wangxin / it and it / stock."""
+    """Ten sends per side in turn, each round starting with the next side (so that no side
+    always follows the same other side's batch, and the work that batch leaves behind). With a
+    third side (stock carrying the bridge's registration), also its figures and the ratios
+    Wangxin / it and it / stock."""
     senders = [s.send(room_key) for s in sides]
     for _ in range(10):
         for send in senders:
             send()
     samples: list[list[float]] = [[] for _ in sides]
+    round_no = 0
     while len(samples[0]) < messages:
-        for send, got in zip(senders, samples, strict=True):
-            got += [send() for _ in range(10)]
+        for k in range(len(sides)):
+            i = (round_no + k) % len(sides)
+            samples[i] += [senders[i]() for _ in range(10)]
+        round_no += 1
         progress.tick(label, 10)
     by_name = {s.name: got for s, got in zip(sides, samples, strict=True)}
     out = _compare({name: {"s": got, "bytes": [0]} for name, got in by_name.items()})
@@ -360,8 +365,7 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int,
             registered: Any | None = None) -> dict[str, Any]:
     """``registered``: stock Synapse carrying the bridge's registration, a third side for the sends."""
     sides = [Side("wangxin", wx, account), Side("stock", stock, account)]
-    if registered is not None:
-        sides.append(Side(REGISTERED, registered, account))
+    send_sides = sides + ([Side(REGISTERED, registered, account)] if registered is not None else [])
     result: dict[str, Any] = {}
     try:
         plan = [("first_screen_sliding_sync", Side.first_screen),
@@ -393,9 +397,9 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int,
                         result[label][name]["thumbnail_bytes_p50"] = int(median(p["thumbnail_bytes"] for p in parts))
             for label, key in (("send_small_room", "small"), ("send_big_group", "big")):
                 print(f"[first_screen] measuring {label}", file=sys.stderr, flush=True)
-                result[label] = _sends(sides, key, messages, progress, label)
+                result[label] = _sends(send_sides, key, messages, progress, label)
     finally:
-        for side in sides:
+        for side in send_sides:
             side.close()
     return result
 
