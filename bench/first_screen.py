@@ -20,10 +20,12 @@ with the other side), so drift in the machine's load hits both alike:
   800x600 thumbnails of their images over six connections as a browser would; the circles
   take turns;
 - **message send** by the viewer in the 10-member room and in the big group, ten at a time
-  per side, on three sides: Wangxin, stock, and a third copy, stock carrying the bridge's
-  application-service registration with no URL (``stock_with_registration``: Synapse sends it
-  nothing but does its per-event bookkeeping for it), which tells what the modules cost from
-  what any registered application service costs.
+  per side, the side that starts a round taking turns.
+
+Every measurement has a third side: another copy, stock Synapse carrying the bridge's
+application-service registration with no URL (``stock_with_registration``: Synapse sends it
+nothing but does its per-event bookkeeping for it), which tells what the modules cost from what
+any registered application service costs.
 
 Bytes are the JSON's (``bytes_p50``), what it would weigh gzipped (``gzip_bytes_last``, computed
 here) and what came over the connection (``wire_bytes_p50``: the same as the JSON's unless
@@ -279,10 +281,15 @@ def _alternate(sides: list[Side], fn: Callable[[Side, int], tuple[float, int, di
     return got
 
 
+REGISTERED = "stock_with_registration"
+
+
 def _compare(got: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
+    """Each side's figures and Wangxin / stock; with the third side (stock carrying the bridge's
+    registration), also the ratios Wangxin / it and it / stock."""
     wx, st = got["wangxin"], got["stock"]
     out: dict[str, Any] = {}
-    for name, data in (("wangxin", wx), ("stock", st)):
+    for name, data in got.items():
         out[name] = {**summary_ms(data["s"]), "bytes_p50": int(median(data["bytes"]))}
         if data.get("wire"):
             out[name]["wire_bytes_p50"] = int(median(data["wire"]))
@@ -290,15 +297,18 @@ def _compare(got: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
     out["p50_ratio_95pct_interval"] = p50_ratio_interval(wx["s"], st["s"])
     out["p95_ratio"] = ratio(out["wangxin"]["p95_ms"], out["stock"]["p95_ms"])
     out["bytes_ratio"] = ratio(out["wangxin"]["bytes_p50"], out["stock"]["bytes_p50"])
+    if REGISTERED in got:
+        reg = got[REGISTERED]["s"]
+        out["wangxin_vs_registered_p50_ratio"] = ratio(out["wangxin"]["p50_ms"], out[REGISTERED]["p50_ms"])
+        out["wangxin_vs_registered_95pct_interval"] = p50_ratio_interval(wx["s"], reg)
+        out["registered_vs_stock_p50_ratio"] = ratio(out[REGISTERED]["p50_ms"], out["stock"]["p50_ms"])
+        out["registered_vs_stock_95pct_interval"] = p50_ratio_interval(reg, st["s"])
     return out
 
 
 def _gzip_size(body: dict[str, Any]) -> int:
     """What the answer would weigh gzipped (level 6) by a proxy in front of Synapse."""
     return len(gzip.compress(json.dumps(body, separators=(",", ":")).encode(), 6))
-
-
-REGISTERED = "stock_with_registration"
 
 
 def _sends(sides: list[Side], room_key: str, messages: int, progress: Progress, label: str) -> dict[str, Any]:
@@ -318,18 +328,10 @@ def _sends(sides: list[Side], room_key: str, messages: int, progress: Progress, 
             samples[i] += [senders[i]() for _ in range(10)]
         round_no += 1
         progress.tick(label, 10)
-    by_name = {s.name: got for s, got in zip(sides, samples, strict=True)}
-    out = _compare({name: {"s": got, "bytes": [0]} for name, got in by_name.items()})
-    for name in ("wangxin", "stock"):
+    out = _compare({s.name: {"s": got, "bytes": [0]} for s, got in zip(sides, samples, strict=True)})
+    for name in (s.name for s in sides):
         out[name].pop("bytes_p50", None)
     out.pop("bytes_ratio", None)
-    if REGISTERED in by_name:
-        reg = by_name[REGISTERED]
-        out[REGISTERED] = summary_ms(reg)
-        out["wangxin_vs_registered_p50_ratio"] = ratio(out["wangxin"]["p50_ms"], out[REGISTERED]["p50_ms"])
-        out["wangxin_vs_registered_95pct_interval"] = p50_ratio_interval(by_name["wangxin"], reg)
-        out["registered_vs_stock_p50_ratio"] = ratio(out[REGISTERED]["p50_ms"], out["stock"]["p50_ms"])
-        out["registered_vs_stock_95pct_interval"] = p50_ratio_interval(reg, by_name["stock"])
     return out
 
 
@@ -363,9 +365,10 @@ def _first_screen_facts(body: dict[str, Any]) -> dict[str, Any]:
 
 def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int,
             registered: Any | None = None) -> dict[str, Any]:
-    """``registered``: stock Synapse carrying the bridge's registration, a third side for the sends."""
+    """``registered``: stock Synapse carrying the bridge's registration, a third side."""
     sides = [Side("wangxin", wx, account), Side("stock", stock, account)]
-    send_sides = sides + ([Side(REGISTERED, registered, account)] if registered is not None else [])
+    if registered is not None:
+        sides.append(Side(REGISTERED, registered, account))
     result: dict[str, Any] = {}
     try:
         plan = [("first_screen_sliding_sync", Side.first_screen),
@@ -397,9 +400,9 @@ def measure(wx: Any, stock: Any, account: Account, samples: int, messages: int,
                         result[label][name]["thumbnail_bytes_p50"] = int(median(p["thumbnail_bytes"] for p in parts))
             for label, key in (("send_small_room", "small"), ("send_big_group", "big")):
                 print(f"[first_screen] measuring {label}", file=sys.stderr, flush=True)
-                result[label] = _sends(send_sides, key, messages, progress, label)
+                result[label] = _sends(sides, key, messages, progress, label)
     finally:
-        for side in send_sides:
+        for side in sides:
             side.close()
     return result
 
@@ -494,9 +497,10 @@ def run(sizes: Sizes, samples: int = 30, messages: int = 300, postgres: bool = F
                                                   (os.path.join(tmp, "stock_registered"), True, copy_redis[1])])
         stopping.callback(stock.stop)
         stopping.callback(registered.stop)
-        # Media files are not in the database: the copy serves the same thumbnails from its own store.
-        shutil.copytree(os.path.join(wangxin.stack.dir, "media_store"), os.path.join(stock.stack.dir, "media_store"),
-                        dirs_exist_ok=True)
+        # Media files are not in the database: the copies serve the same thumbnails from their own stores.
+        for copy in (stock, registered):
+            shutil.copytree(os.path.join(wangxin.stack.dir, "media_store"), os.path.join(copy.stack.dir, "media_store"),
+                            dirs_exist_ok=True)
         wait_for_bridge(wangxin.stack)
         if postgres:
             info["build"]["vacuum_analyze_s"] = round(_vacuum_analyze(
