@@ -47,9 +47,14 @@ def set_staff_txn(txn: Any, account_id: str, merchant_id: str, user_ids: Sequenc
     for user_id in added:
         txn.execute("INSERT INTO wangxin_account_staff (account_id, user_id, added_ts) VALUES (?, ?, ?)",
                     (account_id, user_id, now))
+    _restart_staff_sync_txn(txn, merchant_id, now)
+    return added, removed
+
+
+def _restart_staff_sync_txn(txn: Any, merchant_id: str, now: int) -> None:
+    """A staff sync over the account's support rooms from the first, replacing one still queued."""
     drop_jobs_txn(txn, STAFF_JOB, merchant_id)
     enqueue_job_txn(txn, STAFF_JOB, merchant_id, merchant_id, None, CURSOR_PREFIX, now)
-    return added, removed
 
 
 def transfer_account_txn(txn: Any, account_id: str, merchant_id: str, owner: str, name: str,
@@ -60,8 +65,7 @@ def transfer_account_txn(txn: Any, account_id: str, merchant_id: str, owner: str
     update_account_txn(txn, account_id, name, avatar_url, description, verified)
     txn.execute("UPDATE wangxin_accounts SET owner = ? WHERE account_id = ?", (owner, account_id))
     txn.execute("DELETE FROM wangxin_account_staff WHERE account_id = ? AND user_id = ?", (account_id, owner))
-    drop_jobs_txn(txn, STAFF_JOB, merchant_id)
-    enqueue_job_txn(txn, STAFF_JOB, merchant_id, merchant_id, None, CURSOR_PREFIX, now)
+    _restart_staff_sync_txn(txn, merchant_id, now)
 
 
 def staff_sync_queued_txn(txn: Any, merchant_id: str) -> bool:
