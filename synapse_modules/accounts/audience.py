@@ -42,9 +42,6 @@ class Audience:
         self._bot = parts.config.merchant_bot
         self._counting = False
 
-    def register_callbacks(self) -> None:
-        self._api.register_spam_checker_callbacks(check_event_for_spam=self.check_event_for_spam)
-
     def not_followers(self, account_user: str) -> list[str]:
         """Members of a channel who are no followers: they post or own it."""
         return [self._parts.lookups.owner, account_user] + ([self._bot] if self._bot else [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from synapse.module_api import ModuleApi
+from synapse.module_api import EventBase, ModuleApi
 
 from synapse_modules._http import RoutedJsonResource
 from synapse_modules.accounts.audience import COUNT_INTERVAL_MS, Audience
@@ -30,7 +30,14 @@ def add_followers_desk(api: ModuleApi, config: AccountsConfig, store: AccountsSt
     support = Support(api, store, parts)
     audience = Audience(api, store, parts, zone)
     support.register_callbacks()
-    audience.register_callbacks()
+
+    async def check_event_for_spam(event: EventBase) -> str:
+        # One callback for both: Synapse wraps each registered callback in its own timing and
+        # cancellation guard, a fixed cost on every event sent (docs/operating.md, "What a send costs").
+        await support.check_event_for_spam(event)  # both always let the event through
+        return await audience.check_event_for_spam(event)
+
+    api.register_spam_checker_callbacks(check_event_for_spam=check_event_for_spam)
     DmRouting(api, store, parts, identities, support).register()
     StaffSync(api, store, parts, support).register()
     SupportHttp(api, store, parts.lookups, identities, support).add_routes(accounts)

@@ -118,9 +118,9 @@ class Support:
         self._settings: dict[str, tuple[int, AutoReply]] = {}
 
     def register_callbacks(self) -> None:
-        self._api.register_spam_checker_callbacks(
-            check_event_for_spam=self.check_event_for_spam, user_may_create_room=self.user_may_create_room,
-        )
+        """Only the room-creation check: ``check_event_for_spam`` is registered with the
+        audience's, as one callback (followers_desk.py)."""
+        self._api.register_spam_checker_callbacks(user_may_create_room=self.user_may_create_room)
 
     # -- the room ---------------------------------------------------------------------------
 
