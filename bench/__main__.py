@@ -1,5 +1,5 @@
 """``python3 run.py bench [core|transactions|mute|merchant_circle|follow_cost|contact_import|sms|first_screen|
-parcels|discovery|angle|audience] [options]``: print benchmark figures as JSON.
+send_cost|parcels|discovery|angle|audience] [options]``: print benchmark figures as JSON.
 
 Each benchmark starts its stacks itself (Wangxin and stock Synapse side by side) and prints
 absolute figures plus the ratio against stock. Results are also written to bench/results/.
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("which", nargs="?", default="core",
                         choices=["core", "transactions", "mute", "merchant_circle", "follow_cost", "contact_import",
-                                 "sms", "first_screen", "parcels", "discovery", "angle", "audience"])
+                                 "sms", "first_screen", "send_cost", "parcels", "discovery", "angle", "audience"])
     parser.add_argument("--messages", type=int, default=300, help="messages per side")
     parser.add_argument("--members", type=int, default=1000, help="room members (mute)")
     parser.add_argument("--followers", type=int,
@@ -58,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=24, help="first_screen: messages per DM and group")
     parser.add_argument("--keep-build", metavar="DIR",
                         help="first_screen: also keep the built account in this new directory (see --reuse-build)")
+    parser.add_argument("--py-spy", action="store_true",
+                        help="send_cost: also profile each side's Synapse during its sends (needs py-spy)")
+    parser.add_argument("--idle-seconds", type=int, default=30,
+                        help="send_cost: how long all three servers stay idle while their idle cost is measured")
     parser.add_argument("--reuse-build", metavar="DIR",
-                        help="first_screen: measure the account kept in DIR by --keep-build (on a copy of it; "
-                             "same database kind, either topology) instead of building one; its sizes apply")
+                        help="first_screen, send_cost (required there): measure the account kept in DIR by "
+                             "--keep-build (on a copy of it; same database kind, either topology) instead of "
+                             "building one; its sizes apply")
     parser.add_argument("--samples", type=int,
                         help="first_screen: measured requests per side for each sync and circle measurement")
     parser.add_argument("--people", type=int,
@@ -133,6 +138,23 @@ def main(argv: list[str] | None = None) -> int:
                                   redis=redis, concurrency=args.concurrency,
                                   command=command_line(sys.argv[1:] if argv is None else argv),
                                   keep_build=args.keep_build, reuse_build=args.reuse_build)
+    elif args.which == "send_cost":
+        from bench import send_cost
+        from bench.provenance import command_line
+
+        if not args.reuse_build:
+            parser.error("send_cost needs --reuse-build DIR (an account kept by first_screen --keep-build)")
+        if args.workers:
+            parser.error("send_cost runs single processes (it profiles the one Synapse process of each side)")
+        if args.messages < 10 or args.idle_seconds < 1:
+            parser.error("send_cost: --messages at least 10, --idle-seconds at least 1")
+        try:
+            result = send_cost.run(args.reuse_build, bool(args.postgres), messages=args.messages,
+                                   idle_seconds=args.idle_seconds, py_spy=args.py_spy,
+                                   results_dir=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+                                   command=command_line(sys.argv[1:] if argv is None else argv))
+        except ValueError as e:
+            parser.error(str(e))
     elif args.which == "parcels":
         from bench import parcels
         from bench.parcels_plan import check_sizes
