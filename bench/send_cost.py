@@ -17,8 +17,9 @@ with no URL, and plain stock Synapse. For each:
   summarised as the share of samples in Wangxin's modules (by function), in Synapse's wrappers
   around module callbacks, and in Synapse's application-service handling. The raw profiles are
   written beside the results (``bench/results/send_cost-*.txt``, py-spy's ``raw`` format, which
-  flame-graph tools read). Under py-spy every side runs slower; compare the sides, not the
-  times with an unprofiled run.
+  flame-graph tools read). py-spy samples without stopping the process (``--nonblocking``),
+  yet profiled sends are slower, and not by the same factor on every side: take the profile's
+  shares from a profiled run and the times and ratios from a run without ``--py-spy``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ ROOM = "small"  # the account's 10-member room
 WARMUP = 20  # unmeasured sends per side before the rounds
 SAMPLE_RATE = 200  # py-spy samples per second
 ROUNDS = 2
+# PostgreSQL's backends publish their transaction counts at most every 10 s when idle
+# (PGSTAT_IDLE_INTERVAL): a count is read this long after the work it should include, and an
+# idle window starts this long after the sends before it.
+STATS_FLUSH_S = 11
 
 # Where a profiled frame belongs (py-spy names a frame ``function (file:line)``).
 MODULES = "synapse_modules/"
@@ -128,8 +133,8 @@ def _profiled(binary: str | None, pid: int | None, path: str) -> Iterator[None]:
     if binary is None or pid is None:
         yield
         return
-    spy = subprocess.Popen([binary, "record", "--rate", str(SAMPLE_RATE), "--format", "raw", "--output", path,
-                            "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spy = subprocess.Popen([binary, "record", "--rate", str(SAMPLE_RATE), "--format", "raw", "--nonblocking",
+                            "--output", path, "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(2)  # attached and sampling before the first send
     try:
         yield
@@ -187,6 +192,7 @@ def _measure(sides: list[Side], benches: dict[str, Any], messages: int, idle_sec
         for send in sends.values():
             send()
     print(f"[send_cost] idle for {idle_seconds} s", file=sys.stderr, flush=True)
+    time.sleep(STATS_FLUSH_S)  # the warm-up's transactions counted before the window opens
     cpu0 = {name: process_cpu(b.stack) for name, b in benches.items()}
     tx0 = {name: transactions(_database_name(b)) for name, b in benches.items()}
     time.sleep(idle_seconds)
@@ -209,6 +215,8 @@ def _measure(sides: list[Side], benches: dict[str, Any], messages: int, idle_sec
                 got = [sends[side.name]() for _ in range(messages)]
             entry: dict[str, Any] = {"p50_ms": round(median(got) * 1000, 2),
                                      "cpu_ms_per_send": _per(process_cpu(b.stack), cpu, messages)}
+            if tx is not None:
+                time.sleep(STATS_FLUSH_S)
             after = transactions(_database_name(b))
             if after is not None and tx is not None:
                 entry["transactions_per_send"] = round((after - tx) / messages, 2)
