@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from synapse.module_api import EventBase, ModuleApi
+from synapse.module_api import NOT_SPAM, EventBase, ModuleApi
 
 from synapse_modules._http import RoutedJsonResource
 from synapse_modules.accounts.audience import COUNT_INTERVAL_MS, Audience
@@ -33,8 +33,11 @@ def add_followers_desk(api: ModuleApi, config: AccountsConfig, store: AccountsSt
 
     async def check_event_for_spam(event: EventBase) -> str:
         # One callback for both: Synapse wraps each registered callback in its own timing and
-        # cancellation guard, a fixed cost on every event sent (docs/operating.md, "What a send costs").
-        await support.check_event_for_spam(event)  # both always let the event through
+        # cancellation guard, a fixed cost on every event sent (docs/operating.md, "Deploying
+        # for speed").
+        verdict = await support.check_event_for_spam(event)
+        if verdict != NOT_SPAM:
+            return verdict
         return await audience.check_event_for_spam(event)
 
     api.register_spam_checker_callbacks(check_event_for_spam=check_event_for_spam)
